@@ -1,0 +1,178 @@
+#include "agent/enroll.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/agent_files.h"
+#include "agent/agent_output.h"
+#include "api/admin_client.h"
+#include "api/api_client.h"
+#include "api/est_client.h"
+#include "core/file_io.h"
+#include "core/names.h"
+#include "crypto/crypto.h"
+
+namespace warden::agent {
+namespace {
+
+using core::Result;
+using core::Status;
+
+std::vector<crypto::X509Ptr> copies(const api::CaChain& chain) {
+  std::vector<crypto::X509Ptr> out;
+  X509_up_ref(chain.root.get());
+  out.emplace_back(chain.root.get());
+  for (const auto& c : chain.intermediates) {
+    X509_up_ref(c.get());
+    out.emplace_back(c.get());
+  }
+  return out;
+}
+
+// localFailure marks a failure on this machine (files), which must not be
+// mistaken for an unreachable server (exit 3).
+Status localFailure(const Status& s) { return core::failedPrecondition(s.message()); }
+
+struct Enrolled {
+  crypto::X509Ptr leaf;
+  std::string serial;
+};
+
+Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url) {
+  // 1. First contact: complete the handshake provisionally and fetch the CA
+  //    certificates; nothing secret is sent on this connection.
+  api::ApiClientOptions bootstrap;
+  bootstrap.server = url;
+  bootstrap.tls.provisional = true;
+  WARDEN_ASSIGN_OR_RETURN(auto first, api::ApiClient::create(bootstrap));
+  WARDEN_ASSIGN_OR_RETURN(auto ca_certs, api::fetchCaCerts(*first));
+  // 2. The pin decides: the root with the pinned fingerprint, and the
+  //    server's own chain must lead to it for the host we dialled.
+  WARDEN_ASSIGN_OR_RETURN(api::CaChain chain, api::selectPinnedChain(std::move(ca_certs), o.ca_fingerprint));
+  WARDEN_RETURN_IF_ERROR(api::verifyChainWithPin(first->peerChain(), copies(chain), o.ca_fingerprint, url));
+  logInfo(o.output_json, fmt::format("server {} verified against the pinned root CA {}", url.text, o.ca_fingerprint));
+
+  // 3. The key is made here and never leaves the device.
+  WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr key, crypto::generateEcKey());
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509ReqPtr csr, api::buildCsr(key.get(), o.name));
+
+  // 4. simpleenroll over a connection verified against the pinned root.
+  api::ApiClientOptions verified;
+  verified.server = url;
+  verified.tls.trust_pem = chain.pem();
+  WARDEN_ASSIGN_OR_RETURN(auto second, api::ApiClient::create(verified));
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr leaf,
+                          api::requestCertificate(*second, "/.well-known/est/simpleenroll", api::csrBody(csr.get()),
+                                                  api::basicAuthorization(o.name, o.token)));
+  WARDEN_RETURN_IF_ERROR(api::checkIssuedCertificate(leaf.get(), key.get(), o.name, chain));
+
+  // 5. Write A: key 0600, cert = leaf + issuing CA, ca = root + issuing CA.
+  X509* issuer = api::issuerOf(leaf.get(), chain);
+  std::vector<X509*> cert_chain{leaf.get()};
+  if (issuer != nullptr) cert_chain.push_back(issuer);
+  WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(key.get()));
+  AgentPaths paths(o.dir);
+  Status s = core::makePrivateDir(o.dir);
+  if (s.isOk() && ::chmod(o.dir.c_str(), 0700) != 0) s = core::failedPrecondition("cannot chmod 0700");
+  if (!s.isOk()) return localFailure(Status(s.code(), fmt::format("cannot create {}: {}", o.dir, s.message())));
+  for (auto st : {core::writeFileAtomic(paths.key(), key_pem, 0600),
+                  core::writeFileAtomic(paths.cert(), crypto::certsToPem(cert_chain), 0644),
+                  core::writeFileAtomic(paths.ca(), chain.pem(), 0644),
+                  core::writeFileAtomic(paths.config(), renderAgentConfig({url.text, o.name, o.ca_fingerprint}), 0644)}) {
+    if (!st.isOk()) return localFailure(st);
+  }
+  std::fill(key_pem.begin(), key_pem.end(), '\0');
+  Enrolled out;
+  out.serial = crypto::serialHex(leaf.get());
+  out.leaf = std::move(leaf);
+  return out;
+}
+
+}  // namespace
+
+int runEnroll(const EnrollOptions& options) {
+  EnrollOptions o = options;
+  std::transform(o.ca_fingerprint.begin(), o.ca_fingerprint.end(), o.ca_fingerprint.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto url = api::parseServerUrl(o.server);
+  Status invalid;
+  if (!url.isOk()) {
+    invalid = url.status();
+  } else if (!core::isValidName(o.name)) {
+    invalid = core::checkName("device name", o.name);
+  } else if (o.token.empty() || o.token.size() > 512 ||
+             o.token.find_first_of(" \t\r\n:") != std::string::npos) {
+    invalid = core::invalidArgument("--token must be the one-time token printed by `warden device add` or `warden device token`");
+  } else if (!api::isValidFingerprint(o.ca_fingerprint)) {
+    invalid = core::invalidArgument("--ca-fingerprint must read sha256: followed by 64 hex digits (printed by `warden device add`)");
+  } else if (o.dir.empty()) {
+    invalid = core::invalidArgument("--dir is required");
+  }
+  if (!invalid.isOk()) {
+    printError(invalid.message());
+    return api::kExitUsage;
+  }
+
+  auto result = enroll(o, *url);
+  if (!result.isOk()) {
+    const Status& s = result.status();
+    std::string hint;
+    switch (s.code()) {
+      case core::ErrorCode::kUnavailable:
+      case core::ErrorCode::kDeadlineExceeded:
+        hint = fmt::format("cannot reach the Warden API at {}: {}. Is `warden serve` running and --server right?", url->text,
+                           s.message());
+        break;
+      case core::ErrorCode::kUnauthenticated:
+        hint = fmt::format("enrollment at {} refused: {}. A token works once and expires; get a new one with "
+                           "`warden device token {}`.",
+                           url->text, s.message(), o.name);
+        if (s.message().find("pinned") != std::string::npos || s.message().find("TLS") != std::string::npos ||
+            s.message().find("certificate") != std::string::npos) {
+          hint = fmt::format("refusing to enroll at {}: {}. The token was not sent.", url->text, s.message());
+        }
+        break;
+      default:
+        hint = fmt::format("enrollment failed: {}", s.message());
+    }
+    printError(hint);
+    return api::exitCodeFor(s);
+  }
+
+  X509* leaf = result->leaf.get();
+  std::vector<std::string> uris = crypto::uriSans(leaf);
+  nlohmann::json j = {
+      {"name", o.name},
+      {"spiffe_id", uris.empty() ? nlohmann::json(nullptr) : nlohmann::json(uris.front())},
+      {"server", url->text},
+      {"dir", o.dir},
+      {"cert_serial", result->serial},
+      {"cert_not_after", core::formatRfc3339(crypto::notAfter(leaf))},
+      {"renew_at", core::formatRfc3339(api::renewalTime(leaf, core::systemClock().now()))},
+      {"ca_fingerprint", o.ca_fingerprint},
+  };
+  if (o.output_json) {
+    std::fputs((j.dump() + "\n").c_str(), stdout);
+  } else {
+    AgentPaths p(o.dir);
+    std::fputs(fmt::format("enrolled {} ({})\n"
+                           "  certificate serial {} valid until {} (renewal due {})\n"
+                           "  key:         {} (0600, generated on this device)\n"
+                           "  certificate: {} (leaf + issuing CA)\n"
+                           "  CA bundle:   {} (root + issuing CA)\n"
+                           "keep it renewed with: warden-agent run --dir {}\n",
+                           o.name, j["spiffe_id"].is_null() ? "no SPIFFE ID" : j["spiffe_id"].get<std::string>(),
+                           result->serial, j["cert_not_after"].get<std::string>(), j["renew_at"].get<std::string>(),
+                           p.key(), p.cert(), p.ca(), o.dir)
+                   .c_str(),
+               stdout);
+  }
+  std::fflush(stdout);
+  return api::kExitOk;
+}
+
+}  // namespace warden::agent

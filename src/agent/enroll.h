@@ -1,0 +1,21 @@
+#pragma once
+
+#include <string>
+
+namespace warden::agent {
+
+struct EnrollOptions {
+  std::string server;          // https://HOST:PORT of the Warden API
+  std::string name;            // device name the token was issued for
+  std::string token;           // one-time enrollment token (secret)
+  std::string ca_fingerprint;  // sha256:HEX of the root CA (pin)
+  std::string dir;             // agent directory A
+  bool output_json = false;
+};
+
+// runEnroll performs the first enrollment (RFC 7030 §4.1.1 bootstrap, then
+// simpleenroll) and writes the agent directory. Returns the process exit
+// code: 0, 1 failed, 2 invalid options, 3 unreachable / TLS / token refused.
+int runEnroll(const EnrollOptions& options);
+
+}  // namespace warden::agent

@@ -1,0 +1,99 @@
+// warden-agent: enrolls a device with a Warden server (EST, RFC 7030) and
+// keeps its certificate renewed.
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "agent/enroll.h"
+#include "agent/renewer.h"
+#include "api/admin_client.h"
+
+namespace {
+
+constexpr const char* kEnrollExamples = R"(
+Examples:
+  # On the operator's machine: `warden device add sensor-1 --role sensor` prints
+  # the token and the CA fingerprint. On the device:
+  warden-agent enroll --server https://gateway.example:8443 --name sensor-1 \
+      --token 3q2-7wX... --ca-fingerprint sha256:6f1c... --dir /var/lib/warden-agent
+  warden-agent enroll ... -o json     # machine-readable summary
+
+The agent first connects without sending anything secret, fetches the CA
+certificates and checks that the server's certificate chains to the root
+whose SHA-256 fingerprint you pinned; only then does it send the token. The
+private key is generated on the device and never leaves it.
+
+Writes DIR (0700): key.pem (0600), cert.pem (certificate + issuing CA),
+ca.pem (root + issuing CA) and agent.yaml (server, name, pin); each file is
+written to a temporary name and renamed.
+
+Exit codes: 0 enrolled; 1 failed; 2 invalid options; 3 server unreachable,
+TLS/pin verification failed or the token was refused (it works once and
+expires: `warden device token NAME` makes a new one).)";
+
+constexpr const char* kRunExamples = R"(
+Examples:
+  warden-agent run --dir /var/lib/warden-agent
+  warden-agent run --dir A --renew-now --once    # renew immediately, then exit
+
+Renews the certificate at 2/3 of its life through EST simplereenroll, over
+mutual TLS with the current certificate, with a new key unless --keep-key.
+The old key and certificate stay in place until the new ones are written.
+Each renewal also refreshes ca.pem from /.well-known/est/cacerts (the pinned
+fingerprint still decides which root is trusted). Failures are retried with
+exponential backoff (5 s doubling to 5 min, with jitter). SIGTERM or SIGINT
+stops it with exit code 0.
+
+Exit codes: 0 stopped by a signal (or --once succeeded); 1 failed; 2 DIR is
+not an enrolled agent directory; 3 (--once) server unreachable or TLS failure.)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"warden-agent: enrolls this device with a Warden server and keeps its certificate renewed"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer("\nRun `warden-agent COMMAND --help` for a command's options and examples.");
+  std::string global_output;
+  app.add_option("-o,--output", global_output, "output format: text or json")->check(CLI::IsMember({"text", "json"}));
+
+  warden::agent::EnrollOptions enroll;
+  std::string enroll_output;
+  CLI::App* enroll_cmd = app.add_subcommand("enroll", "enroll this device with a one-time token (EST simpleenroll)");
+  enroll_cmd->add_option("--server", enroll.server, "Warden API URL, https://HOST:PORT")->required();
+  enroll_cmd->add_option("--name", enroll.name, "device name the token was issued for")->required();
+  enroll_cmd->add_option("--token", enroll.token, "one-time enrollment token")->required();
+  enroll_cmd->add_option("--ca-fingerprint", enroll.ca_fingerprint, "pinned root CA fingerprint, sha256:HEX")->required();
+  enroll_cmd->add_option("--dir", enroll.dir, "agent directory to create or update")->required();
+  enroll_cmd->add_option("-o,--output", enroll_output, "output format: text or json")->check(CLI::IsMember({"text", "json"}));
+  enroll_cmd->footer(kEnrollExamples);
+
+  warden::agent::RunOptions run;
+  std::string run_output;
+  CLI::App* run_cmd = app.add_subcommand("run", "keep the certificate renewed (runs until SIGTERM)");
+  run_cmd->add_option("--dir", run.dir, "agent directory written by `warden-agent enroll`")->required();
+  run_cmd->add_option("--log-level", run.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
+  run_cmd->add_flag("--renew-now", run.renew_now, "renew at start instead of at 2/3 of the certificate's life");
+  run_cmd->add_flag("--once", run.once, "exit after the first renewal attempt");
+  run_cmd->add_flag("--keep-key", run.keep_key, "reuse the current key (default: a new key per renewal)");
+  run_cmd->add_option("-o,--output", run_output, "output format: text or json")->check(CLI::IsMember({"text", "json"}));
+  run_cmd->footer(kRunExamples);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : warden::api::kExitUsage;
+  }
+
+  auto json = [&](const std::string& leaf) { return (leaf.empty() ? global_output : leaf) == "json"; };
+  if (enroll_cmd->parsed()) {
+    enroll.output_json = json(enroll_output);
+    return warden::agent::runEnroll(enroll);
+  }
+  if (run_cmd->parsed()) return warden::agent::runAgent(run);
+  return warden::api::kExitUsage;
+}

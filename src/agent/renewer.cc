@@ -1,0 +1,210 @@
+#include "agent/renewer.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "agent/agent_files.h"
+#include "agent/agent_output.h"
+#include "api/admin_client.h"
+#include "api/api_client.h"
+#include "api/est_client.h"
+#include "core/file_io.h"
+#include "core/log.h"
+#include "crypto/crypto.h"
+
+namespace warden::agent {
+namespace {
+
+using core::Result;
+using core::Status;
+using SystemClock = std::chrono::system_clock;
+
+// StopSignal turns SIGTERM/SIGINT into a flag that interrupts the waits. A
+// request in flight is not waited for beyond a short grace period: every
+// file is replaced atomically, so exiting mid-request loses nothing.
+class StopSignal {
+ public:
+  StopSignal() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    std::thread([this] {
+      int sig = 0;
+      sigwait(&set_, &sig);
+      spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopped_ = true;
+      }
+      cv_.notify_all();
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      spdlog::default_logger()->flush();
+      ::_exit(0);  // the main thread is stuck in a request; nothing is half-written
+    }).detach();
+  }
+
+  // waitUntil sleeps until |deadline| or a stop; true if stopped.
+  bool waitUntil(SystemClock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    // Sleep in steps so a wall-clock jump (suspend, NTP) is noticed.
+    while (!stopped_ && SystemClock::now() < deadline) {
+      auto step = std::min<SystemClock::duration>(deadline - SystemClock::now(), std::chrono::seconds(30));
+      cv_.wait_for(lock, step);
+    }
+    return stopped_;
+  }
+
+  bool stopped() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopped_;
+  }
+
+ private:
+  sigset_t set_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+};
+
+Status localFailure(const Status& s) { return core::failedPrecondition(s.message()); }
+
+struct Renewal {
+  std::string serial;
+  core::SystemTime not_after;
+  bool ca_changed = false;
+};
+
+Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, const api::ServerUrl& url, bool keep_key) {
+  auto read = [](const std::string& path) -> Result<std::string> {
+    auto r = core::readFile(path, 256 * 1024);
+    if (!r.isOk()) return localFailure(r.status());
+    return r;
+  };
+  WARDEN_ASSIGN_OR_RETURN(std::string ca_pem, read(paths.ca()));
+  WARDEN_ASSIGN_OR_RETURN(std::string cert_pem, read(paths.cert()));
+  WARDEN_ASSIGN_OR_RETURN(std::string key_pem, read(paths.key()));
+
+  api::ApiClientOptions opts;
+  opts.server = url;
+  opts.tls.trust_pem = ca_pem;
+  opts.tls.cert_pem = cert_pem;
+  opts.tls.key_pem = key_pem;
+  auto client = api::ApiClient::create(opts);
+  if (!client.isOk()) return localFailure(client.status());
+
+  // Refresh ca.pem: the pin still decides which root is believed.
+  spdlog::info("fetching CA certificates from {}", url.text);
+  WARDEN_ASSIGN_OR_RETURN(auto certs, api::fetchCaCerts(**client));
+  WARDEN_ASSIGN_OR_RETURN(api::CaChain chain, api::selectPinnedChain(std::move(certs), config.ca_fingerprint));
+  Renewal out;
+  std::string new_ca = chain.pem();
+  if (new_ca != ca_pem) {
+    if (Status s = core::writeFileAtomic(paths.ca(), new_ca, 0644); !s.isOk()) return localFailure(s);
+    out.ca_changed = true;
+    spdlog::info("{} refreshed ({} CA certificates)", paths.ca(), 1 + chain.intermediates.size());
+  }
+
+  crypto::EvpPkeyPtr key;
+  if (keep_key) {
+    WARDEN_ASSIGN_OR_RETURN(key, crypto::privateKeyFromPem(key_pem));
+  } else {
+    WARDEN_ASSIGN_OR_RETURN(key, crypto::generateEcKey());
+  }
+  std::fill(key_pem.begin(), key_pem.end(), '\0');
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509ReqPtr csr, api::buildCsr(key.get(), config.name));
+
+  opts.tls.trust_pem = new_ca;
+  WARDEN_ASSIGN_OR_RETURN(auto reenroll_client, api::ApiClient::create(opts));
+  spdlog::info("requesting a new certificate (simplereenroll, {} key)", keep_key ? "same" : "new");
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr leaf, api::requestCertificate(*reenroll_client, "/.well-known/est/simplereenroll",
+                                                                        api::csrBody(csr.get()), std::nullopt));
+  WARDEN_RETURN_IF_ERROR(api::checkIssuedCertificate(leaf.get(), key.get(), config.name, chain));
+
+  std::vector<X509*> cert_chain{leaf.get()};
+  if (X509* issuer = api::issuerOf(leaf.get(), chain)) cert_chain.push_back(issuer);
+  WARDEN_ASSIGN_OR_RETURN(std::string new_key_pem, crypto::privateKeyToPem(key.get()));
+  Status installed = installCredentials(paths, new_key_pem, crypto::certsToPem(cert_chain));
+  std::fill(new_key_pem.begin(), new_key_pem.end(), '\0');
+  if (!installed.isOk()) return localFailure(installed);
+  out.serial = crypto::serialHex(leaf.get());
+  out.not_after = crypto::notAfter(leaf.get());
+  return out;
+}
+
+}  // namespace
+
+int runAgent(const RunOptions& options) {
+  core::initLogging(options.log_level);
+  AgentPaths paths(options.dir);
+  auto config = loadAgentConfig(paths.config());
+  if (!config.isOk()) {
+    printError(config.status().message());
+    return api::kExitUsage;
+  }
+  auto url = api::parseServerUrl(config->server);
+  if (!url.isOk()) {
+    printError(url.status().message());
+    return api::kExitUsage;
+  }
+  if (Status s = recoverPendingCredentials(paths); !s.isOk()) spdlog::warn("{}", s.message());
+
+  StopSignal stop;
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  bool renew_now = options.renew_now;
+  int attempt = 0;
+  spdlog::info("warden-agent for device {} at {} (directory {})", config->name, url->text, paths.dir);
+  while (!stop.stopped()) {
+    auto cert_pem = core::readFile(paths.cert(), 256 * 1024);
+    auto leaf = cert_pem.isOk() ? crypto::certFromPem(*cert_pem) : Result<crypto::X509Ptr>(cert_pem.status());
+    if (!leaf.isOk()) {
+      printError(fmt::format("{}: {}; enroll again with `warden-agent enroll`", paths.cert(), leaf.status().message()));
+      return api::kExitFailed;
+    }
+    auto now = SystemClock::now();
+    auto not_after = crypto::notAfter(leaf->get());
+    auto due = api::renewalTime(leaf->get(), certificateObtainedAt(paths, now));
+    if (!renew_now && now < due) {
+      spdlog::info("certificate {} valid until {}; renewal due at {}", crypto::serialHex(leaf->get()),
+                   core::formatRfc3339(not_after), core::formatRfc3339(due));
+      if (stop.waitUntil(due)) break;
+    }
+    renew_now = false;
+    auto renewed = renewOnce(paths, *config, *url, options.keep_key);
+    if (renewed.isOk()) {
+      attempt = 0;
+      spdlog::info("renewed: certificate {} valid until {}", renewed->serial, core::formatRfc3339(renewed->not_after));
+      if (options.once) return api::kExitOk;
+      continue;
+    }
+    const Status& s = renewed.status();
+    if (SystemClock::now() >= not_after) {
+      spdlog::error("the certificate expired at {}; the server no longer accepts it for renewal: enroll again with a new "
+                    "token (`warden device token {}`)",
+                    core::formatRfc3339(not_after), config->name);
+    }
+    if (options.once) {
+      printError(fmt::format("renewal failed: {}", s.message()));
+      return api::exitCodeFor(s);
+    }
+    auto delay = api::backoffDelay(attempt++, unit(rng));
+    spdlog::warn("renewal failed: {}; retrying in {} s", s.message(),
+                 std::chrono::duration_cast<std::chrono::seconds>(delay).count());
+    if (stop.waitUntil(SystemClock::now() + delay)) break;
+  }
+  spdlog::info("stopped");
+  return api::kExitOk;
+}
+
+}  // namespace warden::agent

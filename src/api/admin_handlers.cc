@@ -1,0 +1,467 @@
+// admin_handlers.cc: the operator's admin API (/v1/...), mutual TLS + policy.
+
+#include <unordered_set>
+
+#include "api/api_json.h"
+#include "api/api_server_impl.h"
+#include "core/names.h"
+#include "core/spiffe_id.h"
+#include "crypto/crypto.h"
+#include "gateway/decision_snapshot.h"
+#include "gateway/gateway.h"
+#include "identity/registry.h"
+#include "monitor/event.h"
+#include "monitor/event_log.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+namespace warden::api {
+namespace {
+
+constexpr int64_t kDefaultEventLimit = 1000;
+
+std::string unknownDeviceMessage(std::string_view name) {
+  return fmt::format("device '{}' does not exist; `warden device list` shows the fleet", name);
+}
+
+// parseTtl reads a TTL given as a duration string ("2h") or whole seconds.
+core::Result<std::optional<core::Seconds>> parseTtl(const nlohmann::json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<core::Seconds>();
+  if (it->is_string()) {
+    auto secs = core::parseDuration(it->get<std::string>());
+    if (!secs.isOk()) {
+      return core::invalidArgument(fmt::format("'{}': {} (e.g. \"30m\", \"24h\", \"7d\")", field,
+                                               secs.status().message()));
+    }
+    return std::optional<core::Seconds>(core::Seconds(*secs));
+  }
+  if (it->is_number_integer() && it->get<int64_t>() > 0) {
+    return std::optional<core::Seconds>(core::Seconds(it->get<int64_t>()));
+  }
+  return core::invalidArgument(
+      fmt::format("'{}' must be a duration such as \"24h\" or a positive number of seconds", field));
+}
+
+// parseJsonBody parses an optional JSON object body ("" -> {}).
+core::Result<nlohmann::json> parseJsonBody(const HttpRequest& req, bool required) {
+  std::string type = mediaType(req[http::field::content_type]);
+  if (req.body().empty()) {
+    if (required) return core::invalidArgument("the request needs a JSON object body");
+    return nlohmann::json::object();
+  }
+  if (!type.empty() && type != "application/json") {
+    return core::invalidArgument("Content-Type must be application/json");
+  }
+  nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    return core::invalidArgument("the request body must be a JSON object");
+  }
+  return body;
+}
+
+core::Status checkKnownKeys(const nlohmann::json& body, std::initializer_list<std::string_view> known) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    bool ok = false;
+    for (std::string_view k : known) ok = ok || it.key() == k;
+    if (!ok) {
+      std::string list;
+      for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      return core::invalidArgument(fmt::format("unknown field '{}'; known fields: {}", it.key().substr(0, 64), list));
+    }
+  }
+  return core::Status::ok();
+}
+
+}  // namespace
+
+std::variant<OperatorIdentity, HttpResponse> ApiServer::Impl::authenticateOperator(const PeerInfo& peer,
+                                                                                   const Route& route) {
+  const std::string action(adminAction(route.kind));
+  auto deny = [&](http::status status, std::string_view code, std::string principal, std::string_view reason,
+                  std::string message) {
+    recordEvent(monitor::event_type::kAdminDeny, principal, principal, action, route.device, "deny", "",
+                std::string(reason), {{"source", peer.address}, {"message", message}});
+    return errorResponse(status, code, message);
+  };
+  if (!peer.cert) {
+    return deny(http::status::unauthorized, "unauthenticated", "", monitor::reason::kUntrustedIssuer,
+                "the admin API requires the operator's client certificate: use `warden --dir D` or "
+                "--cert/--key/--ca");
+  }
+  X509* cert = peer.cert.get();
+  std::vector<std::string> uris = crypto::uriSans(cert);
+  if (uris.size() != 1) {
+    return deny(http::status::forbidden, "permission_denied", "", monitor::reason::kBadIdentity,
+                "the client certificate must carry exactly one URI SAN spiffe://<trust-domain>/user/<name>");
+  }
+  auto id = core::parseSpiffeId(uris.front());
+  if (!id.isOk() || id->trust_domain != config_.trust_domain) {
+    return deny(http::status::forbidden, "permission_denied", "", monitor::reason::kBadIdentity,
+                "the client certificate's SPIFFE ID is not in this server's trust domain");
+  }
+  const std::string spiffe = id->toString();
+  if (id->kind != core::PrincipalKind::kUser) {
+    return deny(http::status::forbidden, "permission_denied", spiffe, monitor::reason::kBadIdentity,
+                fmt::format("{} is not an operator: the admin API accepts only user certificates", spiffe));
+  }
+  core::SystemTime now = deps_.clock.now();
+  if (now >= crypto::notAfter(cert) || now < crypto::notBefore(cert)) {
+    return deny(http::status::unauthorized, "unauthenticated", spiffe, monitor::reason::kCertExpired,
+                "the operator certificate has expired or is not yet valid");
+  }
+  auto snapshot = deps_.snapshot.get();
+  if (!snapshot || !snapshot->fleet) {
+    return errorResponse(http::status::service_unavailable, "unavailable", "the server is still starting; retry");
+  }
+  const std::string* user = snapshot->fleet->userForSerial(crypto::serialHex(cert));
+  if (user == nullptr || *user != id->name) {
+    return deny(http::status::unauthorized, "unauthenticated", spiffe, monitor::reason::kUnknownSerial,
+                "the operator certificate is unknown to this server or has been revoked");
+  }
+  return OperatorIdentity{id->name, spiffe, ""};
+}
+
+std::optional<HttpResponse> ApiServer::Impl::authorizeOperator(OperatorIdentity& op, RouteKind kind,
+                                                               const std::string& resource) {
+  const std::string action(adminAction(kind));
+  auto snapshot = deps_.snapshot.get();
+  policy::Decision decision;
+  if (snapshot && snapshot->policy) {
+    policy::Principal principal;
+    principal.id = op.name;
+    principal.kind = core::PrincipalKind::kUser;
+    decision = snapshot->policy->authorize(principal, action, resource);
+  } else {
+    decision = {false, "default-deny", std::string(monitor::reason::kNoPermit)};  // nothing decided: deny
+  }
+  if (decision.permit) {
+    op.rule = decision.rule;
+    return std::nullopt;
+  }
+  recordEvent(monitor::event_type::kAdminDeny, op.spiffe_id, op.spiffe_id, action, resource, "deny", decision.rule,
+              decision.reason);
+  std::string message = fmt::format("the policy does not allow {} to perform {} on '{}' ({}, rule {})", op.spiffe_id,
+                                    action, resource, decision.reason, decision.rule);
+  nlohmann::json body = {{"error", "permission_denied"},
+                         {"message", message},
+                         {"rule", decision.rule},
+                         {"reason", decision.reason}};
+  return jsonResponse(http::status::forbidden, body);
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::handleAdmin(const Route& route, const HttpRequest& req,
+                                                           const PeerInfo& peer) {
+  auto auth = authenticateOperator(peer, route);
+  if (auto* res = std::get_if<HttpResponse>(&auth)) co_return std::move(*res);
+  OperatorIdentity op = std::get<OperatorIdentity>(std::move(auth));
+
+  std::string resource = "*";
+  if (!route.device.empty()) {
+    if (!core::isValidName(route.device)) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument",
+                              "invalid device name in the path: names match ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+    }
+    resource = route.device;
+  }
+  nlohmann::json add_body;
+  if (route.kind == RouteKind::kDeviceAdd) {
+    auto body = parseJsonBody(req, /*required=*/true);
+    if (!body.isOk()) co_return statusResponse(body.status());
+    add_body = std::move(body).value();
+    auto name = add_body.find("name");
+    if (name == add_body.end() || !name->is_string()) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument",
+                              "'name' is required: a device name such as \"temp-sensor-1\"");
+    }
+    if (!core::isValidName(name->get<std::string>())) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument",
+                              "invalid device name: names are 1-63 characters of a-z, 0-9 and '-', starting and "
+                              "ending with a letter or digit");
+    }
+    resource = name->get<std::string>();
+  }
+  if (auto denied = authorizeOperator(op, route.kind, resource)) co_return std::move(*denied);
+
+  switch (route.kind) {
+    case RouteKind::kDeviceAdd: co_return co_await deviceAdd(op, std::move(add_body));
+    case RouteKind::kDeviceList: co_return co_await deviceList();
+    case RouteKind::kDeviceShow: co_return co_await deviceShow(route.device);
+    case RouteKind::kDeviceToken: co_return co_await deviceToken(op, route.device, req);
+    case RouteKind::kDeviceRevoke:
+    case RouteKind::kDeviceQuarantine:
+    case RouteKind::kDeviceRelease: co_return co_await deviceStateChange(op, route.kind, route.device);
+    case RouteKind::kPolicyApply: co_return co_await policyApply(op, req);
+    case RouteKind::kPolicyShow: co_return co_await policyShow();
+    case RouteKind::kEventsRead: co_return co_await eventsRead(route);
+    default: co_return errorResponse(http::status::not_found, "not_found", "no such endpoint");
+  }
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::deviceAdd(const OperatorIdentity& op, nlohmann::json body) {
+  if (auto s = checkKnownKeys(body, {"name", "role", "labels", "token_ttl"}); !s.isOk()) co_return statusResponse(s);
+  const std::string name = body["name"].get<std::string>();
+  auto role_it = body.find("role");
+  if (role_it == body.end() || !role_it->is_string()) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument",
+                            "'role' is required: a role name such as \"sensor\" (policies select on it)");
+  }
+  const std::string role = role_it->get<std::string>();
+  core::Labels labels;
+  if (auto it = body.find("labels"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument",
+                              "'labels' must be an object of string values, e.g. {\"site\": \"plant-1\"}");
+    }
+    for (auto l = it->begin(); l != it->end(); ++l) {
+      if (!l.value().is_string()) {
+        co_return errorResponse(http::status::bad_request, "invalid_argument",
+                                "'labels' values must be strings, e.g. {\"site\": \"plant-1\"}");
+      }
+      labels[l.key()] = l.value().get<std::string>();
+    }
+  }
+  auto ttl = parseTtl(body, "token_ttl");
+  if (!ttl.isOk()) co_return statusResponse(ttl.status());
+
+  auto added = co_await onWorker([this, name, role, labels, ttl = *ttl]() {
+    return deps_.registry.addDevice(name, role, labels, ttl);
+  });
+  if (!added.isOk()) {
+    if (added.status().code() == core::ErrorCode::kAlreadyExists) {
+      co_return errorResponse(http::status::conflict, "already_exists",
+                              fmt::format("device '{}' already exists (names are never reused, even after revoke): "
+                                          "choose another name",
+                                          name));
+    }
+    co_return statusResponse(added.status());
+  }
+  const identity::NewDevice& nd = *added;
+  recordEvent(monitor::event_type::kDeviceAdd, deviceSpiffeId(name), op.spiffe_id, "admin:device.add", name, "permit",
+              op.rule, std::string(monitor::reason::kPermitted), {{"role", role}});
+  nlohmann::json label_json = nlohmann::json::object();
+  for (const auto& [k, v] : nd.record.labels) label_json[k] = v;
+  co_return jsonResponse(http::status::created,
+                         {{"name", nd.record.name},
+                          {"role", nd.record.role},
+                          {"labels", label_json},
+                          {"token", nd.token},
+                          {"token_expires_at", core::formatRfc3339(core::fromUnixSeconds(nd.token_expires_at))},
+                          {"ca_fingerprint", ca_fingerprint_}});
+}
+
+namespace {
+
+using DeviceView = std::pair<store::DeviceRecord, std::optional<store::CertRecord>>;
+
+core::Result<DeviceView> loadDeviceView(store::Store& store, const std::string& name) {
+  WARDEN_ASSIGN_OR_RETURN(store::DeviceRecord device, store.getDevice(name));
+  WARDEN_ASSIGN_OR_RETURN(std::optional<store::CertRecord> cert, store.latestCert(name));
+  return DeviceView{std::move(device), std::move(cert)};
+}
+
+}  // namespace
+
+asio::awaitable<HttpResponse> ApiServer::Impl::deviceList() {
+  auto views = co_await onWorker([this]() -> core::Result<std::vector<DeviceView>> {
+    WARDEN_ASSIGN_OR_RETURN(std::vector<store::DeviceRecord> devices, deps_.store.listDevices());
+    std::vector<DeviceView> out;
+    out.reserve(devices.size());
+    for (auto& d : devices) {
+      WARDEN_ASSIGN_OR_RETURN(std::optional<store::CertRecord> cert, deps_.store.latestCert(d.name));
+      out.emplace_back(std::move(d), std::move(cert));
+    }
+    return out;
+  });
+  if (!views.isOk()) co_return statusResponse(views.status());
+  std::vector<std::string> live = deps_.gateway.connectedDevices();
+  std::unordered_set<std::string> connected(live.begin(), live.end());
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [device, cert] : *views) {
+    list.push_back(deviceToJson(device, cert, connected.count(device.name) != 0, config_.trust_domain));
+  }
+  co_return jsonResponse(http::status::ok, {{"devices", std::move(list)}});
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::deviceShow(const std::string& name) {
+  auto view = co_await onWorker([this, name]() { return loadDeviceView(deps_.store, name); });
+  if (!view.isOk()) {
+    if (view.status().code() == core::ErrorCode::kNotFound) {
+      co_return errorResponse(http::status::not_found, "not_found", unknownDeviceMessage(name));
+    }
+    co_return statusResponse(view.status());
+  }
+  bool connected = false;
+  for (const auto& d : deps_.gateway.connectedDevices()) connected = connected || d == name;
+  co_return jsonResponse(http::status::ok, deviceToJson(view->first, view->second, connected, config_.trust_domain));
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::deviceToken(const OperatorIdentity& op, const std::string& name,
+                                                           const HttpRequest& req) {
+  auto body = parseJsonBody(req, /*required=*/false);
+  if (!body.isOk()) co_return statusResponse(body.status());
+  if (auto s = checkKnownKeys(*body, {"ttl"}); !s.isOk()) co_return statusResponse(s);
+  auto ttl = parseTtl(*body, "ttl");
+  if (!ttl.isOk()) co_return statusResponse(ttl.status());
+  auto token = co_await onWorker([this, name, ttl = *ttl]() { return deps_.registry.newToken(name, ttl); });
+  if (!token.isOk()) {
+    if (token.status().code() == core::ErrorCode::kNotFound) {
+      co_return errorResponse(http::status::not_found, "not_found", unknownDeviceMessage(name));
+    }
+    co_return statusResponse(token.status());
+  }
+  recordEvent(monitor::event_type::kToken, deviceSpiffeId(name), op.spiffe_id, "admin:device.token", name, "permit",
+              op.rule, std::string(monitor::reason::kPermitted),
+              {{"expires_at", core::formatRfc3339(core::fromUnixSeconds(token->expires_at))}});
+  co_return jsonResponse(http::status::ok,
+                         {{"name", name},
+                          {"token", token->token},
+                          {"token_expires_at", core::formatRfc3339(core::fromUnixSeconds(token->expires_at))}});
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::deviceStateChange(const OperatorIdentity& op, RouteKind kind,
+                                                                 const std::string& name) {
+  std::string_view type;
+  std::string state;
+  switch (kind) {
+    case RouteKind::kDeviceRevoke: type = monitor::event_type::kRevoke; state = "revoked"; break;
+    case RouteKind::kDeviceQuarantine: type = monitor::event_type::kQuarantine; state = "quarantined"; break;
+    default: type = monitor::event_type::kRelease; state = "active"; break;
+  }
+  auto changed = co_await onWorker([this, kind, name]() -> core::Result<bool> {
+    switch (kind) {
+      case RouteKind::kDeviceRevoke: return deps_.registry.revoke(name);
+      case RouteKind::kDeviceQuarantine: return deps_.registry.quarantine(name);
+      default: return deps_.registry.release(name);
+    }
+  });
+  if (!changed.isOk()) {
+    if (changed.status().code() == core::ErrorCode::kNotFound) {
+      co_return errorResponse(http::status::not_found, "not_found", unknownDeviceMessage(name));
+    }
+    co_return statusResponse(changed.status());
+  }
+  recordEvent(type, deviceSpiffeId(name), op.spiffe_id, std::string(adminAction(kind)), name, "permit", op.rule,
+              std::string(monitor::reason::kPermitted), {{"changed", *changed}});
+  // Reply only once every affected live session was cut or restricted.
+  if (*changed) co_await publishChange();
+  if (kind == RouteKind::kDeviceRevoke) co_await purgeBrokerSession(name);
+  co_return jsonResponse(http::status::ok, {{"name", name}, {"state", state}, {"changed", *changed}});
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::policyApply(const OperatorIdentity& op, const HttpRequest& req) {
+  std::string filename = "policy";
+  if (auto h = req["X-Warden-Filename"]; !h.empty()) filename = sanitizeFilename(std::string_view(h.data(), h.size()));
+  struct Applied {
+    core::Status status;
+    int http_status = 200;
+    std::string rule;
+    int64_t version = 0;
+  };
+  const std::string spiffe = op.spiffe_id;
+  const std::string user = op.name;
+  Applied applied = co_await onWorker([this, text = req.body(), filename, spiffe, user]() -> Applied {
+    Applied out;
+    auto parsed = policy::Policy::parse(text, filename);
+    if (!parsed.isOk()) {
+      out.status = parsed.status();
+      out.http_status = 400;
+      return out;
+    }
+    // Refuse a policy that would lock the caller out of policy changes.
+    policy::Principal caller;
+    caller.id = user;
+    caller.kind = core::PrincipalKind::kUser;
+    policy::Decision keep = (*parsed)->authorize(caller, "admin:policy.apply", "*");
+    if (!keep.permit) {
+      out.status = core::failedPrecondition(fmt::format(
+          "refused: under this policy {} would lose admin:policy.apply ({}, rule {}); keep a rule that permits "
+          "admin:policy.apply for kind: user, id: {}",
+          spiffe, keep.reason, keep.rule, user));
+      out.http_status = 422;
+      out.rule = keep.rule;
+      return out;
+    }
+    auto version = deps_.store.insertPolicyVersion(text, spiffe);
+    if (!version.isOk()) {
+      out.status = version.status();
+      out.http_status = 0;
+      return out;
+    }
+    out.version = *version;
+    return out;
+  });
+  if (!applied.status.isOk()) {
+    if (applied.http_status == 400) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument", applied.status.message());
+    }
+    if (applied.http_status == 422) {
+      co_return errorResponse(http::status::unprocessable_entity, "policy_lockout", applied.status.message());
+    }
+    co_return statusResponse(applied.status);
+  }
+  recordEvent(monitor::event_type::kPolicyApply, op.spiffe_id, op.spiffe_id, "admin:policy.apply", "*", "permit",
+              op.rule, std::string(monitor::reason::kPermitted), {{"version", applied.version}});
+  co_await publishChange();
+  co_return jsonResponse(http::status::ok, {{"version", applied.version}});
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::policyShow() {
+  auto active = co_await onWorker([this]() { return deps_.store.activePolicy(); });
+  if (!active.isOk()) co_return statusResponse(active.status());
+  if (!active->has_value()) {
+    co_return errorResponse(http::status::not_found, "not_found",
+                            "no policy is stored yet; apply one with `warden policy apply FILE`");
+  }
+  co_return jsonResponse(http::status::ok, policyToJson(**active));
+}
+
+asio::awaitable<HttpResponse> ApiServer::Impl::eventsRead(const Route& route) {
+  auto query = parseEventsQuery(route.query, config_.limits.max_event_wait.count());
+  if (!query.isOk()) co_return statusResponse(query.status());
+  const std::optional<int64_t> since = query->since;
+  const size_t limit = static_cast<size_t>(query->limit.value_or(kDefaultEventLimit));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(query->wait_seconds);
+  struct Page {
+    core::Status status;
+    std::vector<store::EventRecord> events;
+    int64_t last_id = 0;
+  };
+  for (;;) {
+    const int64_t committed_before = last_committed_event_id_;
+    Page page = co_await onWorker([this, since, limit]() -> Page {
+      Page p;
+      auto events = deps_.store.listEvents(since, limit);
+      if (!events.isOk()) {
+        p.status = events.status();
+        return p;
+      }
+      p.events = std::move(events).value();
+      auto last = deps_.store.lastEventId();
+      if (!last.isOk()) {
+        p.status = last.status();
+        return p;
+      }
+      p.last_id = *last;
+      return p;
+    });
+    if (!page.status.isOk()) co_return statusResponse(page.status);
+    bool respond = !page.events.empty() || !since || query->wait_seconds == 0 || stopping_ ||
+                   std::chrono::steady_clock::now() >= deadline;
+    if (!respond && last_committed_event_id_ != committed_before) continue;  // committed while we queried
+    if (respond) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& e : page.events) list.push_back(monitor::eventRecordToJson(e));
+      co_return jsonResponse(http::status::ok, {{"events", std::move(list)}, {"last_id", page.last_id}});
+    }
+    // Long-poll: sleep until an event commits or the wait ends.
+    asio::steady_timer timer(io_, deadline);
+    const uint64_t waiter = next_waiter_id_++;
+    event_waiters_.emplace(waiter, &timer);
+    auto [ec] = co_await timer.async_wait(kNoThrow);
+    (void)ec;
+    event_waiters_.erase(waiter);
+  }
+}
+
+}  // namespace warden::api

@@ -1,0 +1,43 @@
+#include "api/api_json.h"
+
+#include "core/clock.h"
+#include "core/spiffe_id.h"
+
+namespace warden::api {
+
+std::string errorJson(std::string_view code, std::string_view message) {
+  nlohmann::json j = {{"error", code}, {"message", message}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::optional<store::CertRecord>& latest_cert,
+                            bool connected, std::string_view trust_domain) {
+  nlohmann::json labels = nlohmann::json::object();
+  for (const auto& [k, v] : device.labels) labels[k] = v;
+  nlohmann::json j = {
+      {"name", device.name},
+      {"spiffe_id", core::makeSpiffeId(trust_domain, core::PrincipalKind::kDevice, device.name)},
+      {"role", device.role},
+      {"labels", std::move(labels)},
+      {"state", store::deviceStateName(device.state)},
+      {"cert_serial", nullptr},
+      {"cert_not_after", nullptr},
+      {"connected", connected},
+  };
+  if (latest_cert) {
+    j["cert_serial"] = latest_cert->serial_hex;
+    j["cert_not_after"] = core::formatRfc3339(core::fromUnixSeconds(latest_cert->not_after));
+  }
+  return j;
+}
+
+nlohmann::json policyToJson(const store::PolicyVersion& policy) {
+  return {
+      {"version", policy.version},
+      {"text", policy.text},
+      {"created_at", core::formatRfc3339(core::fromUnixSeconds(policy.created_at))},
+      {"actor", policy.actor},
+  };
+}
+
+}  // namespace warden::api

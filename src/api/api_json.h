@@ -1,0 +1,26 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "store/store.h"
+
+namespace warden::api {
+
+// errorJson returns {"error": code, "message": message} serialized; |code| is
+// a stable snake_case code (core::errorCodeName or a route-specific one).
+std::string errorJson(std::string_view code, std::string_view message);
+
+// deviceToJson returns the device view of `warden device list|show`:
+// {name, spiffe_id, role, labels, state, cert_serial, cert_not_after,
+// connected}; cert_serial/cert_not_after are null before enrollment.
+nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::optional<store::CertRecord>& latest_cert,
+                            bool connected, std::string_view trust_domain);
+
+// policyToJson returns {version, text, created_at (RFC 3339), actor}.
+nlohmann::json policyToJson(const store::PolicyVersion& policy);
+
+}  // namespace warden::api

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace warden::api {
+
+// RouteKind names every endpoint of the API listener.
+enum class RouteKind {
+  kNotFound,
+  kMethodNotAllowed,
+  kHealth,              // GET  /healthz
+  kEstCacerts,          // GET  /.well-known/est/cacerts
+  kEstSimpleEnroll,     // POST /.well-known/est/simpleenroll
+  kEstSimpleReenroll,   // POST /.well-known/est/simplereenroll
+  kDeviceAdd,           // POST /v1/devices
+  kDeviceList,          // GET  /v1/devices
+  kDeviceShow,          // GET  /v1/devices/{name}
+  kDeviceToken,         // POST /v1/devices/{name}/token
+  kDeviceRevoke,        // POST /v1/devices/{name}/revoke
+  kDeviceQuarantine,    // POST /v1/devices/{name}/quarantine
+  kDeviceRelease,       // POST /v1/devices/{name}/release
+  kPolicyApply,         // PUT  /v1/policy
+  kPolicyShow,          // GET  /v1/policy
+  kEventsRead,          // GET  /v1/events
+};
+
+// Route is a matched request target.
+struct Route {
+  RouteKind kind = RouteKind::kNotFound;
+  std::string device;  // {name} segment, unvalidated (check with isValidName)
+  std::string query;   // text after '?', undecoded
+  std::string allow;   // for kMethodNotAllowed: the Allow header value
+};
+
+// matchRoute maps |method| ("GET", "POST", "PUT", ...) and the request
+// |target| (origin-form path with optional query) to a Route. An unknown path
+// is kNotFound; a known path with another method is kMethodNotAllowed.
+Route matchRoute(std::string_view method, std::string_view target);
+
+// isAdminRoute reports whether |kind| needs an operator's client certificate.
+bool isAdminRoute(RouteKind kind);
+
+// adminAction returns the policy action that authorizes |kind|
+// ("admin:device.add", ...), or "" for routes that are not admin routes.
+std::string_view adminAction(RouteKind kind);
+
+// EventsQuery is the parsed query of GET /v1/events.
+struct EventsQuery {
+  std::optional<int64_t> since;
+  std::optional<int64_t> limit;
+  int64_t wait_seconds = 0;
+};
+
+// parseEventsQuery parses "since=ID&limit=N&wait=S" (each optional, decimal,
+// non-negative; limit 1..10000, wait <= |max_wait_seconds|). Returns
+// kInvalidArgument naming the offending parameter otherwise.
+core::Result<EventsQuery> parseEventsQuery(std::string_view query, int64_t max_wait_seconds);
+
+// BasicCredentials are the user and password of an HTTP Basic Authorization.
+struct BasicCredentials {
+  std::string user;
+  std::string password;
+};
+
+// parseBasicAuth parses an Authorization header value "Basic <base64>"
+// (RFC 7617; scheme case-insensitive). Returns kUnauthenticated if it is
+// absent, another scheme, not base64, lacks ':' or exceeds 1 KiB.
+core::Result<BasicCredentials> parseBasicAuth(std::string_view header_value);
+
+// mediaType returns the lowercased media type of a Content-Type value
+// without parameters or surrounding whitespace ("application/pkcs10").
+std::string mediaType(std::string_view content_type);
+
+// sanitizeFilename returns |name| reduced to safe characters for
+// policy error messages ("FILE:LINE:COL: ..."): characters outside
+// [A-Za-z0-9._/-] become '_', at most 255 characters; "policy" if empty.
+std::string sanitizeFilename(std::string_view name);
+
+}  // namespace warden::api

@@ -1,0 +1,112 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <openssl/types.h>
+
+#include "core/clock.h"
+#include "core/status.h"
+
+namespace warden::identity {
+class Registry;
+}
+namespace warden::store {
+class Store;
+}
+namespace warden::monitor {
+class EventLog;
+}
+namespace warden::pki {
+struct CaMaterial;
+}
+namespace warden::gateway {
+class SnapshotHolder;
+class Gateway;
+}  // namespace warden::gateway
+
+namespace warden::api {
+
+// ApiLimits are the HTTP limits of the admin/EST listener (issue 2, "Limits").
+struct ApiLimits {
+  size_t max_header_bytes = 8 * 1024;
+  size_t max_body_bytes = 16 * 1024;
+  size_t max_policy_body_bytes = 1024 * 1024;  // PUT /v1/policy only
+  std::chrono::seconds idle_timeout{30};
+  size_t max_connections = 1024;
+  // EST authentication/CSR failures allowed per source address per window,
+  // then 429 + Retry-After until the window ends.
+  int enroll_failures_per_window = 10;
+  std::chrono::seconds enroll_failure_window{60};
+  // Longest long-poll of GET /v1/events?wait=S.
+  std::chrono::seconds max_event_wait{30};
+};
+
+// ApiConfig is the listener's immutable configuration.
+struct ApiConfig {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8443;
+  std::string trust_domain = "warden.local";
+  // TLS server material: the server certificate chain (gateway.pem: leaf +
+  // issuing CA) and its key. Client certificates are verified against
+  // ApiDeps::root_cert + ApiDeps::issuing_ca (kept in memory).
+  std::string server_cert_file;
+  std::string server_key_file;
+  // Lifetime of certificates issued by simpleenroll/simplereenroll.
+  std::chrono::seconds device_cert_lifetime{86400};
+  ApiLimits limits;
+};
+
+// ApiDeps are the services the API server calls. Everything referenced must
+// outlive the server (until the io_context has stopped running it).
+struct ApiDeps {
+  identity::Registry& registry;
+  store::Store& store;
+  monitor::EventLog& events;
+  const pki::CaMaterial& issuing_ca;  // signs device certificates
+  X509* root_cert;                    // not owned; cacerts + ca_fingerprint
+  gateway::SnapshotHolder& snapshot;
+  gateway::Gateway& gateway;
+  const core::Clock& clock;
+  // run_blocking runs |work| on the worker thread (store, CA signing, token
+  // hashing) and then |then| on the io thread.
+  std::function<void(std::function<void()> work, std::function<void()> then)> run_blocking;
+  // publish_change reloads the FleetState/policy into the snapshot, has the
+  // gateway re-evaluate live sessions and calls |done| on the io thread once
+  // every affected session has been cut or restricted.
+  std::function<void(std::function<void()> done)> publish_change;
+  // purge_broker_session (optional) removes the device's persistent broker
+  // session (no will, no queued messages); |done| runs on the io thread.
+  std::function<void(const std::string& device, std::function<void()> done)> purge_broker_session;
+};
+
+// ApiServer is the HTTPS listener for the admin API (mutual TLS, JSON) and
+// EST enrollment (RFC 7030). It runs on the caller's io_context (one thread,
+// shared with the gateway) and never blocks it.
+class ApiServer {
+ public:
+  // |io_context| is a boost::asio::io_context*.
+  ApiServer(void* io_context, ApiConfig config, ApiDeps deps);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // start loads the TLS material and binds the listener; it returns an error
+  // if a file is unreadable or the port is busy. Call on the io thread or
+  // before the io_context runs.
+  core::Status start();
+  // stop closes the listener and every open connection (io thread).
+  void stop();
+  // port returns the bound port (useful with listen_port 0).
+  uint16_t port() const;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace warden::api

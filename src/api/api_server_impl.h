@@ -1,0 +1,172 @@
+#pragma once
+
+// api_server_impl.h: private to src/api. The Asio/Beast half of ApiServer.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <variant>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/api_route.h"
+#include "api/api_server.h"
+#include "api/failure_limiter.h"
+#include "core/status.h"
+#include "crypto/openssl_ptr.h"
+
+namespace warden::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+using HttpRequest = http::request<http::string_body>;
+using HttpResponse = http::response<http::string_body>;
+using SslStream = beast::ssl_stream<beast::tcp_stream>;
+
+// kNoThrow makes Asio operations report errors as values.
+inline constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+// PeerInfo is what the connection knows about its client.
+struct PeerInfo {
+  std::string address;     // remote IP, textual
+  std::string source_key;  // rate-limit key (IPv6 /64)
+  crypto::X509Ptr cert;    // client certificate (verified by the TLS layer) or null
+  long verify_result = 0;  // SSL_get_verify_result
+};
+
+// OperatorIdentity is an authenticated admin API caller.
+struct OperatorIdentity {
+  std::string name;       // user name ("admin")
+  std::string spiffe_id;  // spiffe://td/user/name
+  std::string rule;       // the policy rule that permitted the current call
+};
+
+// Response builders.
+HttpResponse jsonResponse(http::status status, const nlohmann::json& body);
+HttpResponse errorResponse(http::status status, std::string_view code, std::string_view message);
+HttpResponse textResponse(http::status status, std::string_view content_type, std::string body);
+// statusResponse maps a failed Status to an HTTP error (internal errors are
+// logged and answered without their message).
+HttpResponse statusResponse(const core::Status& status);
+http::status httpStatusFor(core::ErrorCode code);
+
+class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
+ public:
+  Impl(asio::io_context& io, ApiConfig config, ApiDeps deps);
+
+  core::Status start();
+  void stop();
+  uint16_t port() const { return bound_port_; }
+
+ private:
+  // --- connections (api_server.cc) ---
+  asio::awaitable<void> acceptLoop();
+  asio::awaitable<void> serveConnection(asio::ip::tcp::socket socket);
+  asio::awaitable<HttpResponse> handle(const HttpRequest& req, const PeerInfo& peer);
+  void onEventsCommitted(int64_t max_id);
+
+  // --- EST (est_handlers.cc) ---
+  HttpResponse estCacerts() const;
+  asio::awaitable<HttpResponse> estSimpleEnroll(const HttpRequest& req, const PeerInfo& peer);
+  asio::awaitable<HttpResponse> estSimpleReenroll(const HttpRequest& req, const PeerInfo& peer);
+  std::optional<HttpResponse> estRateLimited(const PeerInfo& peer);
+  HttpResponse estUnauthorized() const;
+
+  // --- admin (admin_handlers.cc) ---
+  asio::awaitable<HttpResponse> handleAdmin(const Route& route, const HttpRequest& req, const PeerInfo& peer);
+  std::variant<OperatorIdentity, HttpResponse> authenticateOperator(const PeerInfo& peer, const Route& route);
+  // authorizeOperator asks the policy whether |op| may call |kind| on
+  // |resource|; on permit it sets op.rule and returns nullopt.
+  std::optional<HttpResponse> authorizeOperator(OperatorIdentity& op, RouteKind kind, const std::string& resource);
+  asio::awaitable<HttpResponse> deviceAdd(const OperatorIdentity& op, nlohmann::json body);
+  asio::awaitable<HttpResponse> deviceList();
+  asio::awaitable<HttpResponse> deviceShow(const std::string& name);
+  asio::awaitable<HttpResponse> deviceToken(const OperatorIdentity& op, const std::string& name,
+                                            const HttpRequest& req);
+  asio::awaitable<HttpResponse> deviceStateChange(const OperatorIdentity& op, RouteKind kind,
+                                                  const std::string& name);
+  asio::awaitable<HttpResponse> policyApply(const OperatorIdentity& op, const HttpRequest& req);
+  asio::awaitable<HttpResponse> policyShow();
+  asio::awaitable<HttpResponse> eventsRead(const Route& route);
+
+  // --- plumbing ---
+  // awaitCallback starts |start| with a completion callback and resumes on
+  // the io thread once it is called (at most once honoured), or after
+  // |timeout| (0: none) with a warning naming |what|.
+  asio::awaitable<void> awaitCallback(std::function<void(std::function<void()>)> start,
+                                      std::chrono::milliseconds timeout, const char* what);
+  // onWorker runs |work| on the worker thread (ApiDeps::run_blocking) and
+  // returns its result on the io thread.
+  template <typename F>
+  asio::awaitable<std::invoke_result_t<F&>> onWorker(F work);
+  // publishChange pushes the committed change to the gateway and returns
+  // once affected live sessions were cut or restricted.
+  asio::awaitable<void> publishChange();
+  asio::awaitable<void> purgeBrokerSession(const std::string& device);
+  void recordEvent(std::string_view type, std::string principal, std::string actor, std::string action,
+                   std::string resource, std::string decision, std::string rule, std::string reason,
+                   nlohmann::json detail = nlohmann::json::object());
+  std::string deviceSpiffeId(std::string_view name) const;
+
+  asio::io_context& io_;
+  const ApiConfig config_;
+  ApiDeps deps_;
+  std::unique_ptr<asio::ssl::context> ssl_ctx_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  uint16_t bound_port_ = 0;
+  bool stopping_ = false;
+
+  std::string cacerts_body_;   // base64 PKCS#7 of root + issuing
+  std::string ca_fingerprint_;
+
+  // Open connections (io thread only), for stop().
+  uint64_t next_connection_id_ = 1;
+  std::unordered_map<uint64_t, beast::tcp_stream*> connections_;
+
+  FailureLimiter enroll_failures_;
+
+  // Long-poll waiters of GET /v1/events (io thread only).
+  uint64_t next_waiter_id_ = 1;
+  std::unordered_map<uint64_t, asio::steady_timer*> event_waiters_;
+  int64_t last_committed_event_id_ = 0;
+  std::optional<uint64_t> event_subscription_;
+};
+
+template <typename F>
+asio::awaitable<std::invoke_result_t<F&>> ApiServer::Impl::onWorker(F work) {
+  using T = std::invoke_result_t<F&>;
+  auto result = std::make_shared<std::optional<T>>();
+  auto fn = std::make_shared<F>(std::move(work));
+  co_await awaitCallback(
+      [this, result, fn](std::function<void()> done) {
+        deps_.run_blocking(
+            [result, fn] {
+              try {
+                result->emplace((*fn)());
+              } catch (const std::exception& e) {
+                spdlog::error("api: worker task failed: {}", e.what());
+              }
+            },
+            std::move(done));
+      },
+      std::chrono::milliseconds(0), "worker");
+  if (!result->has_value()) throw std::runtime_error("worker task failed");
+  co_return std::move(**result);
+}
+
+}  // namespace warden::api

@@ -1,0 +1,202 @@
+#include "api/est_client.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "crypto/crypto.h"
+#include "pki/est_body.h"
+
+namespace warden::api {
+namespace {
+
+using core::Result;
+using core::Status;
+
+std::string firstLine(std::string_view s) {
+  s = s.substr(0, std::min({s.find('\n'), s.find('\r'), s.size()}));
+  std::string out;
+  for (char c : s.substr(0, 300)) {
+    auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
+  }
+  return out;
+}
+
+// estStatus maps a non-200 EST answer to a Status (401/403: the token or the
+// certificate was refused; 400: the CSR was refused).
+Status estStatus(const HttpResponse& resp, std::string_view what) {
+  std::string body = firstLine(resp.body);
+  std::string detail = body.empty() ? fmt::format("HTTP {}", resp.status) : fmt::format("HTTP {}: {}", resp.status, body);
+  switch (resp.status) {
+    case 401:
+    case 403:
+      return core::unauthenticated(fmt::format("{} refused: {}", what, detail));
+    case 400:
+    case 415:
+      return core::invalidArgument(fmt::format("{} rejected the request: {}", what, detail));
+    case 429: {
+      std::string retry(resp.header("retry-after"));
+      return core::resourceExhausted(fmt::format("{}: too many failures, retry after {} s ({})", what,
+                                                 retry.empty() ? "a while" : retry, detail));
+    }
+    default:
+      return core::internalError(fmt::format("{} failed: {}", what, detail));
+  }
+}
+
+}  // namespace
+
+std::string CaChain::pem() const {
+  std::vector<X509*> all;
+  all.push_back(root.get());
+  for (const auto& c : intermediates) all.push_back(c.get());
+  return crypto::certsToPem(all);
+}
+
+Result<crypto::X509ReqPtr> buildCsr(EVP_PKEY* key, std::string_view common_name) {
+  crypto::X509ReqPtr req(X509_REQ_new());
+  if (!req) return core::internalError("X509_REQ_new failed");
+  crypto::X509NamePtr name(X509_NAME_new());
+  std::string cn(common_name);
+  if (!name || X509_REQ_set_version(req.get(), 0) != 1 ||
+      X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
+                                 -1, 0) != 1 ||
+      X509_REQ_set_subject_name(req.get(), name.get()) != 1 || X509_REQ_set_pubkey(req.get(), key) != 1 ||
+      X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0) {
+    return core::internalError("cannot build the certificate request: " + crypto::openSslErrorString());
+  }
+  return req;
+}
+
+std::string csrBody(X509_REQ* csr) {
+  unsigned char* der = nullptr;
+  int len = i2d_X509_REQ(csr, &der);
+  if (len <= 0) return {};
+  crypto::OpenSslBytesPtr owned(der);
+  return crypto::base64EncodeWrapped(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
+}
+
+Result<CaChain> selectPinnedChain(std::vector<crypto::X509Ptr> certs, std::string_view pin) {
+  CaChain chain;
+  for (auto& c : certs) {
+    if (!chain.root && X509_check_issued(c.get(), c.get()) == X509_V_OK && crypto::caFingerprint(c.get()) == pin) {
+      chain.root = std::move(c);
+    }
+  }
+  if (!chain.root) {
+    return core::unauthenticated(fmt::format(
+        "the server's CA certificates do not include the root with the pinned fingerprint {}; check --ca-fingerprint "
+        "(warden device add prints it) and --server",
+        pin));
+  }
+  // Keep only CA certificates that verify up to the pinned root.
+  crypto::X509StorePtr store(X509_STORE_new());
+  if (!store || X509_STORE_add_cert(store.get(), chain.root.get()) != 1) return core::internalError("X509_STORE failed");
+  crypto::StackOfX509Ptr untrusted(sk_X509_new_null());
+  if (!untrusted) return core::internalError("out of memory");
+  for (auto& c : certs) {
+    if (c && X509_up_ref(c.get()) == 1) sk_X509_push(untrusted.get(), c.get());
+  }
+  for (auto& c : certs) {
+    if (!c) continue;
+    crypto::X509StoreCtxPtr vctx(X509_STORE_CTX_new());
+    if (!vctx || X509_STORE_CTX_init(vctx.get(), store.get(), c.get(), untrusted.get()) != 1) {
+      return core::internalError("X509_STORE_CTX_init failed");
+    }
+    X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(vctx.get()), X509_PURPOSE_ANY);
+    if (X509_verify_cert(vctx.get()) == 1 && X509_check_ca(c.get()) != 0) chain.intermediates.push_back(std::move(c));
+  }
+  ERR_clear_error();
+  return chain;
+}
+
+Result<std::vector<crypto::X509Ptr>> fetchCaCerts(ApiClient& client) {
+  HttpRequest req;
+  req.method = "GET";
+  req.target = "/.well-known/est/cacerts";
+  req.headers.push_back({"Accept", "application/pkcs7-mime"});
+  WARDEN_ASSIGN_OR_RETURN(HttpResponse resp, client.send(req));
+  if (resp.status != 200) return estStatus(resp, "GET /.well-known/est/cacerts");
+  auto certs = pki::parsePkcs7CertsOnly(resp.body);
+  if (!certs.isOk()) return core::dataLoss("the server's CA certificates are unreadable: " + certs.status().message());
+  return std::move(certs).value();
+}
+
+Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view path, const std::string& csr_base64,
+                                           std::optional<std::string> authorization) {
+  HttpRequest req;
+  req.method = "POST";
+  req.target = std::string(path);
+  req.headers.push_back({"Content-Type", "application/pkcs10"});
+  req.headers.push_back({"Accept", "application/pkcs7-mime"});
+  if (authorization) req.headers.push_back({"Authorization", std::move(*authorization)});
+  req.body = csr_base64;
+  WARDEN_ASSIGN_OR_RETURN(HttpResponse resp, client.send(req));
+  if (resp.status != 200) return estStatus(resp, fmt::format("POST {}", path));
+  auto certs = pki::parsePkcs7CertsOnly(resp.body);
+  if (!certs.isOk()) return core::dataLoss("the issued certificate is unreadable: " + certs.status().message());
+  return std::move(certs.value().front());
+}
+
+std::string basicAuthorization(std::string_view user, std::string_view password) {
+  std::string plain = fmt::format("{}:{}", user, password);
+  std::string out = "Basic " + crypto::base64Encode(plain);
+  std::fill(plain.begin(), plain.end(), '\0');
+  return out;
+}
+
+Status checkIssuedCertificate(X509* leaf, EVP_PKEY* key, std::string_view device, const CaChain& chain) {
+  if (EVP_PKEY_eq(X509_get0_pubkey(leaf), key) != 1) {
+    return core::dataLoss("the issued certificate does not certify the key generated for this request");
+  }
+  if (crypto::commonName(leaf) != device) {
+    return core::dataLoss(fmt::format("the issued certificate names '{}', not '{}'", firstLine(crypto::commonName(leaf)), device));
+  }
+  crypto::X509StorePtr store(X509_STORE_new());
+  crypto::StackOfX509Ptr untrusted(sk_X509_new_null());
+  crypto::X509StoreCtxPtr vctx(X509_STORE_CTX_new());
+  if (!store || !untrusted || !vctx || X509_STORE_add_cert(store.get(), chain.root.get()) != 1) {
+    return core::internalError("X509_STORE failed");
+  }
+  for (const auto& c : chain.intermediates) {
+    if (X509_up_ref(c.get()) == 1) sk_X509_push(untrusted.get(), c.get());
+  }
+  if (X509_STORE_CTX_init(vctx.get(), store.get(), leaf, untrusted.get()) != 1) return core::internalError("X509_STORE_CTX_init failed");
+  X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(vctx.get()), X509_PURPOSE_SSL_CLIENT);
+  if (X509_verify_cert(vctx.get()) != 1) {
+    int e = X509_STORE_CTX_get_error(vctx.get());
+    ERR_clear_error();
+    return core::dataLoss(fmt::format("the issued certificate does not chain to the pinned root: {}", X509_verify_cert_error_string(e)));
+  }
+  return Status::ok();
+}
+
+X509* issuerOf(X509* leaf, const CaChain& chain) {
+  for (const auto& c : chain.intermediates) {
+    if (X509_check_issued(c.get(), leaf) == X509_V_OK) return c.get();
+  }
+  return nullptr;
+}
+
+core::SystemTime renewalTime(X509* cert, std::optional<core::SystemTime> obtained_at) {
+  auto nb = crypto::notBefore(cert);
+  auto na = crypto::notAfter(cert);
+  if (obtained_at && *obtained_at > nb) nb = std::min(*obtained_at, na);
+  if (na <= nb) return nb;
+  return nb + (na - nb) * 2 / 3;
+}
+
+std::chrono::milliseconds backoffDelay(int attempt, double unit_random) {
+  constexpr double kBaseMs = 5000, kMaxMs = 300000;
+  double ms = kBaseMs * std::pow(2.0, std::clamp(attempt, 0, 20));
+  ms = std::min(ms, kMaxMs);
+  double jitter = 0.8 + 0.4 * std::clamp(unit_random, 0.0, 0.999999);
+  return std::chrono::milliseconds(static_cast<int64_t>(ms * jitter));
+}
+
+}  // namespace warden::api

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/api_client.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "crypto/openssl_ptr.h"
+
+// The client half of EST (RFC 7030) as `warden-agent` uses it: CSR building,
+// the cacerts / simpleenroll / simplereenroll exchanges and the checks on
+// what comes back. No Asio.
+namespace warden::api {
+
+// CaChain is the pinned root and the CA certificates that chain to it.
+struct CaChain {
+  crypto::X509Ptr root;
+  std::vector<crypto::X509Ptr> intermediates;  // issuing CA(s), in the server's order
+  // pem returns root first, then the intermediates (the content of ca.pem).
+  std::string pem() const;
+};
+
+// buildCsr returns a PKCS#10 request for |key| with subject CN=|common_name|,
+// signed with SHA-256 (RFC 2986).
+core::Result<crypto::X509ReqPtr> buildCsr(EVP_PKEY* key, std::string_view common_name);
+// csrBody returns the base64 of the DER CSR (RFC 7030 §4.2.1, RFC 8951).
+std::string csrBody(X509_REQ* csr);
+
+// selectPinnedChain picks from |certs| (a cacerts answer) the self-signed root
+// whose crypto::caFingerprint is |pin| and keeps the other CA certificates
+// that verify up to it. kUnauthenticated if no root has the pin; the pin is
+// the only trust decision, so nothing else in |certs| is believed.
+core::Result<CaChain> selectPinnedChain(std::vector<crypto::X509Ptr> certs, std::string_view pin);
+
+// fetchCaCerts sends GET /.well-known/est/cacerts and returns the
+// certificates of the certs-only answer.
+core::Result<std::vector<crypto::X509Ptr>> fetchCaCerts(ApiClient& client);
+
+// requestCertificate POSTs |csr_base64| to |path| (simpleenroll or
+// simplereenroll) with an optional Basic |authorization| header value and
+// returns the issued certificate (the first of the certs-only answer).
+core::Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view path, const std::string& csr_base64,
+                                                 std::optional<std::string> authorization);
+
+// basicAuthorization returns "Basic base64(user:password)" (RFC 7617).
+std::string basicAuthorization(std::string_view user, std::string_view password);
+
+// checkIssuedCertificate verifies that |leaf| certifies |key|, names
+// |device| as its CN, and chains to |chain|'s root through its intermediates
+// at the current time. kDataLoss with the reason otherwise.
+core::Status checkIssuedCertificate(X509* leaf, EVP_PKEY* key, std::string_view device, const CaChain& chain);
+
+// issuerOf returns the intermediate of |chain| that issued |leaf|, or null.
+X509* issuerOf(X509* leaf, const CaChain& chain);
+
+// renewalTime returns the moment at 2/3 of the life of |cert|, counted from
+// |obtained_at| when given (notBefore is back-dated by the CA, so a short-lived
+// certificate would otherwise be due for renewal as soon as it arrives).
+core::SystemTime renewalTime(X509* cert, std::optional<core::SystemTime> obtained_at = std::nullopt);
+
+// backoffDelay returns the wait before retry number |attempt| (0-based):
+// 5 s doubling up to 5 min, times a jitter factor in [0.8, 1.2) taken from
+// |unit_random| in [0, 1).
+std::chrono::milliseconds backoffDelay(int attempt, double unit_random);
+
+}  // namespace warden::api

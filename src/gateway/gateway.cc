@@ -1,0 +1,171 @@
+#include "gateway/gateway.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "gateway/gateway_impl.h"
+#include "gateway/mqtt_session_impl.h"
+#include "gateway/upstream_connector_impl.h"
+#include "pki/tls_config.h"
+
+namespace warden::gateway {
+
+namespace {
+
+// Countdown calls |done| once it has been released by every holder.
+class Countdown {
+ public:
+  explicit Countdown(std::function<void()> done) : done_(std::move(done)) {}
+  ~Countdown() {
+    if (done_) done_();
+  }
+
+ private:
+  std::function<void()> done_;
+};
+
+}  // namespace
+
+Gateway::Impl::Impl(asio::io_context& io, GatewayConfig config, SnapshotHolder& snapshots, monitor::EventLog& events)
+    : io_(io),
+      config_(std::move(config)),
+      snapshots_(snapshots),
+      events_(events),
+      clock_(core::systemClock()),
+      rate_limiter_(config_.limits.connect_rate, config_.limits.connect_burst) {}
+
+Gateway::Impl::~Impl() {
+  boost::system::error_code ec;
+  if (acceptor_) acceptor_->close(ec);
+  for (auto& s : registry_.all()) s->abort();
+}
+
+void Gateway::Impl::record(monitor::Event event) { events_.record(std::move(event)); }
+
+core::Status Gateway::Impl::start() {
+  pki::TlsFiles server_files;
+  server_files.cert_chain_file = config_.server_cert_file;
+  server_files.key_file = config_.server_key_file;
+  server_files.trust_bundle_file = config_.client_ca_file;
+  WARDEN_ASSIGN_OR_RETURN(crypto::SslCtxPtr server_ctx,
+                          pki::makeServerTlsContext(server_files, pki::ClientCertMode::kRequire, clock_));
+  pki::TlsFiles client_files;
+  client_files.cert_chain_file = config_.upstream_client_cert_file;
+  client_files.key_file = config_.upstream_client_key_file;
+  client_files.trust_bundle_file = config_.upstream_ca_file;
+  WARDEN_ASSIGN_OR_RETURN(crypto::SslCtxPtr client_ctx, pki::makeClientTlsContext(client_files));
+  server_tls_.emplace(server_ctx.release());
+  client_tls_.emplace(client_ctx.release());
+
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(config_.listen_host, ec);
+  if (ec) {
+    return core::invalidArgument(fmt::format("MQTT listen address '{}' is not an IP address", config_.listen_host));
+  }
+  tcp::endpoint endpoint(address, config_.listen_port);
+  acceptor_.emplace(io_);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    acceptor_.reset();
+    return core::unavailable(fmt::format("cannot listen for MQTT on {}:{}: {}", config_.listen_host,
+                                         config_.listen_port, ec.message()));
+  }
+  bound_port_ = acceptor_->local_endpoint(ec).port();
+  if (auto snap = snapshots_.get()) last_fleet_ = snap->fleet;
+  asio::co_spawn(io_, acceptLoop(), asio::detached);
+  spdlog::info("MQTT gateway listening on {}:{}, upstream {}:{}", config_.listen_host, bound_port_,
+               config_.upstream_host, config_.upstream_port);
+  return core::Status::ok();
+}
+
+asio::awaitable<void> Gateway::Impl::acceptLoop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_->async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_ || !acceptor_->is_open() || shutting_down_) co_return;
+      // EMFILE and friends: back off instead of spinning.
+      spdlog::warn("MQTT accept failed: {}", ec.message());
+      asio::steady_timer t(io_, std::chrono::milliseconds(100));
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    if (shutting_down_) co_return;
+    boost::system::error_code ep_ec;
+    auto remote = socket.remote_endpoint(ep_ec);
+    std::string address = ep_ec ? std::string("unknown") : remote.address().to_string();
+    if (!rate_limiter_.allow(address, clock_.steadyNow())) {
+      spdlog::debug("MQTT connection from {} refused: connect rate limit", address);
+      socket.close(ep_ec);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ep_ec);
+    auto session = std::make_shared<MqttSession>(*this, asio::ssl::stream<tcp::socket>(std::move(socket), *server_tls_),
+                                                 address);
+    registry_.add(session);
+    session->start();
+  }
+}
+
+void Gateway::Impl::reevaluate(std::function<void()> done) {
+  auto countdown = std::make_shared<Countdown>(std::move(done));
+  auto snap = snapshots_.get();
+  if (snap) purgeNewlyRevoked(*snap);
+  for (auto& s : registry_.all()) {
+    s->reevaluate([countdown] {});
+  }
+}
+
+void Gateway::Impl::purgeNewlyRevoked(const DecisionSnapshot& snap) {
+  if (!snap.fleet) return;
+  auto previous = std::move(last_fleet_);
+  last_fleet_ = snap.fleet;
+  if (!previous) return;
+  for (const auto& [name, entry] : snap.fleet->devices) {
+    if (entry.state != store::DeviceState::kRevoked) continue;
+    const identity::DeviceEntry* before = previous->findDevice(name);
+    if (before == nullptr || before->state == store::DeviceState::kRevoked) continue;
+    if (registry_.findDevice(name)) continue;  // the live session purges on its cut
+    // Offline device: drop its broker session (queued messages, will) now.
+    asio::co_spawn(io_, purgeBrokerSession(*this, name), asio::detached);
+  }
+}
+
+void Gateway::Impl::closeDevice(const std::string& name, uint8_t reason_code, std::string reason,
+                                std::function<void()> done) {
+  auto session = registry_.findDevice(name);
+  if (!session) {
+    if (done) asio::post(io_, std::move(done));
+    return;
+  }
+  session->cut(reason_code, std::move(reason), /*purge=*/false, std::move(done));
+}
+
+void Gateway::Impl::shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  boost::system::error_code ec;
+  if (acceptor_) acceptor_->close(ec);
+  auto countdown = std::make_shared<Countdown>(std::move(done));
+  for (auto& s : registry_.all()) {
+    s->cut(0x8B, std::string(monitor::reason::kShutdown), /*purge=*/false, [countdown] {});
+  }
+}
+
+Gateway::Gateway(void* io_context, GatewayConfig config, SnapshotHolder& snapshots, monitor::EventLog& events)
+    : impl_(std::make_unique<Impl>(*static_cast<asio::io_context*>(io_context), std::move(config), snapshots, events)) {}
+
+Gateway::~Gateway() = default;
+
+core::Status Gateway::start() { return impl_->start(); }
+uint16_t Gateway::listenPort() const { return impl_->listenPort(); }
+void Gateway::reevaluate(std::function<void()> done) { impl_->reevaluate(std::move(done)); }
+void Gateway::closeDevice(const std::string& name, uint8_t reason_code, std::string reason,
+                          std::function<void()> done) {
+  impl_->closeDevice(name, reason_code, std::move(reason), std::move(done));
+}
+std::vector<std::string> Gateway::connectedDevices() const { return impl_->registry().deviceNames(); }
+void Gateway::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
+
+}  // namespace warden::gateway

@@ -1,0 +1,67 @@
+#pragma once
+
+// gateway_impl.h: private to src/gateway. Gateway::Impl owns the TLS
+// contexts, the listener, the connect-rate limiter and the session registry.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include "core/clock.h"
+#include "gateway/connect_rate_limiter.h"
+#include "gateway/gateway.h"
+#include "gateway/session_registry_impl.h"
+#include "monitor/event_log.h"
+
+namespace warden::gateway {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class Gateway::Impl {
+ public:
+  Impl(asio::io_context& io, GatewayConfig config, SnapshotHolder& snapshots, monitor::EventLog& events);
+  ~Impl();
+
+  core::Status start();
+  void reevaluate(std::function<void()> done);
+  void closeDevice(const std::string& name, uint8_t reason_code, std::string reason, std::function<void()> done);
+  void shutdown(std::function<void()> done);
+
+  asio::io_context& io() { return io_; }
+  const GatewayConfig& config() const { return config_; }
+  SnapshotHolder& snapshots() { return snapshots_; }
+  const core::Clock& clock() const { return clock_; }
+  asio::ssl::context& upstreamTls() { return *client_tls_; }
+  SessionRegistry& registry() { return registry_; }
+  bool shuttingDown() const { return shutting_down_; }
+  uint16_t listenPort() const { return bound_port_; }
+
+  // record queues |event| in the event log (non-blocking).
+  void record(monitor::Event event);
+
+ private:
+  asio::awaitable<void> acceptLoop();
+  // purgeRevokedSessions removes the broker-side session of every device that
+  // became revoked since the last reevaluate (no will, no queued messages).
+  void purgeNewlyRevoked(const DecisionSnapshot& now);
+
+  asio::io_context& io_;
+  GatewayConfig config_;
+  SnapshotHolder& snapshots_;
+  monitor::EventLog& events_;
+  const core::Clock& clock_;
+  std::optional<asio::ssl::context> server_tls_;
+  std::optional<asio::ssl::context> client_tls_;
+  std::optional<tcp::acceptor> acceptor_;
+  ConnectRateLimiter rate_limiter_;
+  SessionRegistry registry_;
+  std::shared_ptr<const identity::FleetState> last_fleet_;
+  bool shutting_down_ = false;
+  uint16_t bound_port_ = 0;
+};
+
+}  // namespace warden::gateway

@@ -1,0 +1,56 @@
+#include "gateway/session_registry_impl.h"
+
+namespace warden::gateway {
+
+void SessionRegistry::add(const std::shared_ptr<MqttSession>& session) { sessions_[session.get()] = session; }
+
+void SessionRegistry::remove(const MqttSession* session) {
+  sessions_.erase(session);
+  for (auto it = by_device_.begin(); it != by_device_.end(); ++it) {
+    if (it->second.get() == session) {
+      by_device_.erase(it);
+      break;
+    }
+  }
+}
+
+std::shared_ptr<MqttSession> SessionRegistry::bindDevice(const std::string& name,
+                                                         const std::shared_ptr<MqttSession>& session) {
+  auto& slot = by_device_[name];
+  std::shared_ptr<MqttSession> previous = std::move(slot);
+  slot = session;
+  return previous;
+}
+
+void SessionRegistry::unbindDevice(const std::string& name, const MqttSession* session) {
+  auto it = by_device_.find(name);
+  if (it != by_device_.end() && it->second.get() == session) by_device_.erase(it);
+}
+
+std::shared_ptr<MqttSession> SessionRegistry::findDevice(const std::string& name) const {
+  auto it = by_device_.find(name);
+  return it == by_device_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<MqttSession>> SessionRegistry::all() const {
+  std::vector<std::shared_ptr<MqttSession>> out;
+  out.reserve(sessions_.size());
+  for (const auto& [_, s] : sessions_) out.push_back(s);
+  return out;
+}
+
+std::vector<std::shared_ptr<MqttSession>> SessionRegistry::bound() const {
+  std::vector<std::shared_ptr<MqttSession>> out;
+  out.reserve(by_device_.size());
+  for (const auto& [_, s] : by_device_) out.push_back(s);
+  return out;
+}
+
+std::vector<std::string> SessionRegistry::deviceNames() const {
+  std::vector<std::string> out;
+  out.reserve(by_device_.size());
+  for (const auto& [name, _] : by_device_) out.push_back(name);
+  return out;
+}
+
+}  // namespace warden::gateway

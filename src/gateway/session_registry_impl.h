@@ -1,0 +1,40 @@
+#pragma once
+
+// session_registry_impl.h: private to src/gateway. SessionRegistry knows every
+// live MQTT session (from TCP accept to the last close) and which one holds
+// each device name. Io thread only.
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace warden::gateway {
+
+class MqttSession;
+
+class SessionRegistry {
+ public:
+  // add tracks |session| from accept on; remove forgets it (and its device
+  // binding) once it is fully closed.
+  void add(const std::shared_ptr<MqttSession>& session);
+  void remove(const MqttSession* session);
+
+  // bindDevice makes |session| the live session of device |name| and returns
+  // the one it replaces (session takeover), or null.
+  std::shared_ptr<MqttSession> bindDevice(const std::string& name, const std::shared_ptr<MqttSession>& session);
+  // unbindDevice removes the binding of |name| if it still points to |session|.
+  void unbindDevice(const std::string& name, const MqttSession* session);
+  std::shared_ptr<MqttSession> findDevice(const std::string& name) const;
+
+  std::vector<std::shared_ptr<MqttSession>> all() const;
+  std::vector<std::shared_ptr<MqttSession>> bound() const;
+  std::vector<std::string> deviceNames() const;
+  size_t size() const { return sessions_.size(); }
+
+ private:
+  std::unordered_map<const MqttSession*, std::shared_ptr<MqttSession>> sessions_;
+  std::unordered_map<std::string, std::shared_ptr<MqttSession>> by_device_;
+};
+
+}  // namespace warden::gateway

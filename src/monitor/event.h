@@ -1,0 +1,93 @@
+#pragma once
+
+// event.h: one security event before it is stored (no id, no time yet).
+// Types and reason codes are catalogued in docs/events.md: that file is the
+// single list; the constants below mirror it.
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace warden::monitor {
+
+struct Event {
+  std::string type;       // one of the event types below
+  std::string principal;  // SPIFFE ID or name the event is about ("" if none)
+  std::string actor;      // who caused it (operator SPIFFE ID, device, "system")
+  std::string action;     // e.g. "mqtt:publish", "admin:device.revoke"
+  std::string resource;   // topic, filter, client id, device name
+  std::string decision;   // "permit", "deny" or ""
+  std::string rule;       // policy rule id, "default-deny" or ""
+  std::string reason;     // a reason code from docs/events.md
+  nlohmann::json detail = nlohmann::json::object();  // free-form extra fields
+};
+
+namespace event_type {
+inline constexpr std::string_view kConnect = "connect";
+inline constexpr std::string_view kDisconnect = "disconnect";
+inline constexpr std::string_view kSessionTakeover = "session_takeover";
+inline constexpr std::string_view kTlsReject = "tls_reject";
+inline constexpr std::string_view kDeny = "deny";
+inline constexpr std::string_view kDenyBurst = "deny_burst";
+inline constexpr std::string_view kEnroll = "enroll";
+inline constexpr std::string_view kRenew = "renew";
+inline constexpr std::string_view kTokenFailure = "token_failure";
+inline constexpr std::string_view kDeviceAdd = "device_add";
+inline constexpr std::string_view kToken = "token";
+inline constexpr std::string_view kRevoke = "revoke";
+inline constexpr std::string_view kQuarantine = "quarantine";
+inline constexpr std::string_view kRelease = "release";
+inline constexpr std::string_view kPolicyApply = "policy_apply";
+inline constexpr std::string_view kAdminDeny = "admin_deny";
+inline constexpr std::string_view kEventsDropped = "events_dropped";
+}  // namespace event_type
+
+namespace reason {
+// Authorization (policy) outcomes.
+inline constexpr std::string_view kPermitted = "permitted";
+inline constexpr std::string_view kForbidden = "forbidden";
+inline constexpr std::string_view kNoPermit = "no_permit";
+inline constexpr std::string_view kQuarantined = "quarantined";
+// MQTT request checks.
+inline constexpr std::string_view kInvalidFilter = "invalid_filter";
+inline constexpr std::string_view kWillDenied = "will_denied";
+inline constexpr std::string_view kClientIdMismatch = "client_id_mismatch";
+// Identity / certificate checks.
+inline constexpr std::string_view kUnknownDevice = "unknown_device";
+inline constexpr std::string_view kDeviceRevoked = "device_revoked";
+inline constexpr std::string_view kDevicePending = "device_pending";
+inline constexpr std::string_view kCertRevoked = "cert_revoked";
+inline constexpr std::string_view kUnknownSerial = "unknown_serial";
+inline constexpr std::string_view kCertExpired = "cert_expired";
+inline constexpr std::string_view kUntrustedIssuer = "untrusted_issuer";
+inline constexpr std::string_view kBadIdentity = "bad_identity";
+// Enrollment.
+inline constexpr std::string_view kTokenUsed = "token_used";
+inline constexpr std::string_view kTokenExpired = "token_expired";
+inline constexpr std::string_view kTokenMismatch = "token_mismatch";
+inline constexpr std::string_view kNoToken = "no_token";
+inline constexpr std::string_view kRateLimited = "rate_limited";
+inline constexpr std::string_view kKeyReuse = "key_reuse";
+inline constexpr std::string_view kBadCsr = "bad_csr";
+// Protocol.
+inline constexpr std::string_view kMalformedPacket = "malformed_packet";
+inline constexpr std::string_view kProtocolError = "protocol_error";
+inline constexpr std::string_view kPacketTooLarge = "packet_too_large";
+inline constexpr std::string_view kTopicAliasInvalid = "topic_alias_invalid";
+inline constexpr std::string_view kUpstreamUnavailable = "upstream_unavailable";
+// Why a session ended (disconnect events).
+inline constexpr std::string_view kClientDisconnect = "client_disconnect";
+inline constexpr std::string_view kSessionTakeover = "session_takeover";
+inline constexpr std::string_view kRevoked = "revoked";
+inline constexpr std::string_view kPolicyChanged = "policy_changed";
+inline constexpr std::string_view kShutdown = "shutdown";
+inline constexpr std::string_view kKeepaliveTimeout = "keepalive_timeout";
+inline constexpr std::string_view kConnectTimeout = "connect_timeout";
+inline constexpr std::string_view kBufferOverflow = "buffer_overflow";
+inline constexpr std::string_view kConnectionLost = "connection_lost";
+// Event log itself.
+inline constexpr std::string_view kQueueFull = "queue_full";
+}  // namespace reason
+
+}  // namespace warden::monitor

@@ -1,0 +1,138 @@
+#include "pki/est_body.h"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pkcs7.h>
+#include <openssl/x509.h>
+
+#include <fmt/format.h>
+
+#include "crypto/crypto.h"
+
+namespace warden::pki {
+namespace {
+
+constexpr size_t kMaxPkcs7BodyBytes = 64 * 1024;
+constexpr int kMaxPkcs7Certs = 16;
+
+std::string curveName(EVP_PKEY* key) {
+  char name[64] = {};
+  size_t len = 0;
+  if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof name, &len) != 1) {
+    ERR_clear_error();
+    return {};
+  }
+  return std::string(name, len);
+}
+
+}  // namespace
+
+core::Result<X509ReqPtr> parseEstCsrBody(std::string_view body) {
+  if (body.size() > kMaxEstBodyBytes) {
+    return core::invalidArgument(fmt::format("request body is larger than {} bytes", kMaxEstBodyBytes));
+  }
+  // RFC 7030 §4.2.1 / RFC 8951 §3.2: the body is base64 of the DER PKCS#10;
+  // line breaks (and other whitespace) are allowed, nothing else.
+  auto der = crypto::base64Decode(body, /*allow_whitespace=*/true);
+  if (!der) return core::invalidArgument("request body is not base64");
+  if (der->empty()) return core::invalidArgument("request body is empty");
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der->data());
+  const unsigned char* end = p + der->size();
+  X509ReqPtr csr(d2i_X509_REQ(nullptr, &p, static_cast<long>(der->size())));
+  if (!csr || p != end) {
+    ERR_clear_error();
+    return core::invalidArgument("request body is not a DER PKCS#10 CSR");
+  }
+  return csr;
+}
+
+core::Status checkCsr(X509_REQ* csr) {
+  if (csr == nullptr) return core::invalidArgument("no CSR");
+  EVP_PKEY* key = X509_REQ_get0_pubkey(csr);
+  if (key == nullptr) {
+    ERR_clear_error();
+    return core::invalidArgument("CSR public key is missing or malformed");
+  }
+  if (!EVP_PKEY_is_a(key, "EC")) {
+    const char* type = EVP_PKEY_get0_type_name(key);
+    return core::invalidArgument(fmt::format("key type {} is not accepted: use an EC P-256 or P-384 key",
+                                             type != nullptr ? type : "unknown"));
+  }
+  std::string curve = curveName(key);
+  if (curve != "prime256v1" && curve != "P-256" && curve != "secp384r1" && curve != "P-384") {
+    return core::invalidArgument(fmt::format("EC curve {} is not accepted: use an EC P-256 or P-384 key",
+                                             curve.empty() ? "with explicit parameters" : curve));
+  }
+  crypto::EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    ERR_clear_error();
+    return core::invalidArgument("CSR public key is not a valid EC point");
+  }
+  if (X509_REQ_verify(csr, key) != 1) {
+    ERR_clear_error();
+    return core::invalidArgument("CSR signature is invalid");
+  }
+  return core::Status::ok();
+}
+
+std::string pkcs7CertsOnly(const std::vector<X509*>& certs) {
+  crypto::Pkcs7Ptr p7(PKCS7_new());
+  // A degenerate SignedData (RFC 7030 §4.1.3): version 1, detached id-data
+  // content, the certificates, no signers. Same shape as `openssl crl2pkcs7 -nocrl`.
+  if (!p7 || PKCS7_set_type(p7.get(), NID_pkcs7_signed) != 1 || PKCS7_content_new(p7.get(), NID_pkcs7_data) != 1) {
+    ERR_clear_error();
+    return {};
+  }
+  PKCS7_set_detached(p7.get(), 1);
+  for (X509* cert : certs) {
+    if (cert == nullptr || PKCS7_add_certificate(p7.get(), cert) != 1) {  // up-refs |cert|
+      ERR_clear_error();
+      return {};
+    }
+  }
+  unsigned char* der = nullptr;
+  int len = i2d_PKCS7(p7.get(), &der);
+  crypto::OpenSslBytesPtr owned(der);
+  if (len <= 0) {
+    ERR_clear_error();
+    return {};
+  }
+  return crypto::base64EncodeWrapped(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
+}
+
+core::Result<std::vector<X509Ptr>> parsePkcs7CertsOnly(std::string_view base64_body) {
+  if (base64_body.size() > kMaxPkcs7BodyBytes) {
+    return core::invalidArgument(fmt::format("PKCS#7 body is larger than {} bytes", kMaxPkcs7BodyBytes));
+  }
+  auto der = crypto::base64Decode(base64_body, /*allow_whitespace=*/true);
+  if (!der) return core::invalidArgument("PKCS#7 body is not base64");
+  if (der->empty()) return core::invalidArgument("PKCS#7 body is empty");
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der->data());
+  const unsigned char* end = p + der->size();
+  crypto::Pkcs7Ptr p7(d2i_PKCS7(nullptr, &p, static_cast<long>(der->size())));
+  if (!p7 || p != end) {
+    ERR_clear_error();
+    return core::invalidArgument("PKCS#7 body is not DER PKCS#7");
+  }
+  if (!PKCS7_type_is_signed(p7.get()) || p7->d.sign == nullptr) {
+    return core::invalidArgument("PKCS#7 body is not a certs-only SignedData");
+  }
+  if (sk_PKCS7_SIGNER_INFO_num(p7->d.sign->signer_info) > 0) {
+    return core::invalidArgument("PKCS#7 body has signers: expected certs-only");
+  }
+  STACK_OF(X509)* stack = p7->d.sign->cert;
+  int n = stack != nullptr ? sk_X509_num(stack) : 0;
+  if (n <= 0) return core::invalidArgument("PKCS#7 body holds no certificate");
+  if (n > kMaxPkcs7Certs) return core::invalidArgument("PKCS#7 body holds too many certificates");
+  std::vector<X509Ptr> out;
+  out.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    X509* cert = sk_X509_value(stack, i);
+    if (cert == nullptr || X509_up_ref(cert) != 1) return core::internalError("cannot reference certificate");
+    out.emplace_back(cert);
+  }
+  return out;
+}
+
+}  // namespace warden::pki

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace warden::server {
+
+// Options of `warden init`.
+struct InitOptions {
+  std::string dir;
+  std::string trust_domain = "warden.local";
+  std::string api_listen = "127.0.0.1:8443";
+  std::string mqtt_listen = "127.0.0.1:8883";
+  std::string mqtt_upstream = "127.0.0.1:18883";
+  std::vector<std::string> server_names = {"localhost", "127.0.0.1", "::1"};
+  bool output_json = false;
+};
+
+// Options of `warden serve`.
+struct ServeOptions {
+  std::string dir;
+  std::string log_level = "info";
+  bool output_json = false;
+};
+
+// Options of `warden broker config`.
+struct BrokerConfigOptions {
+  std::string dir;
+  std::string out;
+  bool output_json = false;
+};
+
+// runInit creates a new Warden data directory (store, CAs, certificates,
+// default policy, warden.yaml). Returns the process exit code: 0 on success,
+// 1 if the directory already holds an installation or creation failed, 2 on
+// invalid options.
+int runInit(const InitOptions& options);
+
+// runServe runs the control plane and the MQTT gateway until SIGTERM/SIGINT.
+// Returns 0 after a clean shutdown, 1 if it could not start.
+int runServe(const ServeOptions& options);
+
+// runBrokerConfig writes a Mosquitto configuration that accepts only the
+// gateway's upstream identity. Returns 0, 1 on failure, 2 on invalid options.
+int runBrokerConfig(const BrokerConfigOptions& options);
+
+}  // namespace warden::server

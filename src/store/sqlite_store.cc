@@ -1,0 +1,803 @@
+#include "store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "crypto/crypto.h"
+
+namespace warden::store {
+
+using core::Result;
+using core::Status;
+
+std::string_view deviceStateName(DeviceState state) {
+  switch (state) {
+    case DeviceState::kPending: return "pending";
+    case DeviceState::kActive: return "active";
+    case DeviceState::kQuarantined: return "quarantined";
+    case DeviceState::kRevoked: return "revoked";
+  }
+  return "unknown";
+}
+
+Result<DeviceState> parseDeviceState(std::string_view text) {
+  if (text == "pending") return DeviceState::kPending;
+  if (text == "active") return DeviceState::kActive;
+  if (text == "quarantined") return DeviceState::kQuarantined;
+  if (text == "revoked") return DeviceState::kRevoked;
+  return core::invalidArgument(fmt::format("unknown device state '{}'", text));
+}
+
+namespace {
+
+// --- RAII over the SQLite C API ---------------------------------------------
+
+struct DbCloser {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const noexcept { sqlite3_finalize(s); }
+};
+
+Status sqliteStatus(sqlite3* db, int rc, std::string_view what) {
+  const char* msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
+    return core::dataLoss(fmt::format("database {}: {} (the file is not a Warden database or is damaged)", what, msg));
+  }
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+    return core::unavailable(fmt::format("database {}: {} (another process holds the database)", what, msg));
+  }
+  return core::internalError(fmt::format("database {}: {}", what, msg));
+}
+
+// Statement is one prepared statement; binds are 1-based, columns 0-based.
+class Statement {
+ public:
+  Statement() = default;
+
+  static Result<Statement> prepare(sqlite3* db, std::string_view sql) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
+    Statement st;
+    st.db_ = db;
+    st.stmt_.reset(raw);
+    if (rc != SQLITE_OK) return sqliteStatus(db, rc, "prepare");
+    return st;
+  }
+
+  Statement& bind(int idx, std::string_view v) {
+    remember(sqlite3_bind_text(stmt_.get(), idx, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Statement& bind(int idx, const std::string& v) { return bind(idx, std::string_view(v)); }
+  Statement& bind(int idx, const char* v) { return bind(idx, std::string_view(v)); }
+  Statement& bind(int idx, int64_t v) {
+    remember(sqlite3_bind_int64(stmt_.get(), idx, v));
+    return *this;
+  }
+  Statement& bind(int idx, bool v) { return bind(idx, static_cast<int64_t>(v ? 1 : 0)); }
+
+  // step returns true when a row is available, false when done.
+  Result<bool> step() {
+    if (bind_rc_ != SQLITE_OK) return sqliteStatus(db_, bind_rc_, "bind");
+    int rc = sqlite3_step(stmt_.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return sqliteStatus(db_, rc, "step");
+  }
+  // run executes a statement that returns no rows.
+  Status run() {
+    auto r = step();
+    if (!r.isOk()) return r.status();
+    return Status::ok();
+  }
+  void reset() {
+    sqlite3_reset(stmt_.get());
+    sqlite3_clear_bindings(stmt_.get());
+  }
+
+  std::string text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_.get(), col);
+    int n = sqlite3_column_bytes(stmt_.get(), col);
+    if (p == nullptr) return {};
+    return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  }
+  int64_t int64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  bool isNull(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
+
+ private:
+  void remember(int rc) {
+    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<sqlite3_stmt, StmtFinalizer> stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+Status exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  std::unique_ptr<char, decltype(&sqlite3_free)> err_owner(err, &sqlite3_free);
+  if (rc != SQLITE_OK) return sqliteStatus(db, rc, "exec");
+  return Status::ok();
+}
+
+// Transaction is BEGIN IMMEDIATE ... COMMIT; it rolls back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() {
+    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Status begin() {
+    WARDEN_RETURN_IF_ERROR(exec(db_, "BEGIN IMMEDIATE"));
+    open_ = true;
+    return Status::ok();
+  }
+  Status commit() {
+    WARDEN_RETURN_IF_ERROR(exec(db_, "COMMIT"));
+    open_ = false;
+    return Status::ok();
+  }
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+};
+
+// --- schema -------------------------------------------------------------------
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Migrations are append-only: never edit one that has shipped.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE devices(
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  labels_json TEXT NOT NULL,
+  state TEXT NOT NULL CHECK(state IN ('pending','active','quarantined','revoked')),
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  device TEXT NOT NULL REFERENCES devices(name),
+  hash TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX tokens_by_device ON tokens(device);
+CREATE TABLE certs(
+  serial TEXT PRIMARY KEY,
+  principal TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  pubkey_fp TEXT NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  revoked_at INTEGER NOT NULL DEFAULT 0,
+  pem TEXT NOT NULL
+);
+CREATE INDEX certs_by_principal ON certs(principal, kind);
+CREATE INDEX certs_by_pubkey ON certs(pubkey_fp);
+CREATE TABLE policies(
+  version INTEGER PRIMARY KEY AUTOINCREMENT,
+  text TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  actor TEXT NOT NULL
+);
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  time INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail_json TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events(time);
+CREATE TABLE meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql"},
+};
+
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
+              "kSchemaVersion must equal the number of migrations");
+
+Status unauth(std::string_view reason) { return core::unauthenticated(std::string(reason)); }
+
+std::string labelsToJson(const core::Labels& labels) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : labels) j[k] = v;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<core::Labels> labelsFromJson(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return core::dataLoss("stored device labels are not a JSON object");
+  core::Labels labels;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!it.value().is_string()) return core::dataLoss("stored device label value is not a string");
+    labels[it.key()] = it.value().get<std::string>();
+  }
+  return labels;
+}
+
+constexpr const char* kCertColumns = "serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem";
+
+CertRecord readCert(const Statement& st) {
+  CertRecord c;
+  c.serial_hex = st.text(0);
+  c.device = st.text(1);
+  c.kind = st.text(2);
+  c.pubkey_fp = st.text(3);
+  c.not_before = st.int64(4);
+  c.not_after = st.int64(5);
+  c.revoked = st.int64(6) != 0;
+  c.revoked_at = st.int64(7);
+  c.pem = st.text(8);
+  return c;
+}
+
+constexpr const char* kEventColumns =
+    "id, time, type, principal, actor, action, resource, decision, rule, reason, detail_json";
+
+EventRecord readEvent(const Statement& st) {
+  EventRecord e;
+  e.id = st.int64(0);
+  e.time = st.int64(1);
+  e.type = st.text(2);
+  e.principal = st.text(3);
+  e.actor = st.text(4);
+  e.action = st.text(5);
+  e.resource = st.text(6);
+  e.decision = st.text(7);
+  e.rule = st.text(8);
+  e.reason = st.text(9);
+  e.detail = nlohmann::json::parse(st.text(10), nullptr, /*allow_exceptions=*/false);
+  if (e.detail.is_discarded()) e.detail = nullptr;
+  return e;
+}
+
+// --- SqliteStoreImpl ------------------------------------------------------------
+
+class SqliteStoreImpl final : public Store {
+ public:
+  SqliteStoreImpl(DbPtr db, const core::Clock& clock) : db_(std::move(db)), clock_(clock) {}
+
+  Status migrate();
+
+  Status insertDevice(const DeviceRecord& device) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_RETURN_IF_ERROR(insertDeviceLocked(device));
+    return txn.commit();
+  }
+
+  Status insertDeviceWithToken(const DeviceRecord& device, std::string_view token_hash_hex,
+                               int64_t token_expires_at) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_RETURN_IF_ERROR(insertDeviceLocked(device));
+    WARDEN_RETURN_IF_ERROR(insertTokenLocked(device.name, token_hash_hex, token_expires_at));
+    return txn.commit();
+  }
+
+  Result<DeviceRecord> getDevice(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(name));
+    if (!d) return core::notFound(fmt::format("device '{}' not found", name));
+    return std::move(*d);
+  }
+
+  Result<std::vector<DeviceRecord>> listDevices() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT name, role, labels_json, state, created_at FROM devices ORDER BY name"));
+    std::vector<DeviceRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      WARDEN_ASSIGN_OR_RETURN(DeviceRecord d, readDevice(st));
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+
+  Status setDeviceState(std::string_view name, DeviceState state) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(name));
+    if (!d) return core::notFound(fmt::format("device '{}' not found", name));
+    if (d->state == DeviceState::kRevoked && state != DeviceState::kRevoked) {
+      return core::failedPrecondition(fmt::format("device '{}' is revoked (revocation is final)", name));
+    }
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE devices SET state = ? WHERE name = ?"));
+    st.bind(1, deviceStateName(state)).bind(2, name);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Status replaceToken(std::string_view device, std::string_view token_hash_hex, int64_t expires_at) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(device));
+    if (!d) return core::notFound(fmt::format("device '{}' not found", device));
+    if (d->state == DeviceState::kRevoked) {
+      return core::failedPrecondition(fmt::format("device '{}' is revoked and cannot enroll again", device));
+    }
+    WARDEN_ASSIGN_OR_RETURN(Statement del, Statement::prepare(db(), "DELETE FROM tokens WHERE device = ? AND used = 0"));
+    del.bind(1, device);
+    WARDEN_RETURN_IF_ERROR(del.run());
+    WARDEN_RETURN_IF_ERROR(insertTokenLocked(device, token_hash_hex, expires_at));
+    return txn.commit();
+  }
+
+  Status checkToken(std::string_view device, std::string_view token_hash_hex) override {
+    std::lock_guard lock(mu_);
+    WARDEN_RETURN_IF_ERROR(checkEnrollableLocked(device).status());
+    return matchTokenLocked(device, token_hash_hex).status();
+  }
+
+  Status enrollWithToken(std::string_view device, std::string_view token_hash_hex, const CertRecord& cert) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(DeviceRecord d, checkEnrollableLocked(device));
+    WARDEN_ASSIGN_OR_RETURN(int64_t token_id, matchTokenLocked(device, token_hash_hex));
+    CertRecord c = cert;
+    c.device = std::string(device);
+    c.kind = "device";
+    WARDEN_RETURN_IF_ERROR(insertCertLocked(c));
+    WARDEN_ASSIGN_OR_RETURN(Statement use, Statement::prepare(db(), "UPDATE tokens SET used = 1 WHERE id = ?"));
+    use.bind(1, token_id);
+    WARDEN_RETURN_IF_ERROR(use.run());
+    if (d.state == DeviceState::kPending) {
+      WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE devices SET state = 'active' WHERE name = ?"));
+      st.bind(1, device);
+      WARDEN_RETURN_IF_ERROR(st.run());
+    }
+    return txn.commit();
+  }
+
+  Status renewCert(std::string_view device, std::string_view old_serial, const CertRecord& cert) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(device));
+    if (!d) return unauth(kReasonUnknownDevice);
+    if (d->state == DeviceState::kRevoked) return unauth(kReasonDeviceRevoked);
+    if (d->state == DeviceState::kPending) return unauth(kReasonDevicePending);
+    WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> old, findCertLocked(old_serial));
+    if (!old || old->device != device || old->kind != "device") return unauth(kReasonUnknownSerial);
+    if (old->revoked) return unauth(kReasonCertRevoked);
+    if (old->not_after <= now()) return unauth(kReasonCertExpired);
+    CertRecord c = cert;
+    c.device = std::string(device);
+    c.kind = "device";
+    WARDEN_RETURN_IF_ERROR(insertCertLocked(c));
+    return txn.commit();
+  }
+
+  Status insertCert(const CertRecord& cert) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_RETURN_IF_ERROR(insertCertLocked(cert));
+    return txn.commit();
+  }
+
+  Result<CertRecord> findCert(std::string_view serial_hex) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> c, findCertLocked(serial_hex));
+    if (!c) return core::notFound(fmt::format("certificate with serial {} not found", serial_hex));
+    return std::move(*c);
+  }
+
+  Result<std::vector<CertRecord>> listCerts(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE principal = ? ORDER BY rowid", kCertColumns)));
+    st.bind(1, device);
+    return collectCerts(st);
+  }
+
+  Result<std::optional<CertRecord>> latestCert(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE principal = ? ORDER BY rowid DESC LIMIT 1", kCertColumns)));
+    st.bind(1, device);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<CertRecord>();
+    return std::optional<CertRecord>(readCert(st));
+  }
+
+  Result<std::vector<CertRecord>> listValidCerts(int64_t now_s) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE revoked = 0 AND not_after > ? ORDER BY rowid", kCertColumns)));
+    st.bind(1, now_s);
+    return collectCerts(st);
+  }
+
+  Result<bool> revokeDevice(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(device));
+    if (!d) return core::notFound(fmt::format("device '{}' not found", device));
+    if (d->state == DeviceState::kRevoked) return false;
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE devices SET state = 'revoked' WHERE name = ?"));
+    st.bind(1, device);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    WARDEN_ASSIGN_OR_RETURN(Statement certs, Statement::prepare(
+        db(), "UPDATE certs SET revoked = 1, revoked_at = ? WHERE principal = ? AND kind = 'device' AND revoked = 0"));
+    certs.bind(1, now()).bind(2, device);
+    WARDEN_RETURN_IF_ERROR(certs.run());
+    WARDEN_ASSIGN_OR_RETURN(Statement tokens, Statement::prepare(db(), "DELETE FROM tokens WHERE device = ? AND used = 0"));
+    tokens.bind(1, device);
+    WARDEN_RETURN_IF_ERROR(tokens.run());
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return true;
+  }
+
+  Result<bool> pubkeyCertifiedToOtherDevice(std::string_view pubkey_fp, std::string_view device) override {
+    std::lock_guard lock(mu_);
+    return keyHeldByOtherLocked(pubkey_fp, device, "device");
+  }
+
+  Result<int64_t> insertPolicyVersion(std::string_view text, std::string_view actor) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO policies(text, created_at, actor) VALUES(?, ?, ?)"));
+    st.bind(1, text).bind(2, now()).bind(3, actor);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    int64_t version = sqlite3_last_insert_rowid(db());
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return version;
+  }
+
+  Result<std::optional<PolicyVersion>> activePolicy() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT version, text, created_at, actor FROM policies ORDER BY version DESC LIMIT 1"));
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<PolicyVersion>();
+    PolicyVersion p;
+    p.version = st.int64(0);
+    p.text = st.text(1);
+    p.created_at = st.int64(2);
+    p.actor = st.text(3);
+    return std::optional<PolicyVersion>(std::move(p));
+  }
+
+  Result<std::vector<EventRecord>> appendEvents(std::vector<EventRecord> batch) override {
+    std::lock_guard lock(mu_);
+    if (batch.empty()) return batch;
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(),
+        "INSERT INTO events(time, type, principal, actor, action, resource, decision, rule, reason, detail_json) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    for (EventRecord& e : batch) {
+      if (e.time == 0) e.time = now();
+      std::string detail = e.detail.is_null() ? std::string("{}")
+                                              : e.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      st.bind(1, e.time).bind(2, e.type).bind(3, e.principal).bind(4, e.actor).bind(5, e.action);
+      st.bind(6, e.resource).bind(7, e.decision).bind(8, e.rule).bind(9, e.reason).bind(10, detail);
+      WARDEN_RETURN_IF_ERROR(st.run());
+      e.id = sqlite3_last_insert_rowid(db());
+      st.reset();
+    }
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return batch;
+  }
+
+  Result<std::vector<EventRecord>> listEvents(std::optional<int64_t> since_id, size_t limit) override {
+    std::lock_guard lock(mu_);
+    std::vector<EventRecord> out;
+    if (limit == 0) return out;
+    const int64_t lim = static_cast<int64_t>(std::min<size_t>(limit, static_cast<size_t>(INT64_MAX)));
+    std::string sql =
+        since_id ? fmt::format("SELECT {} FROM events WHERE id > ? ORDER BY id ASC LIMIT ?", kEventColumns)
+                 : fmt::format("SELECT * FROM (SELECT {} FROM events ORDER BY id DESC LIMIT ?) ORDER BY id ASC",
+                               kEventColumns);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), sql));
+    if (since_id) {
+      st.bind(1, *since_id).bind(2, lim);
+    } else {
+      st.bind(1, lim);
+    }
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(readEvent(st));
+    }
+    return out;
+  }
+
+  Result<int64_t> lastEventId() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "SELECT COALESCE(MAX(id), 0) FROM events"));
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    return row ? st.int64(0) : int64_t{0};
+  }
+
+  Result<int64_t> pruneEvents(int64_t before_time) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "DELETE FROM events WHERE time < ?"));
+    st.bind(1, before_time);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    int64_t n = sqlite3_changes(db());
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return n;
+  }
+
+  Result<std::optional<std::string>> getMeta(std::string_view key) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "SELECT value FROM meta WHERE key = ?"));
+    st.bind(1, key);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(st.text(0));
+  }
+
+  Status setMeta(std::string_view key, std::string_view value) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    st.bind(1, key).bind(2, value);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+ private:
+  sqlite3* db() const { return db_.get(); }
+  int64_t now() const { return core::unixSeconds(clock_.now()); }
+
+  Result<DeviceRecord> readDevice(const Statement& st) {
+    DeviceRecord d;
+    d.name = st.text(0);
+    d.role = st.text(1);
+    WARDEN_ASSIGN_OR_RETURN(d.labels, labelsFromJson(st.text(2)));
+    WARDEN_ASSIGN_OR_RETURN(d.state, parseDeviceState(st.text(3)));
+    d.created_at = st.int64(4);
+    return d;
+  }
+
+  Result<std::optional<DeviceRecord>> findDeviceLocked(std::string_view name) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT name, role, labels_json, state, created_at FROM devices WHERE name = ?"));
+    st.bind(1, name);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<DeviceRecord>();
+    WARDEN_ASSIGN_OR_RETURN(DeviceRecord d, readDevice(st));
+    return std::optional<DeviceRecord>(std::move(d));
+  }
+
+  Status insertDeviceLocked(const DeviceRecord& device) {
+    if (!core::isValidName(device.name)) {
+      return core::invalidArgument(fmt::format("invalid device name '{}'", device.name));
+    }
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> existing, findDeviceLocked(device.name));
+    if (existing) {
+      return core::alreadyExists(fmt::format(
+          "device name '{}' is already taken (names are never reused, even after revocation)", device.name));
+    }
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO devices(name, role, labels_json, state, created_at) VALUES(?, ?, ?, ?, ?)"));
+    st.bind(1, device.name).bind(2, device.role).bind(3, labelsToJson(device.labels));
+    st.bind(4, deviceStateName(device.state)).bind(5, device.created_at != 0 ? device.created_at : now());
+    return st.run();
+  }
+
+  Status insertTokenLocked(std::string_view device, std::string_view hash_hex, int64_t expires_at) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO tokens(device, hash, expires_at, used, created_at) VALUES(?, ?, ?, 0, ?)"));
+    st.bind(1, device).bind(2, hash_hex).bind(3, expires_at).bind(4, now());
+    return st.run();
+  }
+
+  // checkEnrollableLocked returns the device if it may enroll with a token.
+  Result<DeviceRecord> checkEnrollableLocked(std::string_view device) {
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(device));
+    if (!d) return unauth(kReasonUnknownDevice);
+    if (d->state == DeviceState::kRevoked) return unauth(kReasonDeviceRevoked);
+    return std::move(*d);
+  }
+
+  // matchTokenLocked returns the id of |device|'s usable token whose hash
+  // equals |hash_hex|. Every stored hash is compared in constant time (no
+  // early exit), so timing reveals at most how many tokens exist.
+  Result<int64_t> matchTokenLocked(std::string_view device, std::string_view hash_hex) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT id, hash, expires_at, used FROM tokens WHERE device = ? ORDER BY id"));
+    st.bind(1, device);
+    bool any = false;
+    std::optional<int64_t> match_id;
+    int64_t match_expires = 0;
+    bool match_used = false;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      any = true;
+      std::string stored = st.text(1);
+      if (crypto::constantTimeEquals(stored, hash_hex) && stored.size() == hash_hex.size()) {
+        match_id = st.int64(0);
+        match_expires = st.int64(2);
+        match_used = st.int64(3) != 0;
+      }
+    }
+    if (!any) return unauth(kReasonNoToken);
+    if (!match_id) return unauth(kReasonTokenMismatch);
+    if (match_used) return unauth(kReasonTokenUsed);
+    if (match_expires <= now()) return unauth(kReasonTokenExpired);
+    return *match_id;
+  }
+
+  Result<std::optional<CertRecord>> findCertLocked(std::string_view serial_hex) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE serial = ?", kCertColumns)));
+    st.bind(1, serial_hex);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<CertRecord>();
+    return std::optional<CertRecord>(readCert(st));
+  }
+
+  Result<bool> keyHeldByOtherLocked(std::string_view pubkey_fp, std::string_view principal, std::string_view kind) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT 1 FROM certs WHERE pubkey_fp = ? AND NOT (principal = ? AND kind = ?) LIMIT 1"));
+    st.bind(1, pubkey_fp).bind(2, principal).bind(3, kind);
+    return st.step();
+  }
+
+  Status insertCertLocked(const CertRecord& c) {
+    if (c.serial_hex.empty() || c.device.empty() || c.kind.empty()) {
+      return core::invalidArgument("certificate record needs a serial, a principal and a kind");
+    }
+    if (!c.pubkey_fp.empty()) {
+      WARDEN_ASSIGN_OR_RETURN(bool reused, keyHeldByOtherLocked(c.pubkey_fp, c.device, c.kind));
+      if (reused) return core::alreadyExists(std::string(kReasonKeyReuse));
+    }
+    WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> existing, findCertLocked(c.serial_hex));
+    if (existing) return core::alreadyExists(std::string(kReasonSerialCollision));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(),
+        "INSERT INTO certs(serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    st.bind(1, c.serial_hex).bind(2, c.device).bind(3, c.kind).bind(4, c.pubkey_fp).bind(5, c.not_before);
+    st.bind(6, c.not_after).bind(7, c.revoked).bind(8, c.revoked_at).bind(9, c.pem);
+    return st.run();
+  }
+
+  Result<std::vector<CertRecord>> collectCerts(Statement& st) {
+    std::vector<CertRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(readCert(st));
+    }
+    return out;
+  }
+
+  std::mutex mu_;
+  DbPtr db_;
+  const core::Clock& clock_;
+};
+
+Status SqliteStoreImpl::migrate() {
+  std::lock_guard lock(mu_);
+  WARDEN_RETURN_IF_ERROR(exec(db(),
+                              "CREATE TABLE IF NOT EXISTS schema_migrations("
+                              "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"));
+  int64_t current = 0;
+  {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (row) current = st.int64(0);
+  }
+  if (current > kSchemaVersion) {
+    return core::failedPrecondition(fmt::format(
+        "the database schema is version {} but this warden knows only up to {}: it was written by a newer "
+        "warden; upgrade warden (the database was not changed)",
+        current, kSchemaVersion));
+  }
+  if (current == 0) {
+    // A database with tables but no migration record is not ours.
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT IN "
+              "('schema_migrations', 'sqlite_sequence')"));
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (row && st.int64(0) != 0) {
+      return core::dataLoss("the database has tables but no Warden schema version: it is not a Warden database");
+    }
+  }
+  for (const Migration& m : kMigrations) {
+    if (m.version <= current) continue;
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_RETURN_IF_ERROR(exec(db(), m.sql));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO schema_migrations(version, applied_at) VALUES(?, ?)"));
+    st.bind(1, static_cast<int64_t>(m.version)).bind(2, now());
+    WARDEN_RETURN_IF_ERROR(st.run());
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+  }
+  return Status::ok();
+}
+
+// createPrivateFile makes sure |path| exists with mode 0600 before SQLite
+// opens it (SQLite would otherwise create it with the umask's mode).
+Status createPrivateFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return core::unavailable(fmt::format("cannot open database file {}: {}", path, std::strerror(errno)));
+  }
+  ::close(fd);
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> SqliteStore::open(const std::string& path, const core::Clock& clock) {
+  WARDEN_RETURN_IF_ERROR(createPrivateFile(path));
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) return sqliteStatus(db.get(), rc, fmt::format("open {}", path));
+  sqlite3_extended_result_codes(db.get(), 0);
+  sqlite3_busy_timeout(db.get(), 5000);
+  {
+    // journal_mode returns a row; sqlite3_exec discards it. It also is the
+    // first read of the file, so a non-database fails here.
+    Status s = exec(db.get(), "PRAGMA journal_mode=WAL");
+    if (!s.isOk()) return s;
+  }
+  WARDEN_RETURN_IF_ERROR(exec(db.get(), "PRAGMA synchronous=FULL"));
+  WARDEN_RETURN_IF_ERROR(exec(db.get(), "PRAGMA foreign_keys=ON"));
+  WARDEN_RETURN_IF_ERROR(exec(db.get(), "PRAGMA busy_timeout=5000"));
+  auto store = std::make_unique<SqliteStoreImpl>(std::move(db), clock);
+  WARDEN_RETURN_IF_ERROR(store->migrate());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace warden::store

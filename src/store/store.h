@@ -1,0 +1,187 @@
+#pragma once
+
+// store.h: the durable state of a Warden control plane (devices, enrollment
+// tokens, certificates, policy versions, the event log, metadata) behind one
+// interface. The implementation is SqliteStore (sqlite_store.h).
+//
+// Every method is thread-safe and every write is one transaction: once a
+// method has returned ok, the change survives a crash. Methods may block on
+// disk I/O, so callers run them on a worker thread, never on an I/O thread.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/names.h"
+#include "core/status.h"
+
+namespace warden::store {
+
+// DeviceState is a device's lifecycle state: pending (added, not enrolled)
+// -> active <-> quarantined; any -> revoked (final).
+enum class DeviceState { kPending, kActive, kQuarantined, kRevoked };
+
+// deviceStateName returns "pending", "active", "quarantined" or "revoked".
+std::string_view deviceStateName(DeviceState state);
+// parseDeviceState is the inverse of deviceStateName (kInvalidArgument otherwise).
+core::Result<DeviceState> parseDeviceState(std::string_view text);
+
+struct DeviceRecord {
+  std::string name, role;
+  core::Labels labels;
+  DeviceState state = DeviceState::kPending;
+  int64_t created_at = 0;  // unix seconds
+};
+
+// CertRecord is one issued certificate. |device| is the principal name the
+// certificate was issued to (a device name, or e.g. "admin" for kind "user").
+struct CertRecord {
+  std::string serial_hex, device, kind /* "device", "user", "gateway", ... */, pubkey_fp;
+  int64_t not_before = 0, not_after = 0;  // unix seconds
+  bool revoked = false;
+  int64_t revoked_at = 0;  // unix seconds, 0 unless revoked
+  std::string pem;
+};
+
+struct TokenRecord {
+  std::string device, hash_hex;  // sha256 hex of the token; the token itself is never stored
+  int64_t expires_at = 0;        // unix seconds
+  bool used = false;
+};
+
+struct PolicyVersion {
+  int64_t version = 0;
+  std::string text;
+  int64_t created_at = 0;  // unix seconds
+  std::string actor;
+};
+
+struct EventRecord {
+  int64_t id = 0;    // assigned by appendEvents, strictly increasing
+  int64_t time = 0;  // unix seconds
+  std::string type, principal, actor, action, resource, decision, rule, reason;
+  nlohmann::json detail;  // an object, or null
+};
+
+// Reason strings carried by the messages of enrollWithToken / renewCert
+// failures (the API maps them all to one 401 and logs the reason).
+inline constexpr std::string_view kReasonUnknownDevice = "unknown_device";
+inline constexpr std::string_view kReasonNoToken = "no_token";
+inline constexpr std::string_view kReasonTokenUsed = "token_used";
+inline constexpr std::string_view kReasonTokenExpired = "token_expired";
+inline constexpr std::string_view kReasonTokenMismatch = "token_mismatch";
+inline constexpr std::string_view kReasonDeviceRevoked = "device_revoked";
+inline constexpr std::string_view kReasonDevicePending = "device_pending";
+inline constexpr std::string_view kReasonUnknownSerial = "unknown_serial";
+inline constexpr std::string_view kReasonCertRevoked = "cert_revoked";
+inline constexpr std::string_view kReasonCertExpired = "cert_expired";
+inline constexpr std::string_view kReasonKeyReuse = "key_reuse";
+inline constexpr std::string_view kReasonSerialCollision = "serial_collision";
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- devices ---------------------------------------------------------
+  // insertDevice adds |device|; kAlreadyExists if the name was ever used
+  // (revoked devices keep their name), kInvalidArgument on a bad name.
+  virtual core::Status insertDevice(const DeviceRecord& device) = 0;
+  // insertDeviceWithToken adds |device| and its first enrollment token in one
+  // transaction (same errors as insertDevice).
+  virtual core::Status insertDeviceWithToken(const DeviceRecord& device, std::string_view token_hash_hex,
+                                             int64_t token_expires_at) = 0;
+  // getDevice returns the device |name| or kNotFound.
+  virtual core::Result<DeviceRecord> getDevice(std::string_view name) = 0;
+  // listDevices returns every device (revoked included) ordered by name.
+  virtual core::Result<std::vector<DeviceRecord>> listDevices() = 0;
+  // setDeviceState sets |name|'s state; kNotFound if unknown. It does not
+  // check transitions (Registry does) except that a revoked device stays
+  // revoked (kFailedPrecondition).
+  virtual core::Status setDeviceState(std::string_view name, DeviceState state) = 0;
+
+  // --- tokens ----------------------------------------------------------
+  // replaceToken stores a new enrollment token hash for |device| and deletes
+  // its unused tokens (used ones are kept so that a replay is reported as
+  // token_used). kNotFound for an unknown device, kFailedPrecondition if revoked.
+  virtual core::Status replaceToken(std::string_view device, std::string_view token_hash_hex,
+                                    int64_t expires_at) = 0;
+  // checkToken verifies |token_hash_hex| for |device| without consuming it
+  // (a cheap pre-check before signing). Errors as enrollWithToken.
+  virtual core::Status checkToken(std::string_view device, std::string_view token_hash_hex) = 0;
+  // enrollWithToken, in ONE transaction: finds |device|'s token whose hash
+  // equals |token_hash_hex| (constant-time compare), requires it unused and
+  // unexpired, marks it used, inserts |cert| and moves a pending device to
+  // active. On failure nothing changes and it returns kUnauthenticated whose
+  // message is exactly one reason: unknown_device, device_revoked, no_token,
+  // token_used, token_expired, token_mismatch; or kAlreadyExists with message
+  // key_reuse (the public key is certified to another device) or
+  // serial_collision (retry with a new serial).
+  virtual core::Status enrollWithToken(std::string_view device, std::string_view token_hash_hex,
+                                       const CertRecord& cert) = 0;
+  // renewCert records |cert| as a renewal of |old_serial| (simplereenroll):
+  // the device must be active or quarantined and |old_serial| must be its own,
+  // unrevoked and unexpired certificate. kUnauthenticated with message
+  // unknown_device, device_revoked, device_pending, unknown_serial,
+  // cert_revoked or cert_expired; kAlreadyExists key_reuse / serial_collision.
+  // The old certificate stays valid until it expires.
+  virtual core::Status renewCert(std::string_view device, std::string_view old_serial,
+                                 const CertRecord& cert) = 0;
+
+  // --- certificates ----------------------------------------------------
+  // insertCert records any certificate (e.g. kind "user" for the operator,
+  // "gateway"); kAlreadyExists "serial_collision" if the serial exists,
+  // "key_reuse" if a device certificate's key belongs to another device.
+  virtual core::Status insertCert(const CertRecord& cert) = 0;
+  // findCert returns the certificate with |serial_hex| or kNotFound.
+  virtual core::Result<CertRecord> findCert(std::string_view serial_hex) = 0;
+  // listCerts returns |device|'s certificates, oldest first.
+  virtual core::Result<std::vector<CertRecord>> listCerts(std::string_view device) = 0;
+  // latestCert returns |device|'s most recently issued certificate (by
+  // not_before, then insertion), or nullopt if it has none.
+  virtual core::Result<std::optional<CertRecord>> latestCert(std::string_view device) = 0;
+  // listValidCerts returns every unrevoked certificate with not_after > |now|
+  // (all kinds), for building the FleetState.
+  virtual core::Result<std::vector<CertRecord>> listValidCerts(int64_t now) = 0;
+  // revokeDevice, in one transaction: state revoked, every certificate of the
+  // device revoked, unused tokens deleted. Returns false (and changes
+  // nothing) if the device was already revoked; kNotFound if unknown.
+  virtual core::Result<bool> revokeDevice(std::string_view device) = 0;
+  // pubkeyCertifiedToOtherDevice reports whether a certificate for the key
+  // |pubkey_fp| was ever issued to a principal other than |device|.
+  virtual core::Result<bool> pubkeyCertifiedToOtherDevice(std::string_view pubkey_fp,
+                                                          std::string_view device) = 0;
+
+  // --- policy ----------------------------------------------------------
+  // insertPolicyVersion stores |text| as the new active policy and returns
+  // its version (1, 2, ...).
+  virtual core::Result<int64_t> insertPolicyVersion(std::string_view text, std::string_view actor) = 0;
+  // activePolicy returns the newest policy version, or nullopt if none.
+  virtual core::Result<std::optional<PolicyVersion>> activePolicy() = 0;
+
+  // --- events ----------------------------------------------------------
+  // appendEvents inserts |batch| in one transaction, assigns increasing ids
+  // (the |id| fields given are ignored) and returns the stored records.
+  virtual core::Result<std::vector<EventRecord>> appendEvents(std::vector<EventRecord> batch) = 0;
+  // listEvents returns events oldest first. With |since_id|: the first
+  // |limit| events with id > *since_id. Without: the last |limit| events
+  // ("warden events" without --since shows the last 1,000).
+  virtual core::Result<std::vector<EventRecord>> listEvents(std::optional<int64_t> since_id, size_t limit) = 0;
+  // lastEventId returns the highest event id so far (0 if none); a follower
+  // that "starts from now" begins after it.
+  virtual core::Result<int64_t> lastEventId() = 0;
+  // pruneEvents deletes events with time < |before_time| and returns how many.
+  virtual core::Result<int64_t> pruneEvents(int64_t before_time) = 0;
+
+  // --- metadata --------------------------------------------------------
+  // getMeta returns the value stored under |key|, or nullopt.
+  virtual core::Result<std::optional<std::string>> getMeta(std::string_view key) = 0;
+  // setMeta stores |value| under |key|, replacing any previous value.
+  virtual core::Status setMeta(std::string_view key, std::string_view value) = 0;
+};
+
+}  // namespace warden::store

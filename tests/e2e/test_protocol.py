@@ -1,0 +1,158 @@
+"""A peer that breaks MQTT on purpose: the gateway parses, validates and
+re-encodes every packet and closes on malformed input (MQTT 5: DISCONNECT
+0x81/0x82/... first)."""
+
+import struct
+import time
+import unittest
+
+import mqtt_raw as m
+from policies import FACTORY
+from warden_fixture import FleetTestCase
+
+DISCONNECT = 0xE0
+
+
+class ProtocolTest(FleetTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        assert cls.fleet.apply_policy(FACTORY).returncode == 0
+        cls.sensor = cls.fleet.device("proto-sensor", "sensor")
+
+    def client(self):
+        return self.closing(m.RawClient(self.fleet, self.sensor))
+
+    def connected(self, version=5):
+        c = self.client()
+        c.send(m.connect("proto-sensor", version=version))
+        first, body = c.read_packet()
+        self.assertEqual(first, 0x20)
+        self.assertEqual(body[1], 0)
+        return c
+
+    def assert_disconnect(self, c, reason=None):
+        packets = c.read_until_closed()
+        if reason is None:
+            return packets
+        disc = [p for p in packets if p[0] == DISCONNECT]
+        self.assertTrue(disc, f"no DISCONNECT before close: {packets}")
+        self.assertEqual(disc[-1][1][0], reason, f"DISCONNECT reason {disc[-1][1][0]:#x}")
+        return packets
+
+    def test_packet_before_connect_closes(self):
+        c = self.client()
+        c.send(m.publish("factory/telemetry/proto-sensor/t"))
+        packets = c.read_until_closed()
+        self.assertFalse(any(p[0] == 0x20 for p in packets))
+
+    def test_protocol_level_3_gets_return_code_1(self):
+        c = self.client()
+        c.send(m.connect("proto-sensor", version=3))
+        p = c.read_packet()
+        self.assertIsNotNone(p)
+        self.assertEqual(p[0], 0x20)
+        self.assertEqual(p[1][1], 1)
+
+    def test_second_connect_is_a_protocol_error(self):
+        c = self.connected()
+        c.send(m.connect("proto-sensor"))
+        self.assert_disconnect(c, 0x82)
+
+    def test_reserved_flag_bits_are_malformed(self):
+        c = self.connected()
+        c.send(m.subscribe([("factory/commands/x", 1)], first=0x80))  # must be 0x82
+        self.assert_disconnect(c, 0x81)
+
+    def test_invalid_utf8_topic_is_malformed(self):
+        c = self.connected()
+        c.send(m.publish(b"factory/telemetry/\xff\xfe"))
+        self.assert_disconnect(c, 0x81)
+
+    def test_nul_in_topic_is_malformed(self):
+        c = self.connected()
+        c.send(m.publish(b"factory/telemetry/a\x00b"))
+        self.assert_disconnect(c, 0x81)
+
+    def test_wildcard_in_publish_topic(self):
+        c = self.connected()
+        c.send(m.publish("factory/telemetry/#"))
+        self.assert_disconnect(c, 0x90)
+
+    def test_wildcard_in_publish_topic_v311_closes(self):
+        c = self.connected(version=4)
+        c.send(m.publish("factory/telemetry/+", version=4))
+        packets = c.read_until_closed()
+        self.assertFalse(any(p[0] == 0x30 for p in packets))
+
+    def test_overlong_remaining_length_closes(self):
+        c = self.connected()
+        c.send(bytes([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]))
+        packets = c.read_until_closed()
+        self.assertTrue(all(p[0] == DISCONNECT for p in packets))
+
+    def test_oversized_packet_is_refused_from_its_header(self):
+        c = self.connected()
+        big = 300 * 1024
+        c.send(bytes([0x30]) + m.varint(big) + b"\x00\x01a")  # header only; body never sent
+        self.assert_disconnect(c, 0x95)
+
+    def test_topic_alias_zero(self):
+        c = self.connected()
+        c.send(m.publish("factory/telemetry/proto-sensor/t", props=b"\x23\x00\x00"))
+        self.assert_disconnect(c, 0x94)
+
+    def test_topic_alias_above_maximum(self):
+        c = self.connected()
+        c.send(m.publish("factory/telemetry/proto-sensor/t", props=b"\x23\xff\xff"))
+        self.assert_disconnect(c, 0x94)
+
+    def test_empty_topic_with_unknown_alias(self):
+        c = self.connected()
+        c.send(m.publish("", props=b"\x23\x00\x05"))
+        self.assert_disconnect(c, 0x82)
+
+    def test_repeated_single_use_property(self):
+        c = self.connected()
+        # Payload Format Indicator twice.
+        c.send(m.publish("factory/telemetry/proto-sensor/t", props=b"\x01\x01\x01\x01"))
+        packets = self.assert_disconnect(c)
+        disc = [p for p in packets if p[0] == DISCONNECT]
+        self.assertTrue(disc and disc[-1][1][0] in (0x81, 0x82))
+
+    def test_invalid_filter_v5_gets_0x8f(self):
+        c = self.connected()
+        c.send(m.subscribe([("factory/#/x", 1)]))
+        p = c.read_packet()
+        self.assertIsNotNone(p)
+        self.assertEqual(p[0], 0x90)  # SUBACK
+        self.assertEqual(p[1][-1], 0x8F)
+
+    def test_denied_qos2_publish_is_answered_by_gateway(self):
+        c = self.connected()
+        c.send(m.publish("factory/commands/x", qos=2, pid=7))
+        first, body = c.read_packet()
+        self.assertEqual(first, 0x50)  # PUBREC
+        self.assertEqual(struct.unpack("!H", body[:2])[0], 7)
+        self.assertEqual(body[2], 0x87)
+
+    def test_denied_qos2_v311_gets_pubrec_then_pubcomp(self):
+        c = self.connected(version=4)
+        c.send(m.publish("factory/commands/x", qos=2, pid=9, version=4))
+        first, body = c.read_packet()
+        self.assertEqual(first, 0x50)
+        c.send(bytes([0x62, 0x02, 0x00, 0x09]))  # PUBREL
+        first, body = c.read_packet()
+        self.assertEqual(first, 0x70)  # PUBCOMP
+
+    def test_connect_timeout_closes_idle_tls(self):
+        c = self.closing(m.RawClient(self.fleet, self.sensor, timeout=30))
+        start = time.time()
+        packets = c.read_until_closed()
+        self.assertEqual(packets, [])
+        self.assertLess(time.time() - start, 20)  # 10 s limit, not our 30 s socket timeout
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,501 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/clock.h"
+#include "crypto/crypto.h"
+
+namespace warden::store {
+namespace {
+
+using core::ErrorCode;
+using core::Status;
+using namespace std::chrono_literals;
+
+constexpr int64_t kStart = 1'800'000'000;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "warden-store-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = SqliteStore::open(dir_.file("warden.db"), clock_);
+    ASSERT_TRUE(s.isOk()) << s.status().toString();
+    store_ = std::move(s).value();
+  }
+
+  DeviceRecord device(const std::string& name, DeviceState state = DeviceState::kPending) {
+    DeviceRecord d;
+    d.name = name;
+    d.role = "sensor";
+    d.labels = {{"line", "a1"}, {"site", "berlin"}};
+    d.state = state;
+    return d;
+  }
+
+  CertRecord cert(const std::string& serial, const std::string& device, const std::string& fp,
+                  int64_t not_after = kStart + 86400) {
+    CertRecord c;
+    c.serial_hex = serial;
+    c.device = device;
+    c.kind = "device";
+    c.pubkey_fp = fp;
+    c.not_before = kStart - 300;
+    c.not_after = not_after;
+    c.pem = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n";
+    return c;
+  }
+
+  static std::string hash(const std::string& token) { return crypto::sha256Hex(token); }
+
+  void addWithToken(const std::string& name, const std::string& token, int64_t expires = kStart + 3600) {
+    ASSERT_TRUE(store_->insertDeviceWithToken(device(name), hash(token), expires).isOk());
+  }
+
+  TempDir dir_;
+  core::ManualClock clock_{core::fromUnixSeconds(kStart)};
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(SqliteStoreTest, DatabaseFileIsPrivate) {
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.file("warden.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_TRUE(store_->setMeta("k", "v").isOk());
+  for (const char* suffix : {"-wal", "-shm"}) {
+    struct stat side {};
+    ASSERT_EQ(::stat((dir_.file("warden.db") + suffix).c_str(), &side), 0) << suffix;
+    EXPECT_EQ(side.st_mode & 0777, 0600u) << suffix;
+  }
+}
+
+TEST_F(SqliteStoreTest, InsertAndGetDevice) {
+  ASSERT_TRUE(store_->insertDevice(device("temp-1")).isOk());
+  auto d = store_->getDevice("temp-1");
+  ASSERT_TRUE(d.isOk());
+  EXPECT_EQ(d->name, "temp-1");
+  EXPECT_EQ(d->role, "sensor");
+  EXPECT_EQ(d->labels.at("site"), "berlin");
+  EXPECT_EQ(d->state, DeviceState::kPending);
+  EXPECT_EQ(d->created_at, kStart);
+  EXPECT_EQ(store_->getDevice("nope").status().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, NamesAreNeverReused) {
+  ASSERT_TRUE(store_->insertDevice(device("temp-1")).isOk());
+  Status again = store_->insertDevice(device("temp-1"));
+  EXPECT_EQ(again.code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(again.message(), "device name 'temp-1' is already taken (names are never reused, even after revocation)");
+  ASSERT_TRUE(store_->revokeDevice("temp-1").isOk());
+  EXPECT_EQ(store_->insertDevice(device("temp-1")).code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store_->insertDeviceWithToken(device("temp-1"), hash("t"), kStart + 10).code(), ErrorCode::kAlreadyExists);
+}
+
+TEST_F(SqliteStoreTest, InvalidNameIsRefused) {
+  EXPECT_EQ(store_->insertDevice(device("Bad_Name")).code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, ListDevicesOrderedByName) {
+  ASSERT_TRUE(store_->insertDevice(device("b")).isOk());
+  ASSERT_TRUE(store_->insertDevice(device("a")).isOk());
+  auto list = store_->listDevices();
+  ASSERT_TRUE(list.isOk());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "a");
+  EXPECT_EQ((*list)[1].name, "b");
+}
+
+TEST_F(SqliteStoreTest, RevokedStateIsFinal) {
+  ASSERT_TRUE(store_->insertDevice(device("d1", DeviceState::kActive)).isOk());
+  ASSERT_TRUE(store_->setDeviceState("d1", DeviceState::kQuarantined).isOk());
+  EXPECT_EQ(store_->getDevice("d1")->state, DeviceState::kQuarantined);
+  ASSERT_TRUE(store_->revokeDevice("d1").isOk());
+  EXPECT_EQ(store_->setDeviceState("d1", DeviceState::kActive).code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(store_->setDeviceState("zz", DeviceState::kActive).code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, EnrollWithTokenActivatesAndConsumesToken) {
+  addWithToken("d1", "secret-token");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("secret-token"), cert("aa01", "d1", "fp1")).isOk());
+  EXPECT_EQ(store_->getDevice("d1")->state, DeviceState::kActive);
+  auto c = store_->findCert("aa01");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_EQ(c->device, "d1");
+  EXPECT_EQ(c->kind, "device");
+  EXPECT_FALSE(c->revoked);
+  // Single use.
+  Status again = store_->enrollWithToken("d1", hash("secret-token"), cert("aa02", "d1", "fp1"));
+  EXPECT_EQ(again.code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(again.message(), "token_used");
+  EXPECT_EQ(store_->findCert("aa02").status().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, EnrollFailureReasons) {
+  EXPECT_EQ(store_->enrollWithToken("ghost", hash("x"), cert("01", "ghost", "fp")).message(), "unknown_device");
+  ASSERT_TRUE(store_->insertDevice(device("nt")).isOk());
+  EXPECT_EQ(store_->enrollWithToken("nt", hash("x"), cert("01", "nt", "fp")).message(), "no_token");
+  addWithToken("d1", "right");
+  Status mismatch = store_->enrollWithToken("d1", hash("wrong"), cert("01", "d1", "fp"));
+  EXPECT_EQ(mismatch.code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(mismatch.message(), "token_mismatch");
+  // A hash of another length (not even a sha256) is a mismatch, not a crash.
+  EXPECT_EQ(store_->enrollWithToken("d1", "", cert("01", "d1", "fp")).message(), "token_mismatch");
+  EXPECT_EQ(store_->enrollWithToken("d1", std::string(1000, 'a'), cert("01", "d1", "fp")).message(), "token_mismatch");
+  ASSERT_TRUE(store_->revokeDevice("d1").isOk());
+  EXPECT_EQ(store_->enrollWithToken("d1", hash("right"), cert("01", "d1", "fp")).message(), "device_revoked");
+}
+
+TEST_F(SqliteStoreTest, TokenExpires) {
+  addWithToken("d1", "tok", kStart + 60);
+  clock_.advance(60s);
+  Status s = store_->enrollWithToken("d1", hash("tok"), cert("01", "d1", "fp"));
+  EXPECT_EQ(s.code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(s.message(), "token_expired");
+  EXPECT_EQ(store_->getDevice("d1")->state, DeviceState::kPending);
+}
+
+TEST_F(SqliteStoreTest, TokenValidJustBeforeExpiry) {
+  addWithToken("d1", "tok", kStart + 60);
+  clock_.advance(59s);
+  EXPECT_TRUE(store_->enrollWithToken("d1", hash("tok"), cert("01", "d1", "fp")).isOk());
+}
+
+TEST_F(SqliteStoreTest, CheckTokenDoesNotConsume) {
+  addWithToken("d1", "tok");
+  EXPECT_TRUE(store_->checkToken("d1", hash("tok")).isOk());
+  EXPECT_TRUE(store_->checkToken("d1", hash("tok")).isOk());
+  EXPECT_EQ(store_->checkToken("d1", hash("bad")).message(), "token_mismatch");
+  EXPECT_TRUE(store_->enrollWithToken("d1", hash("tok"), cert("01", "d1", "fp")).isOk());
+  EXPECT_EQ(store_->checkToken("d1", hash("tok")).message(), "token_used");
+}
+
+TEST_F(SqliteStoreTest, ReplaceTokenInvalidatesOldUnusedToken) {
+  addWithToken("d1", "old");
+  ASSERT_TRUE(store_->replaceToken("d1", hash("new"), kStart + 3600).isOk());
+  EXPECT_EQ(store_->enrollWithToken("d1", hash("old"), cert("01", "d1", "fp")).message(), "token_mismatch");
+  EXPECT_TRUE(store_->enrollWithToken("d1", hash("new"), cert("01", "d1", "fp")).isOk());
+  EXPECT_EQ(store_->replaceToken("ghost", hash("x"), kStart + 10).code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ReEnrollWithNewTokenKeepsState) {
+  addWithToken("d1", "t1");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t1"), cert("01", "d1", "fp")).isOk());
+  ASSERT_TRUE(store_->setDeviceState("d1", DeviceState::kQuarantined).isOk());
+  ASSERT_TRUE(store_->replaceToken("d1", hash("t2"), kStart + 3600).isOk());
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t2"), cert("02", "d1", "fp2")).isOk());
+  EXPECT_EQ(store_->getDevice("d1")->state, DeviceState::kQuarantined);
+  // The first token, already used, is still reported as used.
+  EXPECT_EQ(store_->checkToken("d1", hash("t1")).message(), "token_used");
+}
+
+TEST_F(SqliteStoreTest, RevokedDeviceGetsNoNewToken) {
+  addWithToken("d1", "t1");
+  ASSERT_TRUE(store_->revokeDevice("d1").isOk());
+  EXPECT_EQ(store_->replaceToken("d1", hash("t2"), kStart + 3600).code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(SqliteStoreTest, EnrollFailureLeavesNothing) {
+  addWithToken("d1", "t1");
+  addWithToken("d2", "t2");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t1"), cert("01", "d1", "shared-key")).isOk());
+  // Key already certified to d1: refused, token not consumed, no cert, still pending.
+  Status s = store_->enrollWithToken("d2", hash("t2"), cert("02", "d2", "shared-key"));
+  EXPECT_EQ(s.code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(s.message(), "key_reuse");
+  EXPECT_EQ(store_->findCert("02").status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->getDevice("d2")->state, DeviceState::kPending);
+  EXPECT_TRUE(store_->checkToken("d2", hash("t2")).isOk());
+  // Serial collision: same; the token stays usable for a retry.
+  Status col = store_->enrollWithToken("d2", hash("t2"), cert("01", "d2", "other-key"));
+  EXPECT_EQ(col.code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(col.message(), "serial_collision");
+  EXPECT_EQ(store_->getDevice("d2")->state, DeviceState::kPending);
+  EXPECT_TRUE(store_->enrollWithToken("d2", hash("t2"), cert("03", "d2", "other-key")).isOk());
+}
+
+TEST_F(SqliteStoreTest, SameDeviceMayKeepItsKey) {
+  addWithToken("d1", "t1");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t1"), cert("01", "d1", "k")).isOk());
+  EXPECT_FALSE(*store_->pubkeyCertifiedToOtherDevice("k", "d1"));
+  EXPECT_TRUE(*store_->pubkeyCertifiedToOtherDevice("k", "d2"));
+  EXPECT_TRUE(store_->renewCert("d1", "01", cert("02", "d1", "k")).isOk());
+}
+
+TEST_F(SqliteStoreTest, RenewCertChecks) {
+  addWithToken("d1", "t1");
+  addWithToken("d2", "t2");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t1"), cert("01", "d1", "k1", kStart + 100)).isOk());
+  ASSERT_TRUE(store_->enrollWithToken("d2", hash("t2"), cert("02", "d2", "k2")).isOk());
+  EXPECT_EQ(store_->renewCert("ghost", "01", cert("10", "ghost", "k9")).message(), "unknown_device");
+  EXPECT_EQ(store_->renewCert("d1", "02", cert("10", "d1", "k9")).message(), "unknown_serial");
+  EXPECT_EQ(store_->renewCert("d1", "ff", cert("10", "d1", "k9")).message(), "unknown_serial");
+  EXPECT_EQ(store_->renewCert("d1", "01", cert("11", "d1", "k2")).message(), "key_reuse");
+  ASSERT_TRUE(store_->renewCert("d1", "01", cert("12", "d1", "k1b")).isOk());
+  auto latest = store_->latestCert("d1");
+  ASSERT_TRUE(latest.isOk());
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->serial_hex, "12");
+  clock_.advance(100s);
+  EXPECT_EQ(store_->renewCert("d1", "01", cert("13", "d1", "k1c")).message(), "cert_expired");
+  ASSERT_TRUE(store_->revokeDevice("d2").isOk());
+  EXPECT_EQ(store_->renewCert("d2", "02", cert("14", "d2", "k2")).message(), "device_revoked");
+  ASSERT_TRUE(store_->insertDevice(device("p")).isOk());
+  EXPECT_EQ(store_->renewCert("p", "01", cert("15", "p", "k5")).message(), "device_pending");
+}
+
+TEST_F(SqliteStoreTest, RenewWithRevokedCertRefused) {
+  addWithToken("d1", "t1");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t1"), cert("01", "d1", "k1")).isOk());
+  CertRecord revoked = cert("02", "d1", "k1");
+  revoked.revoked = true;
+  revoked.revoked_at = kStart;
+  ASSERT_TRUE(store_->insertCert(revoked).isOk());
+  EXPECT_EQ(store_->renewCert("d1", "02", cert("03", "d1", "k1")).message(), "cert_revoked");
+}
+
+TEST_F(SqliteStoreTest, RevokeIsIdempotentAndRevokesEverything) {
+  addWithToken("d1", "t1");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t1"), cert("01", "d1", "k1")).isOk());
+  ASSERT_TRUE(store_->renewCert("d1", "01", cert("02", "d1", "k1")).isOk());
+  ASSERT_TRUE(store_->replaceToken("d1", hash("t2"), kStart + 3600).isOk());
+  clock_.advance(5s);
+  auto first = store_->revokeDevice("d1");
+  ASSERT_TRUE(first.isOk());
+  EXPECT_TRUE(*first);
+  auto certs = store_->listCerts("d1");
+  ASSERT_TRUE(certs.isOk());
+  ASSERT_EQ(certs->size(), 2u);
+  for (const CertRecord& c : *certs) {
+    EXPECT_TRUE(c.revoked);
+    EXPECT_EQ(c.revoked_at, kStart + 5);
+  }
+  EXPECT_EQ(store_->getDevice("d1")->state, DeviceState::kRevoked);
+  EXPECT_EQ(store_->checkToken("d1", hash("t2")).message(), "device_revoked");
+  auto second = store_->revokeDevice("d1");
+  ASSERT_TRUE(second.isOk());
+  EXPECT_FALSE(*second);
+  EXPECT_EQ(store_->revokeDevice("ghost").status().code(), ErrorCode::kNotFound);
+  auto valid = store_->listValidCerts(kStart);
+  ASSERT_TRUE(valid.isOk());
+  EXPECT_TRUE(valid->empty());
+}
+
+TEST_F(SqliteStoreTest, ListValidCertsSkipsExpiredAndRevoked) {
+  CertRecord user = cert("u1", "admin", "ku");
+  user.kind = "user";
+  ASSERT_TRUE(store_->insertCert(user).isOk());
+  ASSERT_TRUE(store_->insertDevice(device("d1", DeviceState::kActive)).isOk());
+  ASSERT_TRUE(store_->insertCert(cert("c1", "d1", "k1", kStart + 10)).isOk());
+  ASSERT_TRUE(store_->insertCert(cert("c2", "d1", "k1", kStart + 1000)).isOk());
+  auto valid = store_->listValidCerts(kStart + 10);
+  ASSERT_TRUE(valid.isOk());
+  ASSERT_EQ(valid->size(), 2u);
+  EXPECT_EQ((*valid)[0].serial_hex, "u1");
+  EXPECT_EQ((*valid)[1].serial_hex, "c2");
+  EXPECT_EQ(store_->insertCert(cert("c2", "d1", "k1")).message(), "serial_collision");
+  EXPECT_EQ(store_->latestCert("nobody")->has_value(), false);
+}
+
+TEST_F(SqliteStoreTest, PolicyVersionsIncrease) {
+  EXPECT_FALSE(store_->activePolicy()->has_value());
+  auto v1 = store_->insertPolicyVersion("rules: []\n", "init");
+  ASSERT_TRUE(v1.isOk());
+  EXPECT_EQ(*v1, 1);
+  auto v2 = store_->insertPolicyVersion("rules: [x]\n", "spiffe://warden.local/user/admin");
+  ASSERT_TRUE(v2.isOk());
+  EXPECT_EQ(*v2, 2);
+  auto active = store_->activePolicy();
+  ASSERT_TRUE(active.isOk() && active->has_value());
+  EXPECT_EQ((*active)->version, 2);
+  EXPECT_EQ((*active)->text, "rules: [x]\n");
+  EXPECT_EQ((*active)->actor, "spiffe://warden.local/user/admin");
+}
+
+TEST_F(SqliteStoreTest, MetaRoundTrip) {
+  EXPECT_FALSE(store_->getMeta("k")->has_value());
+  ASSERT_TRUE(store_->setMeta("k", "v1").isOk());
+  ASSERT_TRUE(store_->setMeta("k", "v2").isOk());
+  EXPECT_EQ(**store_->getMeta("k"), "v2");
+}
+
+EventRecord ev(const std::string& type, int64_t time = 0) {
+  EventRecord e;
+  e.type = type;
+  e.time = time;
+  e.principal = "spiffe://warden.local/device/d1";
+  e.detail = {{"k", "v"}};
+  return e;
+}
+
+TEST_F(SqliteStoreTest, EventsGetIncreasingIdsAndListOldestFirst) {
+  std::vector<EventRecord> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(ev("e" + std::to_string(i)));
+  auto stored = store_->appendEvents(batch);
+  ASSERT_TRUE(stored.isOk());
+  ASSERT_EQ(stored->size(), 5u);
+  for (size_t i = 1; i < stored->size(); ++i) EXPECT_GT((*stored)[i].id, (*stored)[i - 1].id);
+  EXPECT_EQ((*stored)[0].time, kStart);  // time 0 means "now"
+
+  auto last3 = store_->listEvents(std::nullopt, 3);
+  ASSERT_TRUE(last3.isOk());
+  ASSERT_EQ(last3->size(), 3u);
+  EXPECT_EQ((*last3)[0].type, "e2");
+  EXPECT_EQ((*last3)[2].type, "e4");
+  EXPECT_EQ((*last3)[0].detail["k"], "v");
+
+  auto since = store_->listEvents((*stored)[1].id, 2);
+  ASSERT_TRUE(since.isOk());
+  ASSERT_EQ(since->size(), 2u);
+  EXPECT_EQ((*since)[0].type, "e2");
+  EXPECT_EQ((*since)[1].type, "e3");
+
+  auto from_zero = store_->listEvents(0, 1000);
+  ASSERT_TRUE(from_zero.isOk());
+  EXPECT_EQ(from_zero->size(), 5u);
+  EXPECT_EQ(*store_->lastEventId(), (*stored)[4].id);
+  EXPECT_TRUE(store_->listEvents(std::nullopt, 0)->empty());
+}
+
+TEST_F(SqliteStoreTest, EventWithInvalidUtf8DetailIsStored) {
+  EventRecord e = ev("deny");
+  e.detail = {{"topic", std::string("a\xff\xfe")}};
+  e.resource = std::string("bad\xc3");
+  auto stored = store_->appendEvents({e});
+  ASSERT_TRUE(stored.isOk());
+  auto back = store_->listEvents(std::nullopt, 1);
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_TRUE((*back)[0].detail.is_object());
+}
+
+TEST_F(SqliteStoreTest, PruneEventsDeletesOldOnes) {
+  ASSERT_TRUE(store_->appendEvents({ev("old", kStart - 100), ev("new", kStart)}).isOk());
+  auto n = store_->pruneEvents(kStart - 50);
+  ASSERT_TRUE(n.isOk());
+  EXPECT_EQ(*n, 1);
+  auto rest = store_->listEvents(std::nullopt, 10);
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].type, "new");
+}
+
+TEST_F(SqliteStoreTest, DataSurvivesReopen) {
+  addWithToken("d1", "t1");
+  ASSERT_TRUE(store_->enrollWithToken("d1", hash("t1"), cert("01", "d1", "k1")).isOk());
+  ASSERT_TRUE(store_->insertPolicyVersion("p", "init").isOk());
+  store_.reset();
+  auto reopened = SqliteStore::open(dir_.file("warden.db"), clock_);
+  ASSERT_TRUE(reopened.isOk()) << reopened.status().toString();
+  EXPECT_EQ((*reopened)->getDevice("d1")->state, DeviceState::kActive);
+  EXPECT_EQ((*reopened)->findCert("01")->device, "d1");
+  EXPECT_EQ((*(*reopened)->activePolicy())->version, 1);
+}
+
+int64_t sqlScalar(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK);
+  int64_t v = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+void sqlExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStoreOpenTest, FreshDatabaseIsMigratedAndWal) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("w.db");
+  {
+    auto s = SqliteStore::open(path, clock);
+    ASSERT_TRUE(s.isOk()) << s.status().toString();
+  }
+  EXPECT_EQ(sqlScalar(path, "SELECT MAX(version) FROM schema_migrations"), kSchemaVersion);
+  EXPECT_EQ(sqlScalar(path, "SELECT applied_at FROM schema_migrations WHERE version = 1"), kStart);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStoreOpenTest, ExistingDatabaseIsNotMigratedTwice) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("w.db");
+  ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
+  clock.advance(10s);
+  ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
+  EXPECT_EQ(sqlScalar(path, "SELECT COUNT(*) FROM schema_migrations"), 1);
+  EXPECT_EQ(sqlScalar(path, "SELECT applied_at FROM schema_migrations"), kStart);
+}
+
+TEST(SqliteStoreOpenTest, NewerSchemaIsRefused) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("w.db");
+  ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
+  sqlExec(path, "INSERT INTO schema_migrations(version, applied_at) VALUES(99, 0)");
+  auto s = SqliteStore::open(path, clock);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("newer"), std::string::npos);
+}
+
+TEST(SqliteStoreOpenTest, ForeignDatabaseIsRefused) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("other.db");
+  sqlExec(path, "CREATE TABLE x(a)");
+  auto s = SqliteStore::open(path, clock);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.status().code(), ErrorCode::kDataLoss);
+}
+
+TEST(SqliteStoreOpenTest, NonDatabaseFileIsRefused) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("junk.db");
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("this is not a database, not at all, it is just a text file of some length......", f);
+  fclose(f);
+  auto s = SqliteStore::open(path, clock);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.status().code(), ErrorCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace warden::store
