@@ -42,7 +42,7 @@ struct Enrolled {
   std::string serial;
 };
 
-Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url) {
+Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, bool& token_sent) {
   // 1. First contact: complete the handshake provisionally and fetch the CA
   //    certificates; nothing secret is sent on this connection.
   api::ApiClientOptions bootstrap;
@@ -65,6 +65,7 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url) {
   verified.server = url;
   verified.tls.trust_pem = chain.pem();
   WARDEN_ASSIGN_OR_RETURN(auto second, api::ApiClient::create(verified));
+  token_sent = true;
   WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr leaf,
                           api::requestCertificate(*second, "/.well-known/est/simpleenroll", api::csrBody(csr.get()),
                                                   api::basicAuthorization(o.name, o.token)));
@@ -79,13 +80,14 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url) {
   Status s = core::makePrivateDir(o.dir);
   if (s.isOk() && ::chmod(o.dir.c_str(), 0700) != 0) s = core::failedPrecondition("cannot chmod 0700");
   if (!s.isOk()) return localFailure(Status(s.code(), fmt::format("cannot create {}: {}", o.dir, s.message())));
-  for (auto st : {core::writeFileAtomic(paths.key(), key_pem, 0600),
-                  core::writeFileAtomic(paths.cert(), crypto::certsToPem(cert_chain), 0644),
-                  core::writeFileAtomic(paths.ca(), chain.pem(), 0644),
-                  core::writeFileAtomic(paths.config(), renderAgentConfig({url.text, o.name, o.ca_fingerprint}), 0644)}) {
-    if (!st.isOk()) return localFailure(st);
-  }
+  std::string cert_pem = crypto::certsToPem(cert_chain);
+  std::string config = renderAgentConfig({url.text, o.name, o.ca_fingerprint});
+  Status written = core::writeFileAtomic(paths.key(), key_pem, 0600);
   std::fill(key_pem.begin(), key_pem.end(), '\0');
+  if (written.isOk()) written = core::writeFileAtomic(paths.cert(), cert_pem, 0644);
+  if (written.isOk()) written = core::writeFileAtomic(paths.ca(), chain.pem(), 0644);
+  if (written.isOk()) written = core::writeFileAtomic(paths.config(), config, 0644);
+  if (!written.isOk()) return localFailure(written);
   Enrolled out;
   out.serial = crypto::serialHex(leaf.get());
   out.leaf = std::move(leaf);
@@ -117,7 +119,8 @@ int runEnroll(const EnrollOptions& options) {
     return api::kExitUsage;
   }
 
-  auto result = enroll(o, *url);
+  bool token_sent = false;
+  auto result = enroll(o, *url, token_sent);
   if (!result.isOk()) {
     const Status& s = result.status();
     std::string hint;
@@ -131,8 +134,7 @@ int runEnroll(const EnrollOptions& options) {
         hint = fmt::format("enrollment at {} refused: {}. A token works once and expires; get a new one with "
                            "`warden device token {}`.",
                            url->text, s.message(), o.name);
-        if (s.message().find("pinned") != std::string::npos || s.message().find("TLS") != std::string::npos ||
-            s.message().find("certificate") != std::string::npos) {
+        if (!token_sent) {
           hint = fmt::format("refusing to enroll at {}: {}. The token was not sent.", url->text, s.message());
         }
         break;

@@ -72,6 +72,7 @@ Status statusFromResponse(const HttpResponse& response) {
   if (response.status >= 200 && response.status < 300) return Status::ok();
   std::string code;
   std::string message;
+  bool policy_decision = false;  // a 403 carrying the deciding rule is a policy refusal
   auto parsed = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_object()) {
     auto e = parsed.find("error");
@@ -81,6 +82,7 @@ Status statusFromResponse(const HttpResponse& response) {
       if (auto m = e->find("message"); m != e->end() && m->is_string()) message = m->get<std::string>();
     }
     if (auto m = parsed.find("message"); m != parsed.end() && m->is_string()) message = m->get<std::string>();
+    policy_decision = parsed.contains("rule");
   }
   if (message.empty()) message = oneLine(response.body);
   if (message.empty()) message = fmt::format("HTTP {} {}", response.status, oneLine(response.reason));
@@ -88,11 +90,16 @@ Status statusFromResponse(const HttpResponse& response) {
   switch (response.status) {
     case 400:
     case 413:
-    case 415:
-    case 422: return core::invalidArgument(message);
+    case 415: return core::invalidArgument(message);
+    case 422:
+      // A valid policy that would lock the operator out is refused, not invalid.
+      if (code == "policy_lockout") return core::failedPrecondition(message);
+      return core::invalidArgument(message);
     case 401: return core::unauthenticated(message);
     case 403:
-      if (code == "permission_denied" || code == "forbidden" || code == "policy_denied") return core::permissionDenied(message);
+      // The policy refused an authenticated operator: exit 1. Any other 403
+      // is about the certificate's identity: exit 3 like a TLS failure.
+      if (policy_decision) return core::permissionDenied(message);
       return core::unauthenticated(message);
     case 404: return core::notFound(message);
     case 409: return core::alreadyExists(message);
@@ -125,13 +132,13 @@ json deviceAddBody(const DeviceAddRequest& request) {
   json labels = json::object();
   for (const auto& [k, v] : request.labels) labels[k] = v;
   json body = {{"name", request.name}, {"role", request.role}, {"labels", std::move(labels)}};
-  if (request.token_ttl_seconds) body["token_ttl_seconds"] = *request.token_ttl_seconds;
+  if (request.token_ttl_seconds) body["token_ttl"] = *request.token_ttl_seconds;
   return body;
 }
 
 json tokenBody(std::optional<int64_t> ttl_seconds) {
   json body = json::object();
-  if (ttl_seconds) body["token_ttl_seconds"] = *ttl_seconds;
+  if (ttl_seconds) body["ttl"] = *ttl_seconds;
   return body;
 }
 

@@ -28,11 +28,12 @@ inline constexpr int kExitNoServer = 3;    // unreachable, TLS or authentication
 int exitCodeFor(const core::Status& status);
 
 // statusFromResponse turns a non-2xx HTTP response into a Status whose code
-// drives exitCodeFor: 400/413/422 kInvalidArgument; 401 kUnauthenticated;
-// 403 kPermissionDenied when the server's error code names a policy refusal
-// ("permission_denied"), else kUnauthenticated; 404 kNotFound; 409
-// kAlreadyExists; 429 kResourceExhausted; others kInternal. The message is
-// the server's "message" field (or the body's first line). 2xx -> ok.
+// drives exitCodeFor: 400/413/415/422 kInvalidArgument (422 "policy_lockout":
+// kFailedPrecondition); 401 kUnauthenticated; 403 kPermissionDenied when the
+// answer names the deciding policy "rule", else kUnauthenticated (the
+// certificate is not an operator's); 404 kNotFound; 409 kAlreadyExists; 429
+// kResourceExhausted; others kInternal. The message is the server's
+// "message" field (or the body's first line). 2xx -> ok.
 core::Status statusFromResponse(const HttpResponse& response);
 
 // DeviceAddRequest is `warden device add` after local validation.
@@ -50,11 +51,11 @@ core::Result<DeviceAddRequest> validateDeviceAdd(std::string_view name, std::str
                                                  std::string_view token_ttl);
 
 // deviceAddBody returns the JSON body of POST /v1/devices:
-// {name, role, labels, token_ttl_seconds?}.
+// {name, role, labels, token_ttl? (seconds)}.
 nlohmann::json deviceAddBody(const DeviceAddRequest& request);
 
 // tokenBody returns the JSON body of POST /v1/devices/{name}/token:
-// {token_ttl_seconds?}.
+// {ttl? (seconds)}.
 nlohmann::json tokenBody(std::optional<int64_t> ttl_seconds);
 
 // eventsTarget returns "/v1/events" with since/limit/wait query parameters.

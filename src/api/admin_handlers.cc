@@ -1,5 +1,9 @@
 // admin_handlers.cc: the operator's admin API (/v1/...), mutual TLS + policy.
 
+// g++ 12 reports a false -Wmismatched-new-delete on Asio's awaitable frame
+// allocator (aligned_new / operator delete pair) in some coroutines.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 #include <unordered_set>
 
 #include "api/api_json.h"
@@ -25,8 +29,16 @@ std::string unknownDeviceMessage(std::string_view name) {
 }
 
 // parseTtl reads a TTL given as a duration string ("2h") or whole seconds.
-core::Result<std::optional<core::Seconds>> parseTtl(const nlohmann::json& body, const char* field) {
-  auto it = body.find(field);
+// The first of |fields| present is used.
+core::Result<std::optional<core::Seconds>> parseTtl(const nlohmann::json& body,
+                                                    std::initializer_list<const char*> fields) {
+  auto it = body.end();
+  const char* field = "";
+  for (const char* f : fields) {
+    it = body.find(f);
+    field = f;
+    if (it != body.end()) break;
+  }
   if (it == body.end() || it->is_null()) return std::optional<core::Seconds>();
   if (it->is_string()) {
     auto secs = core::parseDuration(it->get<std::string>());
@@ -44,7 +56,7 @@ core::Result<std::optional<core::Seconds>> parseTtl(const nlohmann::json& body, 
 }
 
 // parseJsonBody parses an optional JSON object body ("" -> {}).
-core::Result<nlohmann::json> parseJsonBody(const HttpRequest& req, bool required) {
+core::Result<nlohmann::json> parseJsonBody(const ServerRequest& req, bool required) {
   std::string type = mediaType(req[http::field::content_type]);
   if (req.body().empty()) {
     if (required) return core::invalidArgument("the request needs a JSON object body");
@@ -75,13 +87,14 @@ core::Status checkKnownKeys(const nlohmann::json& body, std::initializer_list<st
 
 }  // namespace
 
-std::variant<OperatorIdentity, HttpResponse> ApiServer::Impl::authenticateOperator(const PeerInfo& peer,
+std::variant<OperatorIdentity, ServerResponse> ApiServer::Impl::authenticateOperator(const PeerInfo& peer,
                                                                                    const Route& route) {
   const std::string action(adminAction(route.kind));
-  auto deny = [&](http::status status, std::string_view code, std::string principal, std::string_view reason,
+  auto deny = [&](http::status status, std::string_view code, std::string principal, std::string_view cause,
                   std::string message) {
     recordEvent(monitor::event_type::kAdminDeny, principal, principal, action, route.device, "deny", "",
-                std::string(reason), {{"source", peer.address}, {"message", message}});
+                std::string(monitor::reason::kUnauthenticated),
+                {{"source", peer.remote}, {"cause", cause}, {"message", message}});
     return errorResponse(status, code, message);
   };
   if (!peer.cert) {
@@ -92,17 +105,17 @@ std::variant<OperatorIdentity, HttpResponse> ApiServer::Impl::authenticateOperat
   X509* cert = peer.cert.get();
   std::vector<std::string> uris = crypto::uriSans(cert);
   if (uris.size() != 1) {
-    return deny(http::status::forbidden, "permission_denied", "", monitor::reason::kBadIdentity,
+    return deny(http::status::forbidden, "not_an_operator", "", monitor::reason::kBadIdentity,
                 "the client certificate must carry exactly one URI SAN spiffe://<trust-domain>/user/<name>");
   }
   auto id = core::parseSpiffeId(uris.front());
   if (!id.isOk() || id->trust_domain != config_.trust_domain) {
-    return deny(http::status::forbidden, "permission_denied", "", monitor::reason::kBadIdentity,
+    return deny(http::status::forbidden, "not_an_operator", "", monitor::reason::kBadIdentity,
                 "the client certificate's SPIFFE ID is not in this server's trust domain");
   }
   const std::string spiffe = id->toString();
   if (id->kind != core::PrincipalKind::kUser) {
-    return deny(http::status::forbidden, "permission_denied", spiffe, monitor::reason::kBadIdentity,
+    return deny(http::status::forbidden, "not_an_operator", spiffe, monitor::reason::kBadIdentity,
                 fmt::format("{} is not an operator: the admin API accepts only user certificates", spiffe));
   }
   core::SystemTime now = deps_.clock.now();
@@ -122,7 +135,7 @@ std::variant<OperatorIdentity, HttpResponse> ApiServer::Impl::authenticateOperat
   return OperatorIdentity{id->name, spiffe, ""};
 }
 
-std::optional<HttpResponse> ApiServer::Impl::authorizeOperator(OperatorIdentity& op, RouteKind kind,
+std::optional<ServerResponse> ApiServer::Impl::authorizeOperator(OperatorIdentity& op, RouteKind kind,
                                                                const std::string& resource) {
   const std::string action(adminAction(kind));
   auto snapshot = deps_.snapshot.get();
@@ -150,10 +163,10 @@ std::optional<HttpResponse> ApiServer::Impl::authorizeOperator(OperatorIdentity&
   return jsonResponse(http::status::forbidden, body);
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::handleAdmin(const Route& route, const HttpRequest& req,
+asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route, const ServerRequest& req,
                                                            const PeerInfo& peer) {
   auto auth = authenticateOperator(peer, route);
-  if (auto* res = std::get_if<HttpResponse>(&auth)) co_return std::move(*res);
+  if (auto* res = std::get_if<ServerResponse>(&auth)) co_return std::move(*res);
   OperatorIdentity op = std::get<OperatorIdentity>(std::move(auth));
 
   std::string resource = "*";
@@ -198,8 +211,8 @@ asio::awaitable<HttpResponse> ApiServer::Impl::handleAdmin(const Route& route, c
   }
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::deviceAdd(const OperatorIdentity& op, nlohmann::json body) {
-  if (auto s = checkKnownKeys(body, {"name", "role", "labels", "token_ttl"}); !s.isOk()) co_return statusResponse(s);
+asio::awaitable<ServerResponse> ApiServer::Impl::deviceAdd(const OperatorIdentity& op, nlohmann::json body) {
+  if (auto s = checkKnownKeys(body, {"name", "role", "labels", "token_ttl", "token_ttl_seconds"}); !s.isOk()) co_return statusResponse(s);
   const std::string name = body["name"].get<std::string>();
   auto role_it = body.find("role");
   if (role_it == body.end() || !role_it->is_string()) {
@@ -221,7 +234,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::deviceAdd(const OperatorIdentity&
       labels[l.key()] = l.value().get<std::string>();
     }
   }
-  auto ttl = parseTtl(body, "token_ttl");
+  auto ttl = parseTtl(body, {"token_ttl_seconds", "token_ttl"});
   if (!ttl.isOk()) co_return statusResponse(ttl.status());
 
   auto added = co_await onWorker([this, name, role, labels, ttl = *ttl]() {
@@ -262,7 +275,7 @@ core::Result<DeviceView> loadDeviceView(store::Store& store, const std::string& 
 
 }  // namespace
 
-asio::awaitable<HttpResponse> ApiServer::Impl::deviceList() {
+asio::awaitable<ServerResponse> ApiServer::Impl::deviceList() {
   auto views = co_await onWorker([this]() -> core::Result<std::vector<DeviceView>> {
     WARDEN_ASSIGN_OR_RETURN(std::vector<store::DeviceRecord> devices, deps_.store.listDevices());
     std::vector<DeviceView> out;
@@ -283,7 +296,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::deviceList() {
   co_return jsonResponse(http::status::ok, {{"devices", std::move(list)}});
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::deviceShow(const std::string& name) {
+asio::awaitable<ServerResponse> ApiServer::Impl::deviceShow(const std::string& name) {
   auto view = co_await onWorker([this, name]() { return loadDeviceView(deps_.store, name); });
   if (!view.isOk()) {
     if (view.status().code() == core::ErrorCode::kNotFound) {
@@ -296,12 +309,12 @@ asio::awaitable<HttpResponse> ApiServer::Impl::deviceShow(const std::string& nam
   co_return jsonResponse(http::status::ok, deviceToJson(view->first, view->second, connected, config_.trust_domain));
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::deviceToken(const OperatorIdentity& op, const std::string& name,
-                                                           const HttpRequest& req) {
+asio::awaitable<ServerResponse> ApiServer::Impl::deviceToken(const OperatorIdentity& op, const std::string& name,
+                                                           const ServerRequest& req) {
   auto body = parseJsonBody(req, /*required=*/false);
   if (!body.isOk()) co_return statusResponse(body.status());
-  if (auto s = checkKnownKeys(*body, {"ttl"}); !s.isOk()) co_return statusResponse(s);
-  auto ttl = parseTtl(*body, "ttl");
+  if (auto s = checkKnownKeys(*body, {"ttl", "token_ttl", "token_ttl_seconds"}); !s.isOk()) co_return statusResponse(s);
+  auto ttl = parseTtl(*body, {"token_ttl_seconds", "token_ttl", "ttl"});
   if (!ttl.isOk()) co_return statusResponse(ttl.status());
   auto token = co_await onWorker([this, name, ttl = *ttl]() { return deps_.registry.newToken(name, ttl); });
   if (!token.isOk()) {
@@ -310,7 +323,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::deviceToken(const OperatorIdentit
     }
     co_return statusResponse(token.status());
   }
-  recordEvent(monitor::event_type::kToken, deviceSpiffeId(name), op.spiffe_id, "admin:device.token", name, "permit",
+  recordEvent(monitor::event_type::kTokenIssue, deviceSpiffeId(name), op.spiffe_id, "admin:device.token", name, "permit",
               op.rule, std::string(monitor::reason::kPermitted),
               {{"expires_at", core::formatRfc3339(core::fromUnixSeconds(token->expires_at))}});
   co_return jsonResponse(http::status::ok,
@@ -319,7 +332,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::deviceToken(const OperatorIdentit
                           {"token_expires_at", core::formatRfc3339(core::fromUnixSeconds(token->expires_at))}});
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::deviceStateChange(const OperatorIdentity& op, RouteKind kind,
+asio::awaitable<ServerResponse> ApiServer::Impl::deviceStateChange(const OperatorIdentity& op, RouteKind kind,
                                                                  const std::string& name) {
   std::string_view type;
   std::string state;
@@ -341,15 +354,15 @@ asio::awaitable<HttpResponse> ApiServer::Impl::deviceStateChange(const OperatorI
     }
     co_return statusResponse(changed.status());
   }
-  recordEvent(type, deviceSpiffeId(name), op.spiffe_id, std::string(adminAction(kind)), name, "permit", op.rule,
-              std::string(monitor::reason::kPermitted), {{"changed", *changed}});
   // Reply only once every affected live session was cut or restricted.
   if (*changed) co_await publishChange();
   if (kind == RouteKind::kDeviceRevoke) co_await purgeBrokerSession(name);
+  recordEvent(type, deviceSpiffeId(name), op.spiffe_id, std::string(adminAction(kind)), name, "permit", op.rule,
+              std::string(monitor::reason::kPermitted), {{"changed", *changed}});
   co_return jsonResponse(http::status::ok, {{"name", name}, {"state", state}, {"changed", *changed}});
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::policyApply(const OperatorIdentity& op, const HttpRequest& req) {
+asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdentity& op, const ServerRequest& req) {
   std::string filename = "policy";
   if (auto h = req["X-Warden-Filename"]; !h.empty()) filename = sanitizeFilename(std::string_view(h.data(), h.size()));
   struct Applied {
@@ -378,7 +391,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::policyApply(const OperatorIdentit
           "refused: under this policy {} would lose admin:policy.apply ({}, rule {}); keep a rule that permits "
           "admin:policy.apply for kind: user, id: {}",
           spiffe, keep.reason, keep.rule, user));
-      out.http_status = 422;
+      out.http_status = 409;
       out.rule = keep.rule;
       return out;
     }
@@ -395,18 +408,20 @@ asio::awaitable<HttpResponse> ApiServer::Impl::policyApply(const OperatorIdentit
     if (applied.http_status == 400) {
       co_return errorResponse(http::status::bad_request, "invalid_argument", applied.status.message());
     }
-    if (applied.http_status == 422) {
-      co_return errorResponse(http::status::unprocessable_entity, "policy_lockout", applied.status.message());
+    if (applied.http_status == 409) {
+      recordEvent(monitor::event_type::kAdminDeny, op.spiffe_id, op.spiffe_id, "admin:policy.apply", "*", "deny",
+                  applied.rule, std::string(monitor::reason::kWouldLockOut));
+      co_return errorResponse(http::status::conflict, "policy_lockout", applied.status.message());
     }
     co_return statusResponse(applied.status);
   }
+  co_await publishChange();
   recordEvent(monitor::event_type::kPolicyApply, op.spiffe_id, op.spiffe_id, "admin:policy.apply", "*", "permit",
               op.rule, std::string(monitor::reason::kPermitted), {{"version", applied.version}});
-  co_await publishChange();
   co_return jsonResponse(http::status::ok, {{"version", applied.version}});
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::policyShow() {
+asio::awaitable<ServerResponse> ApiServer::Impl::policyShow() {
   auto active = co_await onWorker([this]() { return deps_.store.activePolicy(); });
   if (!active.isOk()) co_return statusResponse(active.status());
   if (!active->has_value()) {
@@ -416,7 +431,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::policyShow() {
   co_return jsonResponse(http::status::ok, policyToJson(**active));
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::eventsRead(const Route& route) {
+asio::awaitable<ServerResponse> ApiServer::Impl::eventsRead(const Route& route) {
   auto query = parseEventsQuery(route.query, config_.limits.max_event_wait.count());
   if (!query.isOk()) co_return statusResponse(query.status());
   const std::optional<int64_t> since = query->since;

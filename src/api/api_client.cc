@@ -673,6 +673,14 @@ Result<HttpResponse> ApiClient::exchange(Connection& conn, const HttpRequest& re
       WARDEN_RETURN_IF_ERROR(parser.finishAtEof());
       break;
     }
+    // OpenSSL 3 reports a peer that vanished without close_notify as an SSL
+    // error; that is a dead server, not a TLS refusal.
+    if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+      ERR_clear_error();
+      if (!parser.receivedAnything()) return core::unavailable("the server closed the connection without a response");
+      WARDEN_RETURN_IF_ERROR(parser.finishAtEof());
+      break;
+    }
     // A TLS 1.3 server reports a rejected client certificate with an alert
     // that arrives on the first read.
     std::string why = sslErrorString();

@@ -20,8 +20,8 @@ namespace warden::api {
 // ---------------------------------------------------------------------------
 // Response builders
 
-HttpResponse jsonResponse(http::status status, const nlohmann::json& body) {
-  HttpResponse res{status, 11};
+ServerResponse jsonResponse(http::status status, const nlohmann::json& body) {
+  ServerResponse res{status, 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
   res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -29,8 +29,8 @@ HttpResponse jsonResponse(http::status status, const nlohmann::json& body) {
   return res;
 }
 
-HttpResponse errorResponse(http::status status, std::string_view code, std::string_view message) {
-  HttpResponse res{status, 11};
+ServerResponse errorResponse(http::status status, std::string_view code, std::string_view message) {
+  ServerResponse res{status, 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
   res.body() = errorJson(code, message);
@@ -38,8 +38,8 @@ HttpResponse errorResponse(http::status status, std::string_view code, std::stri
   return res;
 }
 
-HttpResponse textResponse(http::status status, std::string_view content_type, std::string body) {
-  HttpResponse res{status, 11};
+ServerResponse textResponse(http::status status, std::string_view content_type, std::string body) {
+  ServerResponse res{status, 11};
   res.set(http::field::content_type, content_type);
   res.set(http::field::cache_control, "no-store");
   res.body() = std::move(body);
@@ -62,7 +62,7 @@ http::status httpStatusFor(core::ErrorCode code) {
   }
 }
 
-HttpResponse statusResponse(const core::Status& status) {
+ServerResponse statusResponse(const core::Status& status) {
   http::status http_status = httpStatusFor(status.code());
   if (http_status == http::status::internal_server_error) {
     spdlog::error("api: internal error: {}", status.message());
@@ -196,7 +196,7 @@ bool isHttpParseError(const boost::system::error_code& ec) {
 }
 
 // writeResponse writes |res| and reports whether the write succeeded.
-asio::awaitable<bool> writeResponse(SslStream& stream, HttpResponse& res) {
+asio::awaitable<bool> writeResponse(SslStream& stream, ServerResponse& res) {
   res.prepare_payload();
   auto [ec, n] = co_await http::async_write(stream, res, kNoThrow);
   (void)n;
@@ -213,6 +213,8 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
     auto remote = socket.remote_endpoint(ec);
     if (ec) co_return;
     peer.address = remote.address().to_string();
+    peer.remote = remote.address().is_v6() ? fmt::format("[{}]:{}", peer.address, remote.port())
+                                           : fmt::format("{}:{}", peer.address, remote.port());
     peer.source_key = sourceKey(peer.address);
   }
   SslStream stream(beast::tcp_stream(std::move(socket)), *ssl_ctx_);
@@ -230,7 +232,18 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
   {
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kNoThrow);
     if (ec) {
-      spdlog::debug("api: TLS handshake from {} failed: {}", peer.address, ec.message());
+      spdlog::debug("api: TLS handshake from {} failed: {}", peer.remote, ec.message());
+      long verify = SSL_get_verify_result(stream.native_handle());
+      if (verify != X509_V_OK) {
+        // A client certificate was presented and did not verify.
+        const bool expired = verify == X509_V_ERR_CERT_HAS_EXPIRED || verify == X509_V_ERR_CERT_NOT_YET_VALID;
+        recordEvent(monitor::event_type::kTlsReject, "", "", "tls:handshake", "", "deny", "",
+                    std::string(expired ? monitor::reason::kCertExpired : monitor::reason::kUntrustedIssuer),
+                    {{"remote", peer.remote},
+                     {"listener", "api"},
+                     {"verify", X509_verify_cert_error_string(verify)},
+                     {"error", ec.message()}});
+      }
       co_return;
     }
   }
@@ -250,17 +263,17 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
     (void)hn;
     if (hec) {
       if (hec == http::error::header_limit) {
-        HttpResponse res = errorResponse(http::status::request_header_fields_too_large, "invalid_argument",
+        ServerResponse res = errorResponse(http::status::request_header_fields_too_large, "invalid_argument",
                                          "request headers are larger than 8 KiB");
         res.keep_alive(false);
         co_await writeResponse(stream, res);
       } else if (hec == http::error::body_limit) {
-        HttpResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
+        ServerResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
                                          "request body is too large");
         res.keep_alive(false);
         co_await writeResponse(stream, res);
       } else if (isHttpParseError(hec)) {
-        HttpResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
+        ServerResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
         res.keep_alive(false);
         co_await writeResponse(stream, res);
       }
@@ -270,7 +283,7 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
     const bool policy_upload = header.method() == http::verb::put && header.target() == "/v1/policy" && peer.cert;
     const uint64_t limit = policy_upload ? config_.limits.max_policy_body_bytes : config_.limits.max_body_bytes;
     if (parser.content_length() && *parser.content_length() > limit) {
-      HttpResponse res = errorResponse(
+      ServerResponse res = errorResponse(
           http::status::payload_too_large, "invalid_argument",
           fmt::format("request body is larger than {} bytes", limit));
       res.keep_alive(false);
@@ -289,22 +302,22 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
       (void)bn;
       if (bec) {
         if (bec == http::error::body_limit) {
-          HttpResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
+          ServerResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
                                            fmt::format("request body is larger than {} bytes", limit));
           res.keep_alive(false);
           co_await writeResponse(stream, res);
         } else if (isHttpParseError(bec)) {
-          HttpResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
+          ServerResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
           res.keep_alive(false);
           co_await writeResponse(stream, res);
         }
         break;
       }
     }
-    HttpRequest req = parser.release();
+    ServerRequest req = parser.release();
     // Handlers may wait (worker, session cut-off, long-poll): no idle timer meanwhile.
     tcp.expires_never();
-    HttpResponse res;
+    ServerResponse res;
     try {
       res = co_await handle(req, peer);
     } catch (const std::exception& e) {
@@ -328,7 +341,7 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
   tcp.socket().close(ignored);
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::handle(const HttpRequest& req, const PeerInfo& peer) {
+asio::awaitable<ServerResponse> ApiServer::Impl::handle(const ServerRequest& req, const PeerInfo& peer) {
   Route route = matchRoute(std::string_view(req.method_string().data(), req.method_string().size()),
                            std::string_view(req.target().data(), req.target().size()));
   switch (route.kind) {
@@ -336,7 +349,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::handle(const HttpRequest& req, co
       co_return errorResponse(http::status::not_found, "not_found",
                               "no such endpoint; the admin API lives under /v1/ and EST under /.well-known/est/");
     case RouteKind::kMethodNotAllowed: {
-      HttpResponse res = errorResponse(http::status::method_not_allowed, "method_not_allowed",
+      ServerResponse res = errorResponse(http::status::method_not_allowed, "method_not_allowed",
                                        "method not allowed here; allowed: " + route.allow);
       res.set(http::field::allow, route.allow);
       co_return res;
@@ -357,45 +370,52 @@ asio::awaitable<HttpResponse> ApiServer::Impl::handle(const HttpRequest& req, co
 // ---------------------------------------------------------------------------
 // Plumbing
 
+// awaitCallback is deliberately not a coroutine: g++ 12 double-destroys
+// by-value std::function parameters of coroutines (seen under ASan), so the
+// callback goes straight into Asio's own initiation coroutine.
 asio::awaitable<void> ApiServer::Impl::awaitCallback(std::function<void(std::function<void()>)> start,
                                                      std::chrono::milliseconds timeout, const char* what) {
   auto ex = io_.get_executor();
   std::shared_ptr<asio::steady_timer> timer;
   if (timeout.count() > 0) timer = std::make_shared<asio::steady_timer>(io_, timeout);
-  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [ex, timer, what, start = std::move(start)](auto handler) mutable {
-        using Handler = decltype(handler);
-        auto slot = std::make_shared<std::optional<Handler>>(std::move(handler));
-        // complete runs on the io thread; only the first call resumes.
-        auto complete = [slot, timer]() {
-          if (!slot->has_value()) return;
-          Handler h = std::move(**slot);
-          slot->reset();
-          if (timer) timer->cancel();
-          std::move(h)();
-        };
-        if (timer) {
-          timer->async_wait([complete, what](const boost::system::error_code& ec) {
-            if (ec) return;
-            spdlog::warn("api: {} did not complete in time; answering anyway", what);
-            complete();
-          });
-        }
-        start([ex, complete]() { asio::post(ex, complete); });
-      },
-      asio::use_awaitable);
+  auto start_ptr = std::make_shared<std::function<void(std::function<void()>)>>(std::move(start));
+  auto initiation = [ex, timer, what, start_ptr](auto handler) {
+    using Handler = decltype(handler);
+    auto slot = std::make_shared<std::optional<Handler>>(std::move(handler));
+    // complete runs on the io thread; only the first call resumes.
+    auto complete = [slot, timer]() {
+      if (!slot->has_value()) return;
+      Handler h = std::move(**slot);
+      slot->reset();
+      if (timer) timer->cancel();
+      std::move(h)();
+    };
+    if (timer) {
+      timer->async_wait([complete, what](const boost::system::error_code& ec) {
+        if (ec) return;
+        spdlog::warn("api: {} did not complete in time; answering anyway", what);
+        complete();
+      });
+    }
+    (*start_ptr)([ex, complete]() { asio::post(ex, complete); });
+  };
+  return asio::async_initiate<decltype(asio::use_awaitable), void()>(std::move(initiation), asio::use_awaitable);
 }
 
 asio::awaitable<void> ApiServer::Impl::publishChange() {
-  co_await awaitCallback([this](std::function<void()> done) { deps_.publish_change(std::move(done)); },
-                         std::chrono::seconds(10), "publishing the change to the gateway");
+  // Named, not a temporary: see onWorker (GCC PR 101367).
+  std::function<void(std::function<void()>)> start = [this](std::function<void()> done) {
+    deps_.publish_change(std::move(done));
+  };
+  co_await awaitCallback(std::move(start), std::chrono::seconds(10), "publishing the change to the gateway");
 }
 
 asio::awaitable<void> ApiServer::Impl::purgeBrokerSession(const std::string& device) {
   if (!deps_.purge_broker_session) co_return;
-  co_await awaitCallback(
-      [this, device](std::function<void()> done) { deps_.purge_broker_session(device, std::move(done)); },
-      std::chrono::seconds(10), "purging the broker session");
+  std::function<void(std::function<void()>)> start = [this, device](std::function<void()> done) {
+    deps_.purge_broker_session(device, std::move(done));
+  };
+  co_await awaitCallback(std::move(start), std::chrono::seconds(10), "purging the broker session");
 }
 
 void ApiServer::Impl::recordEvent(std::string_view type, std::string principal, std::string actor,

@@ -34,8 +34,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-using HttpRequest = http::request<http::string_body>;
-using HttpResponse = http::response<http::string_body>;
+using ServerRequest = http::request<http::string_body>;
+using ServerResponse = http::response<http::string_body>;
 using SslStream = beast::ssl_stream<beast::tcp_stream>;
 
 // kNoThrow makes Asio operations report errors as values.
@@ -44,6 +44,7 @@ inline constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // PeerInfo is what the connection knows about its client.
 struct PeerInfo {
   std::string address;     // remote IP, textual
+  std::string remote;      // "ip:port" ("[v6]:port") for event detail.source
   std::string source_key;  // rate-limit key (IPv6 /64)
   crypto::X509Ptr cert;    // client certificate (verified by the TLS layer) or null
   long verify_result = 0;  // SSL_get_verify_result
@@ -57,12 +58,12 @@ struct OperatorIdentity {
 };
 
 // Response builders.
-HttpResponse jsonResponse(http::status status, const nlohmann::json& body);
-HttpResponse errorResponse(http::status status, std::string_view code, std::string_view message);
-HttpResponse textResponse(http::status status, std::string_view content_type, std::string body);
+ServerResponse jsonResponse(http::status status, const nlohmann::json& body);
+ServerResponse errorResponse(http::status status, std::string_view code, std::string_view message);
+ServerResponse textResponse(http::status status, std::string_view content_type, std::string body);
 // statusResponse maps a failed Status to an HTTP error (internal errors are
 // logged and answered without their message).
-HttpResponse statusResponse(const core::Status& status);
+ServerResponse statusResponse(const core::Status& status);
 http::status httpStatusFor(core::ErrorCode code);
 
 class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
@@ -77,32 +78,32 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   // --- connections (api_server.cc) ---
   asio::awaitable<void> acceptLoop();
   asio::awaitable<void> serveConnection(asio::ip::tcp::socket socket);
-  asio::awaitable<HttpResponse> handle(const HttpRequest& req, const PeerInfo& peer);
+  asio::awaitable<ServerResponse> handle(const ServerRequest& req, const PeerInfo& peer);
   void onEventsCommitted(int64_t max_id);
 
   // --- EST (est_handlers.cc) ---
-  HttpResponse estCacerts() const;
-  asio::awaitable<HttpResponse> estSimpleEnroll(const HttpRequest& req, const PeerInfo& peer);
-  asio::awaitable<HttpResponse> estSimpleReenroll(const HttpRequest& req, const PeerInfo& peer);
-  std::optional<HttpResponse> estRateLimited(const PeerInfo& peer);
-  HttpResponse estUnauthorized() const;
+  ServerResponse estCacerts() const;
+  asio::awaitable<ServerResponse> estSimpleEnroll(const ServerRequest& req, const PeerInfo& peer);
+  asio::awaitable<ServerResponse> estSimpleReenroll(const ServerRequest& req, const PeerInfo& peer);
+  std::optional<ServerResponse> estRateLimited(const PeerInfo& peer);
+  ServerResponse estUnauthorized() const;
 
   // --- admin (admin_handlers.cc) ---
-  asio::awaitable<HttpResponse> handleAdmin(const Route& route, const HttpRequest& req, const PeerInfo& peer);
-  std::variant<OperatorIdentity, HttpResponse> authenticateOperator(const PeerInfo& peer, const Route& route);
+  asio::awaitable<ServerResponse> handleAdmin(const Route& route, const ServerRequest& req, const PeerInfo& peer);
+  std::variant<OperatorIdentity, ServerResponse> authenticateOperator(const PeerInfo& peer, const Route& route);
   // authorizeOperator asks the policy whether |op| may call |kind| on
   // |resource|; on permit it sets op.rule and returns nullopt.
-  std::optional<HttpResponse> authorizeOperator(OperatorIdentity& op, RouteKind kind, const std::string& resource);
-  asio::awaitable<HttpResponse> deviceAdd(const OperatorIdentity& op, nlohmann::json body);
-  asio::awaitable<HttpResponse> deviceList();
-  asio::awaitable<HttpResponse> deviceShow(const std::string& name);
-  asio::awaitable<HttpResponse> deviceToken(const OperatorIdentity& op, const std::string& name,
-                                            const HttpRequest& req);
-  asio::awaitable<HttpResponse> deviceStateChange(const OperatorIdentity& op, RouteKind kind,
+  std::optional<ServerResponse> authorizeOperator(OperatorIdentity& op, RouteKind kind, const std::string& resource);
+  asio::awaitable<ServerResponse> deviceAdd(const OperatorIdentity& op, nlohmann::json body);
+  asio::awaitable<ServerResponse> deviceList();
+  asio::awaitable<ServerResponse> deviceShow(const std::string& name);
+  asio::awaitable<ServerResponse> deviceToken(const OperatorIdentity& op, const std::string& name,
+                                            const ServerRequest& req);
+  asio::awaitable<ServerResponse> deviceStateChange(const OperatorIdentity& op, RouteKind kind,
                                                   const std::string& name);
-  asio::awaitable<HttpResponse> policyApply(const OperatorIdentity& op, const HttpRequest& req);
-  asio::awaitable<HttpResponse> policyShow();
-  asio::awaitable<HttpResponse> eventsRead(const Route& route);
+  asio::awaitable<ServerResponse> policyApply(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> policyShow();
+  asio::awaitable<ServerResponse> eventsRead(const Route& route);
 
   // --- plumbing ---
   // awaitCallback starts |start| with a completion callback and resumes on
@@ -152,19 +153,20 @@ asio::awaitable<std::invoke_result_t<F&>> ApiServer::Impl::onWorker(F work) {
   using T = std::invoke_result_t<F&>;
   auto result = std::make_shared<std::optional<T>>();
   auto fn = std::make_shared<F>(std::move(work));
-  co_await awaitCallback(
-      [this, result, fn](std::function<void()> done) {
-        deps_.run_blocking(
-            [result, fn] {
-              try {
-                result->emplace((*fn)());
-              } catch (const std::exception& e) {
-                spdlog::error("api: worker task failed: {}", e.what());
-              }
-            },
-            std::move(done));
-      },
-      std::chrono::milliseconds(0), "worker");
+  // Named, not a temporary: g++ 12 destroys temporaries of a co_await
+  // full-expression twice (GCC PR 101367).
+  std::function<void(std::function<void()>)> start = [this, result, fn](std::function<void()> done) {
+    deps_.run_blocking(
+        [result, fn] {
+          try {
+            result->emplace((*fn)());
+          } catch (const std::exception& e) {
+            spdlog::error("api: worker task failed: {}", e.what());
+          }
+        },
+        std::move(done));
+  };
+  co_await awaitCallback(std::move(start), std::chrono::milliseconds(0), "worker");
   if (!result->has_value()) throw std::runtime_error("worker task failed");
   co_return std::move(**result);
 }

@@ -1,5 +1,9 @@
 // est_handlers.cc: EST enrollment (RFC 7030) on the API listener.
 
+// g++ 12 reports a false -Wmismatched-new-delete on Asio's awaitable frame
+// allocator (aligned_new / operator delete pair) in some coroutines.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 #include <openssl/x509.h>
 
 #include "api/api_server_impl.h"
@@ -33,13 +37,13 @@ struct EnrollOutcome {
   int64_t not_after = 0;
 };
 
-HttpResponse estText(http::status status, std::string body) {
+ServerResponse estText(http::status status, std::string body) {
   if (!body.empty() && body.back() != '\n') body.push_back('\n');
   return textResponse(status, "text/plain; charset=utf-8", std::move(body));
 }
 
-HttpResponse issuedResponse(std::string body) {
-  HttpResponse res = textResponse(http::status::ok, kPkcs7CertsOnly, std::move(body));
+ServerResponse issuedResponse(std::string body) {
+  ServerResponse res = textResponse(http::status::ok, kPkcs7CertsOnly, std::move(body));
   res.set("Content-Transfer-Encoding", "base64");
   return res;
 }
@@ -96,33 +100,33 @@ crypto::X509ReqPtr parseCsr(const std::string& body, EnrollOutcome& out) {
 
 }  // namespace
 
-HttpResponse ApiServer::Impl::estCacerts() const {
+ServerResponse ApiServer::Impl::estCacerts() const {
   // RFC 7030 §4.1.3: certs-only PKCS#7, base64 encoded.
-  HttpResponse res = textResponse(http::status::ok, kPkcs7Mime, cacerts_body_);
+  ServerResponse res = textResponse(http::status::ok, kPkcs7Mime, cacerts_body_);
   res.set("Content-Transfer-Encoding", "base64");
   return res;
 }
 
-HttpResponse ApiServer::Impl::estUnauthorized() const {
+ServerResponse ApiServer::Impl::estUnauthorized() const {
   // One response for every token failure: the reason only goes to the event log.
-  HttpResponse res = estText(http::status::unauthorized, "authentication failed");
+  ServerResponse res = estText(http::status::unauthorized, "authentication failed");
   res.set(http::field::www_authenticate, "Basic realm=\"warden\"");
   return res;
 }
 
-std::optional<HttpResponse> ApiServer::Impl::estRateLimited(const PeerInfo& peer) {
+std::optional<ServerResponse> ApiServer::Impl::estRateLimited(const PeerInfo& peer) {
   int64_t retry = enroll_failures_.retryAfter(peer.source_key, deps_.clock.steadyNow());
   if (retry == 0) return std::nullopt;
-  HttpResponse res = estText(http::status::too_many_requests,
+  ServerResponse res = estText(http::status::too_many_requests,
                              fmt::format("too many failed enrollment attempts from this address; retry in {} s", retry));
   res.set(http::field::retry_after, std::to_string(retry));
   return res;
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::estSimpleEnroll(const HttpRequest& req, const PeerInfo& peer) {
+asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerRequest& req, const PeerInfo& peer) {
   if (auto limited = estRateLimited(peer)) {
     recordEvent(monitor::event_type::kTokenFailure, "", "", "est:simpleenroll", "", "deny", "",
-                std::string(monitor::reason::kRateLimited), {{"source", peer.address}});
+                std::string(monitor::reason::kRateLimited), {{"source", peer.remote}});
     co_return *limited;
   }
   // RFC 7030 §3.2.4 / RFC 8951: a PKCS#10 body, base64; other types 415.
@@ -139,11 +143,11 @@ asio::awaitable<HttpResponse> ApiServer::Impl::estSimpleEnroll(const HttpRequest
   auto tokenFailure = [&](const std::string& name, std::string reason) {
     enroll_failures_.recordFailure(peer.source_key, deps_.clock.steadyNow());
     std::string principal = core::isValidName(name) ? deviceSpiffeId(name) : "";
-    recordEvent(monitor::event_type::kTokenFailure, principal, principal, "est:simpleenroll",
-                core::isValidName(name) ? name : "", "deny", "", std::move(reason), {{"source", peer.address}});
+    recordEvent(monitor::event_type::kTokenFailure, principal, "", "est:simpleenroll",
+                core::isValidName(name) ? name : "", "deny", "", std::move(reason), {{"source", peer.remote}});
     return estUnauthorized();
   };
-  if (!creds.isOk()) co_return tokenFailure("", std::string(monitor::reason::kNoToken));
+  if (!creds.isOk()) co_return tokenFailure("", std::string(monitor::reason::kTokenMismatch));
   std::string name = creds->user;
   std::string token = creds->password;
   if (!core::isValidName(name)) co_return tokenFailure("", std::string(monitor::reason::kUnknownDevice));
@@ -188,7 +192,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::estSimpleEnroll(const HttpRequest
     case EnrollOutcome::Kind::kBadRequest:
       enroll_failures_.recordFailure(peer.source_key, deps_.clock.steadyNow());
       recordEvent(monitor::event_type::kEnroll, deviceSpiffeId(name), deviceSpiffeId(name), "est:simpleenroll",
-                  name, "deny", "", outcome.reason, {{"source", peer.address}, {"message", outcome.message}});
+                  name, "deny", "", outcome.reason, {{"source", peer.remote}, {"message", outcome.message}});
       co_return estText(http::status::bad_request, outcome.message);
     case EnrollOutcome::Kind::kInternal:
       spdlog::error("api: enrollment of '{}' failed: {}", name, outcome.message);
@@ -197,26 +201,26 @@ asio::awaitable<HttpResponse> ApiServer::Impl::estSimpleEnroll(const HttpRequest
       break;
   }
   recordEvent(monitor::event_type::kEnroll, deviceSpiffeId(name), deviceSpiffeId(name), "est:simpleenroll", name,
-              "permit", "", "enrolled",
+              "permit", "", std::string(monitor::reason::kEnrolled),
               {{"serial", outcome.serial},
                {"not_after", core::formatRfc3339(core::fromUnixSeconds(outcome.not_after))},
-               {"source", peer.address}});
+               {"source", peer.remote}});
   // The gateway must know the new serial before the device can use it.
   co_await publishChange();
   co_return issuedResponse(std::move(outcome.body));
 }
 
-asio::awaitable<HttpResponse> ApiServer::Impl::estSimpleReenroll(const HttpRequest& req, const PeerInfo& peer) {
+asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerRequest& req, const PeerInfo& peer) {
   if (auto limited = estRateLimited(peer)) {
     recordEvent(monitor::event_type::kRenew, "", "", "est:simplereenroll", "", "deny", "",
-                std::string(monitor::reason::kRateLimited), {{"source", peer.address}});
+                std::string(monitor::reason::kRateLimited), {{"source", peer.remote}});
     co_return *limited;
   }
   auto renewFailure = [&](const std::string& name, const std::string& reason, std::string detail) {
     enroll_failures_.recordFailure(peer.source_key, deps_.clock.steadyNow());
     std::string principal = name.empty() ? "" : deviceSpiffeId(name);
     recordEvent(monitor::event_type::kRenew, principal, principal, "est:simplereenroll", name, "deny", "", reason,
-                {{"source", peer.address}, {"message", std::move(detail)}});
+                {{"source", peer.remote}, {"message", std::move(detail)}});
   };
   // RFC 7030 §4.2.2: the client authenticates with its current certificate.
   auto snapshot = deps_.snapshot.get();
@@ -225,7 +229,7 @@ asio::awaitable<HttpResponse> ApiServer::Impl::estSimpleReenroll(const HttpReque
                                                       config_.trust_domain, deps_.clock.now());
   if (!id.ok) {
     renewFailure(id.device, id.reason, id.detail);
-    HttpResponse res = estText(http::status::unauthorized,
+    ServerResponse res = estText(http::status::unauthorized,
                                "simplereenroll requires the device's current, valid certificate as the TLS client "
                                "certificate");
     co_return res;
@@ -268,11 +272,11 @@ asio::awaitable<HttpResponse> ApiServer::Impl::estSimpleReenroll(const HttpReque
       break;
   }
   recordEvent(monitor::event_type::kRenew, deviceSpiffeId(name), deviceSpiffeId(name), "est:simplereenroll", name,
-              "permit", "", "renewed",
+              "permit", "", std::string(monitor::reason::kRenewed),
               {{"serial", outcome.serial},
                {"previous_serial", serial},
                {"not_after", core::formatRfc3339(core::fromUnixSeconds(outcome.not_after))},
-               {"source", peer.address}});
+               {"source", peer.remote}});
   co_await publishChange();
   co_return issuedResponse(std::move(outcome.body));
 }

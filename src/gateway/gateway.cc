@@ -12,15 +12,16 @@ namespace warden::gateway {
 
 namespace {
 
-// Countdown calls |done| once it has been released by every holder.
+// Countdown posts |done| to the io thread once every holder has released it.
 class Countdown {
  public:
-  explicit Countdown(std::function<void()> done) : done_(std::move(done)) {}
+  Countdown(asio::io_context& io, std::function<void()> done) : io_(io), done_(std::move(done)) {}
   ~Countdown() {
-    if (done_) done_();
+    if (done_) asio::post(io_, std::move(done_));
   }
 
  private:
+  asio::io_context& io_;
   std::function<void()> done_;
 };
 
@@ -96,21 +97,29 @@ asio::awaitable<void> Gateway::Impl::acceptLoop() {
     boost::system::error_code ep_ec;
     auto remote = socket.remote_endpoint(ep_ec);
     std::string address = ep_ec ? std::string("unknown") : remote.address().to_string();
+    std::string peer = ep_ec ? address : fmt::format("{}:{}", address, remote.port());
     if (!rate_limiter_.allow(address, clock_.steadyNow())) {
       spdlog::debug("MQTT connection from {} refused: connect rate limit", address);
+      monitor::Event e;
+      e.type = monitor::event_type::kTlsReject;
+      e.action = "tls:handshake";
+      e.decision = "deny";
+      e.reason = monitor::reason::kRateLimited;
+      e.detail = nlohmann::json{{"remote", peer}, {"error", "connection rate limit for this source address"}};
+      record(std::move(e));
       socket.close(ep_ec);
       continue;
     }
     socket.set_option(tcp::no_delay(true), ep_ec);
     auto session = std::make_shared<MqttSession>(*this, asio::ssl::stream<tcp::socket>(std::move(socket), *server_tls_),
-                                                 address);
+                                                 std::move(peer));
     registry_.add(session);
     session->start();
   }
 }
 
 void Gateway::Impl::reevaluate(std::function<void()> done) {
-  auto countdown = std::make_shared<Countdown>(std::move(done));
+  auto countdown = std::make_shared<Countdown>(io_, std::move(done));
   auto snap = snapshots_.get();
   if (snap) purgeNewlyRevoked(*snap);
   for (auto& s : registry_.all()) {
@@ -129,6 +138,7 @@ void Gateway::Impl::purgeNewlyRevoked(const DecisionSnapshot& snap) {
     if (before == nullptr || before->state == store::DeviceState::kRevoked) continue;
     if (registry_.findDevice(name)) continue;  // the live session purges on its cut
     // Offline device: drop its broker session (queued messages, will) now.
+    registry_.forgetFilters(name);
     asio::co_spawn(io_, purgeBrokerSession(*this, name), asio::detached);
   }
 }
@@ -147,7 +157,7 @@ void Gateway::Impl::shutdown(std::function<void()> done) {
   shutting_down_ = true;
   boost::system::error_code ec;
   if (acceptor_) acceptor_->close(ec);
-  auto countdown = std::make_shared<Countdown>(std::move(done));
+  auto countdown = std::make_shared<Countdown>(io_, std::move(done));
   for (auto& s : registry_.all()) {
     s->cut(0x8B, std::string(monitor::reason::kShutdown), /*purge=*/false, [countdown] {});
   }

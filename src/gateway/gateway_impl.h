@@ -10,6 +10,10 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+// g++ 12 reports a false -Wmismatched-new-delete at the end of Asio
+// coroutines (GCC bug 109224: awaitable_frame_base's sized operator delete).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 #include "core/clock.h"
 #include "gateway/connect_rate_limiter.h"
 #include "gateway/gateway.h"
@@ -37,6 +41,7 @@ class Gateway::Impl {
   const core::Clock& clock() const { return clock_; }
   asio::ssl::context& upstreamTls() { return *client_tls_; }
   SessionRegistry& registry() { return registry_; }
+  const SessionRegistry& registry() const { return registry_; }
   bool shuttingDown() const { return shutting_down_; }
   uint16_t listenPort() const { return bound_port_; }
 

@@ -53,4 +53,16 @@ std::vector<std::string> SessionRegistry::deviceNames() const {
   return out;
 }
 
+void SessionRegistry::rememberFilters(const std::string& device, std::vector<SessionFilter> filters) {
+  remembered_[device] = std::move(filters);
+}
+
+std::optional<std::vector<SessionFilter>> SessionRegistry::takeFilters(const std::string& device) {
+  auto it = remembered_.find(device);
+  if (it == remembered_.end()) return std::nullopt;
+  std::vector<SessionFilter> out = std::move(it->second);
+  remembered_.erase(it);
+  return out;
+}
+
 }  // namespace warden::gateway

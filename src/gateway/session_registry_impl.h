@@ -5,13 +5,25 @@
 // each device name. Io thread only.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "gateway/mqtt/packet.h"
+
 namespace warden::gateway {
 
 class MqttSession;
+
+// SessionFilter is one subscription of a device session as the gateway
+// remembers it: its options, its identifier and whether it is suspended
+// (unsubscribed upstream because the policy no longer allows it).
+struct SessionFilter {
+  mqtt::Subscription sub;
+  std::optional<uint32_t> subscription_id;
+  bool suspended = false;
+};
 
 class SessionRegistry {
  public:
@@ -30,11 +42,19 @@ class SessionRegistry {
   std::vector<std::shared_ptr<MqttSession>> all() const;
   std::vector<std::shared_ptr<MqttSession>> bound() const;
   std::vector<std::string> deviceNames() const;
+
+  // remember keeps the filters of a device whose broker session outlives its
+  // connection (Session Expiry > 0), so that the next connection that resumes
+  // it (Session Present) still enforces and can suspend/restore them.
+  void rememberFilters(const std::string& device, std::vector<SessionFilter> filters);
+  std::optional<std::vector<SessionFilter>> takeFilters(const std::string& device);
+  void forgetFilters(const std::string& device) { remembered_.erase(device); }
   size_t size() const { return sessions_.size(); }
 
  private:
   std::unordered_map<const MqttSession*, std::shared_ptr<MqttSession>> sessions_;
   std::unordered_map<std::string, std::shared_ptr<MqttSession>> by_device_;
+  std::unordered_map<std::string, std::vector<SessionFilter>> remembered_;
 };
 
 }  // namespace warden::gateway

@@ -69,8 +69,8 @@ asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstream(Gat
   for (;;) {
     auto r = link->decoder.next();
     if (!r) co_return fail("bad CONNACK: " + r.error().message);
-    if (r->has_value()) {
-      mqtt::Frame frame = std::move(**r);
+    if (r.value().has_value()) {
+      mqtt::Frame frame = std::move(*r.value());
       auto packet = mqtt::decodePacket(frame.first_byte, frame.body, mqtt::ProtocolVersion::k5);
       if (!packet) co_return fail("bad CONNACK: " + packet.error().message);
       auto* connack = std::get_if<mqtt::Connack>(&packet.value());

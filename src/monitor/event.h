@@ -34,7 +34,8 @@ inline constexpr std::string_view kEnroll = "enroll";
 inline constexpr std::string_view kRenew = "renew";
 inline constexpr std::string_view kTokenFailure = "token_failure";
 inline constexpr std::string_view kDeviceAdd = "device_add";
-inline constexpr std::string_view kToken = "token";
+inline constexpr std::string_view kTokenIssue = "token_issue";
+inline constexpr std::string_view kToken = kTokenIssue;  // older name of kTokenIssue, kept for callers
 inline constexpr std::string_view kRevoke = "revoke";
 inline constexpr std::string_view kQuarantine = "quarantine";
 inline constexpr std::string_view kRelease = "release";
@@ -46,11 +47,15 @@ inline constexpr std::string_view kEventsDropped = "events_dropped";
 namespace reason {
 // Authorization (policy) outcomes.
 inline constexpr std::string_view kPermitted = "permitted";
+inline constexpr std::string_view kEnrolled = "enrolled";
+inline constexpr std::string_view kRenewed = "renewed";
 inline constexpr std::string_view kForbidden = "forbidden";
 inline constexpr std::string_view kNoPermit = "no_permit";
 inline constexpr std::string_view kQuarantined = "quarantined";
 // MQTT request checks.
 inline constexpr std::string_view kInvalidFilter = "invalid_filter";
+inline constexpr std::string_view kInvalidTopic = "invalid_topic";
+inline constexpr std::string_view kUnknownAction = "unknown_action";
 inline constexpr std::string_view kWillDenied = "will_denied";
 inline constexpr std::string_view kClientIdMismatch = "client_id_mismatch";
 // Identity / certificate checks.
@@ -69,12 +74,15 @@ inline constexpr std::string_view kTokenMismatch = "token_mismatch";
 inline constexpr std::string_view kNoToken = "no_token";
 inline constexpr std::string_view kRateLimited = "rate_limited";
 inline constexpr std::string_view kKeyReuse = "key_reuse";
+inline constexpr std::string_view kSerialCollision = "serial_collision";
 inline constexpr std::string_view kBadCsr = "bad_csr";
 // Protocol.
 inline constexpr std::string_view kMalformedPacket = "malformed_packet";
 inline constexpr std::string_view kProtocolError = "protocol_error";
 inline constexpr std::string_view kPacketTooLarge = "packet_too_large";
 inline constexpr std::string_view kTopicAliasInvalid = "topic_alias_invalid";
+inline constexpr std::string_view kTopicInvalid = "topic_invalid";
+inline constexpr std::string_view kQuotaExceeded = "quota_exceeded";
 inline constexpr std::string_view kUpstreamUnavailable = "upstream_unavailable";
 // Why a session ended (disconnect events).
 inline constexpr std::string_view kClientDisconnect = "client_disconnect";
@@ -86,6 +94,9 @@ inline constexpr std::string_view kKeepaliveTimeout = "keepalive_timeout";
 inline constexpr std::string_view kConnectTimeout = "connect_timeout";
 inline constexpr std::string_view kBufferOverflow = "buffer_overflow";
 inline constexpr std::string_view kConnectionLost = "connection_lost";
+// Admin API.
+inline constexpr std::string_view kWouldLockOut = "would_lock_out";
+inline constexpr std::string_view kUnauthenticated = "unauthenticated";
 // Event log itself.
 inline constexpr std::string_view kQueueFull = "queue_full";
 }  // namespace reason

@@ -38,6 +38,7 @@ EventLog::~EventLog() {
 }
 
 void EventLog::record(Event event) {
+  const int64_t now = core::unixSeconds(clock_.now());
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= options_.max_queue) {
@@ -45,7 +46,7 @@ void EventLog::record(Event event) {
       ++dropped_total_;
       return;
     }
-    queue_.push_back(std::move(event));
+    queue_.push_back(QueuedEvent{std::move(event), now});
     ++enqueued_seq_;
   }
   work_cv_.notify_one();
@@ -79,7 +80,7 @@ uint64_t EventLog::droppedTotal() const {
 
 void EventLog::writerLoop() {
   maybePrune();  // once at start-up, then at most every prune_interval
-  std::vector<Event> batch;
+  std::vector<QueuedEvent> batch;
   while (true) {
     uint64_t dropped = 0;
     {
@@ -109,7 +110,7 @@ void EventLog::writerLoop() {
       e.actor = "system";
       e.reason = std::string(reason::kQueueFull);
       e.detail = {{"count", dropped}};
-      batch.push_back(std::move(e));
+      batch.push_back(QueuedEvent{std::move(e), core::unixSeconds(clock_.now())});
     }
     writeBatch(batch);
     maybePrune();
@@ -121,13 +122,13 @@ void EventLog::writerLoop() {
   }
 }
 
-void EventLog::writeBatch(std::vector<Event>& batch) {
-  const int64_t now = core::unixSeconds(clock_.now());
+void EventLog::writeBatch(std::vector<QueuedEvent>& batch) {
   std::vector<store::EventRecord> records;
   records.reserve(batch.size());
-  for (Event& e : batch) {
+  for (QueuedEvent& q : batch) {
+    Event& e = q.event;
     store::EventRecord r;
-    r.time = now;
+    r.time = q.time;
     r.type = std::move(e.type);
     r.principal = std::move(e.principal);
     r.actor = std::move(e.actor);

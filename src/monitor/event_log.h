@@ -1,9 +1,9 @@
 #pragma once
 
 // event_log.h: the asynchronous security event log. record() never blocks
-// on the database: events go to a bounded queue that one writer thread
-// drains in batches into the Store (one transaction per batch), assigning
-// ids and times; followers are notified after each batch commits.
+// on the database: it stamps the time and queues the event; one writer thread
+// drains the bounded queue in batches into the Store (one transaction per
+// batch, which assigns the ids); followers are notified after each commit.
 
 #include <chrono>
 #include <condition_variable>
@@ -46,7 +46,8 @@ class EventLog {
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  // record queues |event| (thread-safe, never blocks on I/O). When the queue
+  // record stamps |event| with the current time and queues it (thread-safe,
+  // never blocks on I/O). When the queue
   // is full the event is dropped and counted; the writer later records one
   // `events_dropped` event with the count.
   void record(Event event);
@@ -63,8 +64,13 @@ class EventLog {
   uint64_t droppedTotal() const;
 
  private:
+  struct QueuedEvent {
+    Event event;
+    int64_t time = 0;  // unix seconds when record() was called
+  };
+
   void writerLoop();
-  void writeBatch(std::vector<Event>& batch);
+  void writeBatch(std::vector<QueuedEvent>& batch);
   void maybePrune();
 
   store::Store& store_;
@@ -74,7 +80,7 @@ class EventLog {
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  std::deque<Event> queue_;
+  std::deque<QueuedEvent> queue_;
   uint64_t enqueued_seq_ = 0;   // events accepted by record() (guarded by mu_)
   uint64_t committed_seq_ = 0;  // events handled by the writer (guarded by mu_)
   uint64_t dropped_pending_ = 0;

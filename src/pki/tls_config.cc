@@ -197,14 +197,19 @@ Status loadOwnChain(SSL_CTX* ctx, const TlsFiles& files) {
     return core::invalidArgument(fmt::format("{}: cannot load certificate chain: {}", files.cert_chain_file,
                                              crypto::openSslErrorString()));
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return core::invalidArgument(
-        fmt::format("{}: cannot load private key: {}", files.key_file, crypto::openSslErrorString()));
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
+  auto key_pem = core::readFile(files.key_file, 64 * 1024);
+  if (!key_pem) return core::invalidArgument(fmt::format("{}: {}", files.key_file, key_pem.status().message()));
+  auto key = crypto::privateKeyFromPem(*key_pem);
+  OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  if (!key) return core::invalidArgument(fmt::format("{}: {}", files.key_file, key.status().message()));
+  if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key->get()) != 1) {
     ERR_clear_error();
     return core::invalidArgument(
         fmt::format("{} does not match the certificate in {}", files.key_file, files.cert_chain_file));
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, key->get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    return core::invalidArgument(
+        fmt::format("{}: cannot use private key: {}", files.key_file, crypto::openSslErrorString()));
   }
   return Status::ok();
 }

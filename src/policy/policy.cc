@@ -51,6 +51,24 @@ std::optional<std::string_view> patternText(const ResourcePattern& pattern, cons
 
 bool startsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
+// literalLevelsDiffer reports whether filter |f| has, at some level where
+// |prefix| (a pattern's literal leading levels) is literal, a different
+// literal: then no topic matches both and the full overlap test is skipped.
+bool literalLevelsDiffer(std::string_view prefix, std::string_view f) {
+  while (!prefix.empty() && !f.empty()) {
+    size_t ps = prefix.find('/');
+    size_t fs = f.find('/');
+    std::string_view pl = prefix.substr(0, ps);
+    std::string_view fl = f.substr(0, fs);
+    if (fl == "+" || fl == "#") return false;
+    if (pl != fl) return true;
+    if (ps == std::string_view::npos || fs == std::string_view::npos) return false;
+    prefix.remove_prefix(ps + 1);
+    f.remove_prefix(fs + 1);
+  }
+  return false;
+}
+
 bool forbidMatches(const ResourcePattern& pattern, const Principal& p, const Request& r) {
   if (r.family != ActionFamily::kTopic) {
     if (pattern.isAny()) return true;
@@ -65,8 +83,9 @@ bool forbidMatches(const ResourcePattern& pattern, const Principal& p, const Req
   if (r.action != Action::kMqttSubscribe) return topicMatchesFilter(*text, r.resource);
   // A forbid applies to a subscription that could receive any topic it
   // forbids (issue 2: "overlaps no forbid pattern").
-  if (filtersOverlap(*text, r.filter)) return true;
-  return !r.share_group.empty() && filtersOverlap(*text, r.resource);
+  std::string_view prefix = pattern.literalPrefix();
+  if (!literalLevelsDiffer(prefix, r.filter) && filtersOverlap(*text, r.filter)) return true;
+  return !r.share_group.empty() && !literalLevelsDiffer(prefix, r.resource) && filtersOverlap(*text, r.resource);
 }
 
 bool permitMatches(const ResourcePattern& pattern, const Principal& p, const Request& r) {

@@ -41,7 +41,7 @@ inline constexpr std::array<std::string_view, 15> kActions = {
     "admin:policy.apply",     "admin:policy.show",    "admin:events.read",
 };
 
-class CompiledPolicy;  // private: src/policy/compiled_policy.h
+struct CompiledPolicy;  // private: src/policy/compiled_policy.h
 
 // Policy is an immutable, compiled policy document. Share it as
 // std::shared_ptr<const Policy>; authorize is thread-safe.

@@ -315,7 +315,7 @@ class PolicyCompiler {
       for (size_t i = 0; i < kActionCount; ++i) {
         Action a = static_cast<Action>(i);
         if ((rule.actions & actionBit(a)) == 0) continue;
-        core::Status st = pattern->validateFor(actionFamily(a), actionName(a));
+        core::Status st = pattern->validateFor(actionFamily(a), actionName(a), rule.effect == Effect::kForbid);
         if (!st.isOk()) return error(*v, st.message());
       }
       rule.resources.push_back(std::move(pattern).value());

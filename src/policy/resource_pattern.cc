@@ -107,7 +107,7 @@ std::string ResourcePattern::probe(std::string_view stand_in) const {
   return out;
 }
 
-core::Status ResourcePattern::validateFor(ActionFamily family, std::string_view action) const {
+core::Status ResourcePattern::validateFor(ActionFamily family, std::string_view action, bool forbid) const {
   switch (family) {
     case ActionFamily::kTopic: {
       if (text_ == "*") {
@@ -132,10 +132,10 @@ core::Status ResourcePattern::validateFor(ActionFamily family, std::string_view 
         return core::invalidArgument(
             fmt::format("'{}' is not a valid topic pattern for {}: {}", shortened(text_), action, st.message()));
       }
-      if (p.rfind("$share/", 0) == 0 || p == "$share") {
+      if (!forbid && (p.rfind("$share/", 0) == 0 || p == "$share")) {
         auto shared = parseSharedSubscription(p);
         if (!shared.isOk()) {
-          return core::invalidArgument(fmt::format("'{}' is not a valid shared subscription pattern: {}",
+          return core::invalidArgument(fmt::format("'{}' is not a valid shared subscription pattern: {} (write $share/GROUP/FILTER)",
                                                    shortened(text_), shared.status().message()));
         }
       }

@@ -35,8 +35,10 @@ class ResourcePattern {
   static core::Result<ResourcePattern> parse(std::string_view text);
 
   // validateFor checks that the pattern is meaningful for actions of
-  // |family|; |action| names one such action for the message.
-  core::Status validateFor(ActionFamily family, std::string_view action) const;
+  // |family|; |action| names one such action for the message. A permit on
+  // "$share/..." must name a well-formed share; a forbid may be broader
+  // ("$share/#" forbids every shared subscription).
+  core::Status validateFor(ActionFamily family, std::string_view action, bool forbid) const;
 
   const std::string& text() const { return text_; }
   bool isAny() const { return text_ == "*"; }

@@ -121,7 +121,9 @@ core::Status validateTopicFilter(std::string_view f, size_t max_len, size_t max_
 }
 
 bool topicMatchesFilter(std::string_view filter, std::string_view topic) {
-  if (filter.empty() || topic.empty() || hasWildcard(topic)) return false;
+  // An invalid topic name (wildcard or U+0000, §4.7.3) matches nothing.
+  constexpr std::string_view kNotInTopics("+#\0", 3);
+  if (filter.empty() || topic.empty() || topic.find_first_of(kNotInTopics) != std::string_view::npos) return false;
   LevelCursor f(filter);
   LevelCursor t(topic);
   std::string_view fl;

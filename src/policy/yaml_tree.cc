@@ -4,6 +4,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <yaml-cpp/eventhandler.h>
@@ -137,7 +138,7 @@ class TreeBuilder : public YAML::EventHandler {
       parent.pending_key.emplace(std::move(node));
       return;
     }
-    parent.node.entries.emplace_back(std::move(*parent.pending_key), std::move(node));
+    parent.node.entries.push_back(YamlEntry{std::move(*parent.pending_key), std::move(node)});
     parent.pending_key.reset();
   }
 
@@ -212,7 +213,12 @@ core::Result<YamlNode> parseStrictYaml(std::string_view text, std::string_view f
   } catch (const YAML::Exception& e) {
     // An error recorded before yaml-cpp gave up comes first in the text.
     if (builder.failed()) return yamlError(filename, builder.error().first, builder.error().second);
-    return yamlError(filename, toPosition(e.mark), fmt::format("invalid YAML: {}", e.msg));
+    std::string hint;
+    if (e.msg.find("alias") != std::string::npos || e.msg.find("anchor") != std::string::npos) {
+      // A plain * starts an alias in YAML; "any value" needs quotes.
+      hint = " (aliases are not allowed in a policy; to mean any value, write \"*\" in quotes)";
+    }
+    return yamlError(filename, toPosition(e.mark), fmt::format("invalid YAML: {}{}", e.msg, hint));
   } catch (const std::exception& e) {
     return yamlError(filename, {}, fmt::format("could not read the policy: {}", e.what()));
   }

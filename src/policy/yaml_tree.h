@@ -8,7 +8,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -21,15 +20,23 @@ struct YamlPosition {
   int column = 1;
 };
 
+struct YamlEntry;
+
 struct YamlNode {
   enum class Type { kNull, kScalar, kSequence, kMap };
   Type type = Type::kNull;
   YamlPosition pos;
   std::string scalar;  // kScalar only
   std::vector<YamlNode> items;  // kSequence only
-  std::vector<std::pair<YamlNode, YamlNode>> entries;  // kMap only, keys are kScalar, unique
+  std::vector<YamlEntry> entries;  // kMap only, in file order
 
   std::string_view typeName() const;  // "null", "string", "list", "mapping"
+};
+
+// YamlEntry is one key: value pair of a mapping; keys are kScalar and unique.
+struct YamlEntry {
+  YamlNode key;
+  YamlNode value;
 };
 
 // kMaxPolicyBytes is the largest policy file accepted.

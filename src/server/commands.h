@@ -19,7 +19,7 @@ struct InitOptions {
 // Options of `warden serve`.
 struct ServeOptions {
   std::string dir;
-  std::string log_level = "info";
+  std::string log_level;  // empty: warden.yaml log_level
   bool output_json = false;
 };
 

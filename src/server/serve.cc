@@ -123,6 +123,7 @@ class ControlPlane {
     gw.upstream_ca_file = paths.upstream_ca_cert();
     gw.upstream_client_cert_file = paths.upstream_client_cert();
     gw.upstream_client_key_file = paths.upstream_client_key();
+    gw.upstream_timeout = std::chrono::seconds(config_.upstream_timeout_s);
     const auto& l = config_.limits;
     gw.limits.max_packet_size = l.max_packet_size;
     gw.limits.max_topic_length = l.max_topic_length;
@@ -161,9 +162,9 @@ class ControlPlane {
         .run_blocking = [this](std::function<void()> work,
                                std::function<void()> then) { runBlocking(std::move(work), std::move(then)); },
         .publish_change = [this, &gateway](std::function<void()> done) { publishChange(gateway, std::move(done)); },
-        .purge_broker_session = [&gateway](const std::string& device, std::function<void()> done) {
-          gateway.purgeBrokerSession(device, std::move(done));
-        },
+        // The gateway purges a revoked device's broker session itself when it
+        // re-evaluates (see Gateway::reevaluate), so no separate hook.
+        .purge_broker_session = nullptr,
     };
     api::ApiServer api(&io_, ac, deps);
     if (auto st = api.start(); !st.isOk()) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -766,14 +767,23 @@ Status SqliteStoreImpl::migrate() {
 }
 
 // createPrivateFile makes sure |path| exists with mode 0600 before SQLite
-// opens it (SQLite would otherwise create it with the umask's mode).
+// opens it (SQLite would otherwise create it with the umask's mode, and its
+// -wal and -shm files copy the database file's mode).
 Status createPrivateFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     return core::unavailable(fmt::format("cannot open database file {}: {}", path, std::strerror(errno)));
   }
+  struct stat st {};
+  Status result = Status::ok();
+  if (::fstat(fd, &st) != 0) {
+    result = core::unavailable(fmt::format("cannot stat database file {}: {}", path, std::strerror(errno)));
+  } else if ((st.st_mode & 077) != 0 && ::fchmod(fd, 0600) != 0) {
+    result = core::permissionDenied(fmt::format("database file {} is readable by others and cannot be made 0600: {}",
+                                                path, std::strerror(errno)));
+  }
   ::close(fd);
-  return Status::ok();
+  return result;
 }
 
 }  // namespace

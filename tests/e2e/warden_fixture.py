@@ -100,8 +100,12 @@ class Fleet:
         if r.returncode != 0:
             raise RuntimeError(f"warden broker config failed: {r.stdout}{r.stderr}")
         if start:
-            self.start_broker()
-            self.start_serve()
+            try:
+                self.start_broker()
+                self.start_serve()
+            except Exception:
+                self.close()
+                raise
 
     # --- processes --------------------------------------------------------
     def _spawn(self, name, args, env=None):
@@ -400,9 +404,11 @@ class FleetTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fleet = Fleet(cls.init_args)
+        # Class cleanups run even when a subclass's setUpClass fails later.
+        cls.addClassCleanup(cls._close_fleet)
 
     @classmethod
-    def tearDownClass(cls):
+    def _close_fleet(cls):
         if cls.fleet:
             if os.environ.get("WARDEN_E2E_KEEP"):
                 print("kept", cls.fleet.tmp)

@@ -196,7 +196,7 @@ TEST_F(Pkcs7Test, ParseRefusesJunkTrailingBytesEmptyAndOversize) {
   EXPECT_FALSE(parsePkcs7CertsOnly(crypto::base64Encode("junk")).isOk());
   auto der = crypto::base64Decode(pkcs7CertsOnly({root_.cert.get()}), true);
   ASSERT_TRUE(der.isOk());
-  EXPECT_FALSE(parsePkcs7CertsOnly(crypto::base64Encode(*der + "\x00")).isOk());
+  EXPECT_FALSE(parsePkcs7CertsOnly(crypto::base64Encode(*der + std::string(1, '\0'))).isOk());
   EXPECT_FALSE(parsePkcs7CertsOnly(crypto::base64Encode(der->substr(0, der->size() - 1))).isOk());
   EXPECT_FALSE(parsePkcs7CertsOnly(std::string(70 * 1024, 'A')).isOk());
   // A bare certificate is not PKCS#7.

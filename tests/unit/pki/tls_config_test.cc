@@ -268,6 +268,21 @@ TEST_F(TlsTest, TicketResumesAndSurvivesOneRotationButNotTwo) {
   SSL_SESSION_free(session);
 }
 
+TEST_F(TlsTest, Tls12ResumesThroughTicketsWithoutServerCache) {
+  SslCtxPtr s = serverCtx(), c = clientCtx();
+  auto tls12 = [](SSL* ssl) { SSL_set_max_proto_version(ssl, TLS1_2_VERSION); };
+  Conn first;
+  ASSERT_TRUE(handshake(c.get(), s.get(), first, nullptr, tls12));
+  SSL_SESSION* session = SSL_get1_session(first.client.get());
+  ASSERT_NE(session, nullptr);
+  EXPECT_EQ(SSL_SESSION_has_ticket(session), 1);
+  Conn resumed;
+  ASSERT_TRUE(handshake(c.get(), s.get(), resumed, session, tls12));
+  EXPECT_EQ(SSL_session_reused(resumed.client.get()), 1);
+  EXPECT_NE(SSL_get0_peer_certificate(resumed.server.get()), nullptr);
+  SSL_SESSION_free(session);
+}
+
 TEST_F(TlsTest, ForcedRotationInvalidatesOldTicketsAfterTwoRotations) {
   SslCtxPtr s = serverCtx(), c = clientCtx();
   Conn first;

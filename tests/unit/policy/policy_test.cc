@@ -1,5 +1,7 @@
 #include "policy/policy.h"
 
+#include "policy/topic.h"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -38,13 +40,14 @@ Principal quarantined(Principal p) {
 
 Principal user(std::string id) { return Principal{std::move(id), PrincipalKind::kUser, "", {}, false}; }
 
-std::string readExample(const std::string& name) {
-  std::filesystem::path path = std::filesystem::path(__FILE__).parent_path() / "../../../examples" / name;
-  std::ifstream in(path);
+std::string readRepoFile(const std::string& relative) {
+  std::ifstream in(std::filesystem::path(__FILE__).parent_path() / "../../.." / relative);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
+
+std::string readExample(const std::string& name) { return readRepoFile("examples/" + name); }
 
 constexpr std::string_view kFactory = R"yaml(
 rules:
@@ -117,6 +120,24 @@ TEST(PolicyParse, FactoryExampleParses) {
   std::string text = readExample("policy-factory.yaml");
   ASSERT_FALSE(text.empty());
   EXPECT_NE(mustParse(text), nullptr);
+}
+
+// Every rule example in docs/policy.md (a ```yaml block of "  - id:" items)
+// parses, and so does every complete policy there.
+TEST(PolicyParse, DocumentationExamplesParse) {
+  std::string doc = readRepoFile("docs/policy.md");
+  ASSERT_FALSE(doc.empty());
+  size_t count = 0;
+  for (size_t at = 0; (at = doc.find("```yaml\n", at)) != std::string::npos;) {
+    at += 8;
+    size_t end = doc.find("```", at);
+    ASSERT_NE(end, std::string::npos);
+    std::string block = doc.substr(at, end - at);
+    if (block.rfind("  - id:", 0) == 0) block = "rules:\n" + block;
+    EXPECT_NE(mustParse(block), nullptr) << block;
+    ++count;
+  }
+  EXPECT_GE(count, 8u);
 }
 
 TEST(PolicyParse, IssueExampleParses) {
@@ -725,7 +746,9 @@ TEST_F(FactoryPolicy, ForbidDeniesEveryFilterOverlappingIt) {
   EXPECT_EQ(p->authorize(controller_, "mqtt:subscribe", "+/image").reason, "forbidden");
   EXPECT_EQ(p->authorize(controller_, "mqtt:subscribe", "firmware").reason, "forbidden");
   EXPECT_TRUE(p->authorize(controller_, "mqtt:subscribe", "factory/#").permit);
-  EXPECT_TRUE(p->authorize(controller_, "mqtt:subscribe", "+/telemetry/#").permit);
+  EXPECT_TRUE(p->authorize(controller_, "mqtt:subscribe", "factory/+/x").permit);
+  // firmware/telemetry/x is in both.
+  EXPECT_FALSE(p->authorize(controller_, "mqtt:subscribe", "+/telemetry/#").permit);
 }
 
 TEST_F(FactoryPolicy, SysTopicsAreNotCoveredByHash) {
@@ -1131,6 +1154,83 @@ TEST(PolicyAuthorize, AuthorizeIsSafeFromManyThreads) {
   }
   for (auto& th : threads) th.join();
   for (int n : permits) EXPECT_EQ(n, 2000);
+}
+
+// allStrings returns every '/'-joined sequence of 1..3 items of |levels|.
+std::vector<std::string> allStrings(const std::vector<std::string>& levels) {
+  std::vector<std::string> out;
+  for (const auto& a : levels) {
+    out.push_back(a);
+    for (const auto& b : levels) {
+      out.push_back(a + "/" + b);
+      for (const auto& c : levels) out.push_back(a + "/" + b + "/" + c);
+    }
+  }
+  return out;
+}
+
+std::string replaceId(std::string s, const std::string& id) {
+  for (size_t at; (at = s.find("${principal.id}")) != std::string::npos;) s.replace(at, 15, id);
+  return s;
+}
+
+// The engine's shortcuts (literal prefixes, index by action) must never
+// change a decision: compare it with the topic functions applied directly.
+TEST(PolicyAuthorize, PermitAgreesWithTopicFunctionsOnEveryPattern) {
+  std::vector<std::string> patterns = allStrings({"a", "$x", "+", "#", "${principal.id}", "p${principal.id}"});
+  std::vector<std::string> requests = allStrings({"a", "$x", "p1", "pp1", "+", "#"});
+  Principal who = device("p1");
+  size_t checked = 0;
+  for (const std::string& pattern : patterns) {
+    std::string expanded = replaceId(pattern, "p1");
+    if (!validateTopicFilter(expanded).isOk()) continue;
+    auto p = mustParse("rules:\n  - id: r\n    effect: permit\n    principals: {kind: device}\n"
+                       "    actions: [mqtt:publish, mqtt:subscribe]\n    resources: [\"" + pattern + "\"]\n");
+    ASSERT_NE(p, nullptr) << pattern;
+    for (const std::string& req : requests) {
+      if (validateTopicFilter(req).isOk()) {
+        EXPECT_EQ(p->authorize(who, "mqtt:subscribe", req).permit, filterIsSubset(req, expanded))
+            << pattern << " ? " << req;
+      }
+      if (validateTopicName(req).isOk()) {
+        EXPECT_EQ(p->authorize(who, "mqtt:publish", req).permit, topicMatchesFilter(expanded, req))
+            << pattern << " ? " << req;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 30000u);
+}
+
+TEST(PolicyAuthorize, ForbidAgreesWithTopicFunctionsOnEveryPattern) {
+  std::vector<std::string> patterns = allStrings({"a", "$x", "+", "#", "${principal.id}", "${principal.role}"});
+  std::vector<std::string> requests = allStrings({"a", "$x", "p1", "+", "#"});
+  Principal who = device("p1");  // no role: ${principal.role} fails and reads as '+'
+  for (const std::string& pattern : patterns) {
+    std::string expanded = replaceId(pattern, "p1");
+    for (size_t at; (at = expanded.find("${principal.role}")) != std::string::npos;) expanded.replace(at, 17, "+");
+    if (!validateTopicFilter(expanded).isOk()) continue;
+    auto p = mustParse("rules:\n  - id: f\n    effect: forbid\n    principals: {kind: device}\n"
+                       "    actions: [mqtt:publish, mqtt:subscribe]\n    resources: [\"" + pattern + "\"]\n"
+                       "  - id: all\n    effect: permit\n    principals: {kind: device}\n"
+                       "    actions: [mqtt:publish, mqtt:subscribe]\n    resources: [\"#\", \"$x/#\"]\n");
+    ASSERT_NE(p, nullptr) << pattern;
+    for (const std::string& req : requests) {
+      if (validateTopicFilter(req).isOk()) {
+        bool expected = !filtersOverlap(expanded, req) && (filterIsSubset(req, "#") || filterIsSubset(req, "$x/#"));
+        EXPECT_EQ(p->authorize(who, "mqtt:subscribe", req).permit, expected) << pattern << " ? " << req;
+        std::string shared = "$share/g/" + req;
+        bool shared_forbidden = filtersOverlap(expanded, req) || filtersOverlap(expanded, shared);
+        EXPECT_EQ(p->authorize(who, "mqtt:subscribe", shared).reason == "forbidden", shared_forbidden)
+            << pattern << " ? " << shared;
+      }
+      if (validateTopicName(req).isOk()) {
+        bool expected = !topicMatchesFilter(expanded, req) &&
+                        (topicMatchesFilter("#", req) || topicMatchesFilter("$x/#", req));
+        EXPECT_EQ(p->authorize(who, "mqtt:publish", req).permit, expected) << pattern << " ? " << req;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -133,6 +133,8 @@ TEST(TopicMatchesFilter, InvalidInputsNeverMatch) {
   EXPECT_FALSE(topicMatchesFilter("a+", "a+"));
   EXPECT_FALSE(topicMatchesFilter("#/a", "b/a"));
   EXPECT_FALSE(topicMatchesFilter("a/b+", "a/bx"));
+  EXPECT_FALSE(topicMatchesFilter("#", "a\0"s));  // U+0000 makes the topic invalid
+  EXPECT_FALSE(topicMatchesFilter("a\0"s, "a\0"s));
 }
 
 // ---------------------------------------------------------------------------

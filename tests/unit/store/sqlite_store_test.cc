@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
+#include <vector>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -234,6 +237,24 @@ TEST_F(SqliteStoreTest, EnrollFailureLeavesNothing) {
   EXPECT_EQ(col.message(), "serial_collision");
   EXPECT_EQ(store_->getDevice("d2")->state, DeviceState::kPending);
   EXPECT_TRUE(store_->enrollWithToken("d2", hash("t2"), cert("03", "d2", "other-key")).isOk());
+}
+
+TEST_F(SqliteStoreTest, ConcurrentEnrollmentsConsumeATokenOnce) {
+  addWithToken("d1", "tok");
+  std::atomic<int> ok{0};
+  std::atomic<int> used{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      Status s = store_->enrollWithToken("d1", hash("tok"), cert("c" + std::to_string(i), "d1", "k"));
+      if (s.isOk()) ++ok;
+      if (s.message() == "token_used") ++used;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(used.load(), 7);
+  EXPECT_EQ(store_->listCerts("d1")->size(), 1u);
 }
 
 TEST_F(SqliteStoreTest, SameDeviceMayKeepItsKey) {
@@ -472,6 +493,18 @@ TEST(SqliteStoreOpenTest, NewerSchemaIsRefused) {
   ASSERT_FALSE(s.isOk());
   EXPECT_EQ(s.status().code(), ErrorCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("newer"), std::string::npos);
+}
+
+TEST(SqliteStoreOpenTest, ExistingFileIsMadePrivate) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("w.db");
+  ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST(SqliteStoreOpenTest, ForeignDatabaseIsRefused) {

@@ -1,0 +1,131 @@
+#pragma once
+
+// load_client.h: an MQTT 3.1.1 device connection over mutual TLS for
+// warden-load (Boost.Asio coroutines). Errors are thrown as
+// boost::system::system_error / std::runtime_error and caught by the
+// scenario that started the coroutine; they never leave the tool.
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include "bench/load/load_scenarios.h"
+#include "bench/load/mqtt_wire.h"
+
+namespace warden::bench {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+
+inline int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// readDeviceNames returns the names listed in CERTS/devices.txt.
+inline std::vector<std::string> readDeviceNames(const std::string& certs_dir) {
+  std::ifstream in(certs_dir + "/devices.txt");
+  if (!in) throw std::runtime_error("cannot read " + certs_dir + "/devices.txt (run warden-load provision first)");
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) names.push_back(line);
+  }
+  return names;
+}
+
+// makeClientContext returns a TLS 1.2+ client context that verifies the
+// server chain against |ca_file| (chain only: the target is a loopback
+// address given by the operator).
+inline std::unique_ptr<ssl::context> makeClientContext(const std::string& ca_file) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  ctx->set_verify_mode(ssl::verify_peer);
+  ctx->load_verify_file(ca_file);
+  return ctx;
+}
+
+// DeviceConnection is one device's MQTT session.
+class DeviceConnection {
+ public:
+  DeviceConnection(asio::any_io_executor ex, ssl::context& ctx) : stream_(ex, ctx) {}
+
+  // open connects to |target| as device |name| (certificate from the certs
+  // directory), sends CONNECT and waits for a CONNACK with return code 0.
+  asio::awaitable<void> open(const TargetOptions& target, const std::string& name, uint16_t keep_alive = 300) {
+    SSL* ssl = stream_.native_handle();
+    const std::string crt = target.certs + "/" + name + ".crt", key = target.certs + "/" + name + ".key";
+    if (SSL_use_certificate_chain_file(ssl, crt.c_str()) != 1 ||
+        SSL_use_PrivateKey_file(ssl, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      throw std::runtime_error("cannot load certificate/key of " + name + " from " + target.certs);
+    }
+    tcp::endpoint ep(asio::ip::make_address(target.host), target.port);
+    co_await stream_.next_layer().async_connect(ep, asio::use_awaitable);
+    stream_.next_layer().set_option(tcp::no_delay(true));
+    co_await stream_.async_handshake(ssl::stream_base::client, asio::use_awaitable);
+    co_await write(encodeConnect(name, keep_alive));
+    Frame f = co_await readFrame();
+    if (f.first_byte != kConnack || f.body.size() != 2 || f.body[1] != 0) {
+      throw std::runtime_error(name + ": CONNACK refused (return code " +
+                               std::to_string(f.body.size() == 2 ? static_cast<int>(f.body[1]) : -1) + ")");
+    }
+  }
+
+  asio::awaitable<void> subscribe(const std::string& filter) {
+    co_await write(encodeSubscribe(1, filter));
+    for (;;) {
+      Frame f = co_await readFrame();
+      if ((f.first_byte & 0xf0) != kSuback) continue;
+      if (f.body.size() < 3 || static_cast<uint8_t>(f.body[2]) >= 0x80) {
+        throw std::runtime_error("SUBSCRIBE " + filter + " refused");
+      }
+      co_return;
+    }
+  }
+
+  asio::awaitable<void> write(const std::string& bytes) {
+    co_await asio::async_write(stream_, asio::buffer(bytes), asio::use_awaitable);
+  }
+
+  // readFrame returns the next frame; it throws at end of stream.
+  asio::awaitable<Frame> readFrame() {
+    for (;;) {
+      if (auto f = splitter_.next()) co_return *f;
+      if (splitter_.broken()) throw std::runtime_error("malformed frame from server");
+      size_t n = co_await stream_.async_read_some(asio::buffer(buf_), asio::use_awaitable);
+      splitter_.append(buf_.data(), n);
+    }
+  }
+
+  // waitClosed reads (and drops) everything until the stream ends, and
+  // returns the steady time in ns at which it ended.
+  asio::awaitable<int64_t> waitClosed() {
+    boost::system::error_code ec;
+    while (!ec) {
+      co_await stream_.async_read_some(asio::buffer(buf_), asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return nowNs();
+  }
+
+  void closeNow() {
+    boost::system::error_code ec;
+    stream_.next_layer().close(ec);
+  }
+
+ private:
+  ssl::stream<tcp::socket> stream_;
+  FrameSplitter splitter_;
+  std::array<char, 16384> buf_{};
+};
+
+}  // namespace warden::bench

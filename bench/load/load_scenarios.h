@@ -1,0 +1,71 @@
+#pragma once
+
+// load_scenarios.h: the subcommands of warden-load, the load generator for
+// the benchmarks in docs/benchmarks.md. Each returns a process exit code and
+// prints one machine-readable "RESULT <name> key=value ..." line that
+// scripts/bench parses.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace warden::bench {
+
+struct ProvisionOptions {
+  std::string dir, out, prefix = "bench-", role = "bench";
+  std::string policy_file;  // optional: stored as the active policy
+  int count = 0;
+};
+// runProvision adds |count| active devices with library-issued certificates
+// to the store of data dir |dir| (serve must not be running) and writes
+// OUT/<name>.crt (leaf + issuing CA), OUT/<name>.key and OUT/devices.txt.
+int runProvision(const ProvisionOptions& options);
+
+struct TargetOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string certs, ca;
+};
+
+struct LatencyOptions {
+  TargetOptions target;
+  double rate = 1000;
+  double duration_s = 10;
+  size_t payload = 64;
+  std::vector<int> cpu_pids;  // processes whose CPU time is read around the run
+};
+// runLatency measures publish->subscribe latency of QoS 0 messages sent at
+// |rate| per second by one publisher to one subscriber.
+int runLatency(const LatencyOptions& options);
+
+struct MaxRateOptions {
+  TargetOptions target;
+  double duration_s = 3;
+  size_t payload = 64;
+  int batch = 1;  // PUBLISH packets per write (1 = one TLS write per message, like a device)
+};
+// runMaxRate publishes as fast as the connection takes it for |duration_s|
+// and reports the rate at which the subscriber received.
+int runMaxRate(const MaxRateOptions& options);
+
+struct IdleOptions {
+  TargetOptions target;
+  int count = 0, concurrency = 32;
+  double hold_max_s = 600;
+};
+// runIdle opens |count| MQTT sessions, prints "READY ..." and holds them
+// until SIGINT/SIGTERM (or |hold_max_s|).
+int runIdle(const IdleOptions& options);
+
+struct RevokeOptions {
+  TargetOptions target;
+  std::string api_host = "127.0.0.1";
+  uint16_t api_port = 0;
+  std::string admin_cert, admin_key, admin_ca;
+  int count = 0;
+};
+// runRevoke opens |count| sessions, then revokes the devices one by one
+// through the admin API and measures request -> socket close.
+int runRevoke(const RevokeOptions& options);
+
+}  // namespace warden::bench

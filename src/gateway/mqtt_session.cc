@@ -1,0 +1,1355 @@
+#include "gateway/mqtt_session_impl.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include "crypto/crypto.h"
+#include "monitor/event.h"
+#include "policy/topic.h"
+
+namespace warden::gateway {
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto kForever = std::chrono::steady_clock::time_point::max();
+// The gateway keeps its upstream connection alive on its own; device
+// PINGREQs are answered by the gateway.
+constexpr uint16_t kUpstreamKeepAlive = 60;
+constexpr auto kUpstreamPingAfter = std::chrono::seconds(30);
+constexpr auto kCloseGrace = std::chrono::seconds(2);
+constexpr auto kRestoreWait = std::chrono::seconds(2);
+constexpr size_t kReadChunk = 4096;
+constexpr size_t kWriteBatch = 64 * 1024;
+
+using mqtt::ProtocolVersion;
+namespace rc = mqtt::reason;
+namespace er = monitor::reason;
+
+// filterForMatching returns the topic filter part of a $share/<group>/<filter>.
+std::string_view filterForMatching(std::string_view filter) {
+  constexpr std::string_view kShare = "$share/";
+  if (filter.substr(0, kShare.size()) == kShare) {
+    std::string_view rest = filter.substr(kShare.size());
+    size_t slash = rest.find('/');
+    if (slash != std::string_view::npos) return rest.substr(slash + 1);
+  }
+  return filter;
+}
+
+std::string_view eventReasonForDecodeError(uint8_t code) {
+  switch (code) {
+    case rc::kMalformedPacket: return er::kMalformedPacket;
+    case rc::kPacketTooLarge: return er::kPacketTooLarge;
+    case rc::kTopicAliasInvalid: return er::kTopicAliasInvalid;
+    case rc::kTopicNameInvalid: return "topic_invalid";
+    default: return er::kProtocolError;
+  }
+}
+
+}  // namespace
+
+MqttSession::MqttSession(Gateway::Impl& gw, SslStream device, std::string remote_address)
+    : gw_(gw),
+      dev_(std::move(device)),
+      remote_(std::move(remote_address)),
+      dev_decoder_(gw.config().limits.max_packet_size),
+      dev_out_(gw.io().get_executor()),
+      up_out_(gw.io().get_executor()),
+      dev_read_gate_(gw.io()),
+      up_read_gate_(gw.io()),
+      timer_(gw.io()),
+      force_close_(gw.io()) {}
+
+MqttSession::~MqttSession() = default;
+
+void MqttSession::start() {
+  asio::co_spawn(gw_.io(), run(), asio::detached);
+  asio::co_spawn(gw_.io(), timers(), asio::detached);
+}
+
+// ---------------------------------------------------------------------------
+// Events and decisions
+
+void MqttSession::recordEvent(std::string_view type, std::string_view reason, std::string_view action,
+                              std::string_view resource, std::string_view decision, std::string_view rule) {
+  monitor::Event e;
+  e.type = type;
+  e.principal = peer_.spiffe_id;
+  e.actor = peer_.spiffe_id;
+  e.action = action;
+  e.resource = resource;
+  e.decision = decision;
+  e.rule = rule;
+  e.reason = reason;
+  e.detail = nlohmann::json{{"remote", remote_}};
+  gw_.record(std::move(e));
+}
+
+void MqttSession::recordDeny(std::string_view action, std::string_view resource, const policy::Decision& d,
+                             std::string_view reason_override) {
+  monitor::DenyLimiter::DenyVerdict v = deny_limiter_.onDeny(gw_.clock().steadyNow());
+  if (v.burst) {
+    monitor::Event e;
+    e.type = monitor::event_type::kDenyBurst;
+    e.principal = peer_.spiffe_id;
+    e.actor = peer_.spiffe_id;
+    e.decision = "deny";
+    e.reason = er::kRateLimited;
+    e.detail = nlohmann::json{{"count", *v.burst}, {"remote", remote_}};
+    gw_.record(std::move(e));
+  }
+  if (v.emit_deny) {
+    recordEvent(monitor::event_type::kDeny, reason_override.empty() ? std::string_view(d.reason) : reason_override,
+                action, resource, "deny", d.rule);
+  }
+}
+
+bool MqttSession::refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>& snap, std::string* why) {
+  if (snap.get() != principal_snap_) {
+    principal_snap_ = snap.get();
+    held_snap_ = snap;
+    identity_valid_ = false;
+    identity_why_.clear();
+    const identity::DeviceEntry* dev =
+        (snap && snap->fleet && snap->policy) ? snap->fleet->findDevice(device_) : nullptr;
+    if (!snap || !snap->fleet || !snap->policy) {
+      identity_why_ = "no_snapshot";
+    } else if (dev == nullptr) {
+      identity_why_ = er::kUnknownDevice;
+    } else if (dev->state == store::DeviceState::kRevoked) {
+      identity_why_ = er::kRevoked;
+    } else if (!deviceStateAllowsSession(dev->state)) {
+      identity_why_ = er::kDevicePending;
+    } else if (dev->valid_serials.count(peer_.serial_hex) == 0) {
+      identity_why_ = er::kRevoked;  // this certificate was revoked (or replaced and expired)
+    } else {
+      identity_valid_ = true;
+      principal_.id = device_;
+      principal_.kind = core::PrincipalKind::kDevice;
+      principal_.role = dev->role;
+      principal_.labels = dev->labels;
+      principal_.quarantined = dev->state == store::DeviceState::kQuarantined;
+    }
+  }
+  if (why) *why = identity_why_;
+  return identity_valid_;
+}
+
+policy::Decision MqttSession::authorize(std::string_view action, std::string_view resource) {
+  auto snap = gw_.snapshots().get();
+  if (!refreshPrincipal(snap)) {
+    return policy::Decision{false, "default-deny", identity_why_};
+  }
+  return snap->policy->authorize(principal_, action, resource);
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+void MqttSession::enqueue(Side side, std::string bytes) {
+  if (bytes.empty()) return;
+  OutQueue& q = queue(side);
+  if (q.finished) return;
+  q.bytes += bytes.size();
+  q.packets.push_back(std::move(bytes));
+  q.signal.cancel();
+}
+
+void MqttSession::sendDevice(const mqtt::Packet& packet) { enqueue(Side::kDevice, mqtt::encode(packet, version_)); }
+
+void MqttSession::sendUpstream(const mqtt::Packet& packet) {
+  if (!up_) return;
+  enqueue(Side::kUpstream, mqtt::encode(packet, ProtocolVersion::k5));
+}
+
+asio::awaitable<void> MqttSession::writer(Side side) {
+  auto self = shared_from_this();
+  OutQueue& q = queue(side);
+  q.writer_running = true;
+  std::string batch;
+  for (;;) {
+    if (q.packets.empty()) {
+      if (state_ >= State::kClosing) break;
+      q.signal.expires_at(kForever);
+      co_await q.signal.async_wait(kNoThrow);
+      continue;
+    }
+    batch.clear();
+    while (!q.packets.empty() && batch.size() < kWriteBatch) {
+      batch += q.packets.front();
+      q.packets.pop_front();
+    }
+    boost::system::error_code ec;
+    if (side == Side::kDevice) {
+      auto [wec, n] = co_await asio::async_write(dev_, asio::buffer(batch), kNoThrow);
+      ec = wec;
+    } else {
+      auto [wec, n] = co_await asio::async_write(*up_->stream, asio::buffer(batch), kNoThrow);
+      ec = wec;
+      last_upstream_tx_ = gw_.clock().steadyNow();
+    }
+    q.bytes -= std::min(q.bytes, batch.size());
+    // Backpressure: the reader of the other side may continue.
+    (side == Side::kDevice ? up_read_gate_ : dev_read_gate_).cancel();
+    if (ec) {
+      if (state_ < State::kClosing) {
+        if (side == Side::kDevice) {
+          terminate(std::nullopt, UpstreamEnd::kWillIfPermitted, std::string(er::kConnectionLost));
+        } else {
+          terminate(rc::kUnspecifiedError, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
+        }
+      }
+      break;
+    }
+  }
+  q.finished = true;
+  q.packets.clear();
+  q.bytes = 0;
+  closeSocket(side);
+  if (side == Side::kDevice) {
+    dev_done_ = true;
+  } else {
+    up_done_ = true;
+  }
+  onSideFinished();
+}
+
+// ---------------------------------------------------------------------------
+// Session start: TLS, identity, CONNECT
+
+asio::awaitable<void> MqttSession::run() {
+  auto self = shared_from_this();
+  auto [hec] = co_await dev_.async_handshake(asio::ssl::stream_base::server, kNoThrow);
+  if (state_ >= State::kClosing) co_return;
+  SSL* ssl = dev_.native_handle();
+  if (hec) {
+    long vr = SSL_get_verify_result(ssl);
+    // A TCP probe or a client without a certificate: still a refused handshake.
+    monitor::Event e;
+    e.type = monitor::event_type::kTlsReject;
+    e.action = "tls:handshake";
+    e.reason = vr == X509_V_ERR_CERT_HAS_EXPIRED ? er::kCertExpired : er::kUntrustedIssuer;
+    e.decision = "deny";
+    e.detail = nlohmann::json{{"remote", remote_}, {"error", hec.message()}};
+    if (vr != X509_V_OK) e.detail["verify"] = X509_verify_cert_error_string(vr);
+    gw_.record(std::move(e));
+    terminate(std::nullopt, UpstreamEnd::kNoWill, "tls_handshake_failed");
+    co_return;
+  }
+  crypto::X509Ptr cert(SSL_get1_peer_certificate(ssl));
+  auto snap = gw_.snapshots().get();
+  peer_ = checkDevicePeer(cert.get(), SSL_get_verify_result(ssl), snap ? snap->fleet.get() : nullptr,
+                          gw_.config().trust_domain, gw_.clock().now());
+  if (!peer_.ok) {
+    monitor::Event e;
+    e.type = monitor::event_type::kTlsReject;
+    e.action = "tls:handshake";
+    e.principal = peer_.spiffe_id;
+    e.actor = peer_.spiffe_id;
+    e.reason = peer_.reason;
+    e.decision = "deny";
+    e.detail = nlohmann::json{{"remote", remote_}, {"error", peer_.detail}};
+    if (!peer_.serial_hex.empty()) e.detail["serial"] = peer_.serial_hex;
+    gw_.record(std::move(e));
+    spdlog::info("MQTT TLS client {} refused: {} ({})", remote_, peer_.reason, peer_.detail);
+    terminate(std::nullopt, UpstreamEnd::kNoWill, peer_.reason);
+    co_return;
+  }
+  device_ = peer_.device;
+  state_ = State::kAwaitConnect;
+  last_device_rx_ = gw_.clock().steadyNow();
+  asio::co_spawn(gw_.io(), writer(Side::kDevice), asio::detached);
+  co_await deviceReadLoop();
+}
+
+asio::awaitable<void> MqttSession::timers() {
+  auto self = shared_from_this();
+  const MqttLimits& limits = gw_.config().limits;
+  timer_.expires_after(limits.connect_timeout);
+  co_await timer_.async_wait(kNoThrow);
+  if (state_ >= State::kClosing) co_return;
+  if (state_ != State::kConnected) {
+    terminate(std::nullopt, UpstreamEnd::kNoWill, std::string(er::kConnectTimeout));
+    co_return;
+  }
+  // Connected: keep-alive (MQTT 5.0 §3.1.2.10: 1.5 x), upstream pings and the
+  // certificate's expiry (checked here too because a resumed TLS session
+  // may outlive it).
+  const auto keepalive_limit = std::chrono::milliseconds(keep_alive_ * 1500);
+  for (;;) {
+    auto now = gw_.clock().steadyNow();
+    auto until_expiry = std::chrono::duration_cast<std::chrono::milliseconds>(peer_.not_after - gw_.clock().now());
+    if (until_expiry <= std::chrono::milliseconds(0)) {
+      terminate(rc::kNotAuthorized, UpstreamEnd::kNoWill, std::string(er::kCertExpired));
+      co_return;
+    }
+    if (now - last_device_rx_ >= keepalive_limit) {
+      terminate(rc::kKeepAliveTimeout, UpstreamEnd::kWillIfPermitted, std::string(er::kKeepaliveTimeout));
+      co_return;
+    }
+    if (now - last_upstream_tx_ >= kUpstreamPingAfter) {
+      sendUpstream(mqtt::Pingreq{});
+      last_upstream_tx_ = now;
+    }
+    auto tick = std::min<std::chrono::milliseconds>(
+        {std::chrono::milliseconds(5000), until_expiry,
+         std::chrono::duration_cast<std::chrono::milliseconds>(keepalive_limit - (now - last_device_rx_)) +
+             std::chrono::milliseconds(10)});
+    timer_.expires_after(tick);
+    co_await timer_.async_wait(kNoThrow);
+    if (state_ >= State::kClosing) co_return;
+  }
+}
+
+void MqttSession::refuseConnect(uint8_t v311_code, uint8_t v5_code, std::string_view reason) {
+  mqtt::Connack ack;
+  ack.reason_code = version_ == ProtocolVersion::k5 ? v5_code : v311_code;
+  sendDevice(ack);
+  terminate(std::nullopt, UpstreamEnd::kNoWill, std::string(reason));
+}
+
+asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
+  auto self = shared_from_this();
+  const GatewayConfig& cfg = gw_.config();
+  const MqttLimits& limits = cfg.limits;
+  if ((frame.first_byte >> 4) != static_cast<uint8_t>(mqtt::PacketType::kConnect)) {
+    // MQTT 5.0 §3.1: the first packet must be CONNECT; nothing may be sent before CONNACK.
+    terminate(std::nullopt, UpstreamEnd::kNoWill, std::string(er::kProtocolError));
+    co_return;
+  }
+  auto version = mqtt::peekConnectVersion(frame.body);
+  if (!version) {
+    if (version.error().reason_code == rc::kUnsupportedProtocolVersion) {
+      // MQTT 3.1.1 §3.2.2.3: return code 1 in the format the client understands.
+      mqtt::Connack ack;
+      ack.reason_code = rc::kV311UnacceptableProtocolVersion;
+      enqueue(Side::kDevice, mqtt::encode(ack, ProtocolVersion::k311));
+    }
+    terminate(std::nullopt, UpstreamEnd::kNoWill, std::string(er::kProtocolError));
+    co_return;
+  }
+  version_ = version.value();
+  auto decoded = mqtt::decodeConnect(frame.first_byte, frame.body);
+  if (!decoded) {
+    if (version_ == ProtocolVersion::k5) {
+      mqtt::Connack ack;
+      ack.reason_code = decoded.error().reason_code;
+      sendDevice(ack);
+    }
+    terminate(std::nullopt, UpstreamEnd::kNoWill, std::string(eventReasonForDecodeError(decoded.error().reason_code)));
+    co_return;
+  }
+  connect_ = std::move(decoded).value();
+  // The gateway authenticates by certificate only: credentials never travel on.
+  connect_.username.reset();
+  connect_.password.reset();
+  connect_.properties.authentication_method.reset();
+  connect_.properties.authentication_data.reset();
+
+  bool assigned_id = false;
+  if (connect_.client_id.empty()) {
+    if (version_ == ProtocolVersion::k311 && !connect_.clean_start) {
+      recordEvent(monitor::event_type::kDeny, er::kClientIdMismatch, "mqtt:connect", "", "deny", "");
+      refuseConnect(rc::kV311IdentifierRejected, rc::kClientIdentifierNotValid, er::kClientIdMismatch);
+      co_return;
+    }
+    assigned_id = version_ == ProtocolVersion::k5;
+  } else if (connect_.client_id != device_) {
+    recordEvent(monitor::event_type::kDeny, er::kClientIdMismatch, "mqtt:connect", connect_.client_id, "deny", "");
+    refuseConnect(rc::kV311IdentifierRejected, rc::kClientIdentifierNotValid, er::kClientIdMismatch);
+    co_return;
+  }
+  policy::Decision d = authorize("mqtt:connect", device_);
+  if (!d.permit) {
+    recordDeny("mqtt:connect", device_, d);
+    refuseConnect(rc::kV311NotAuthorized, rc::kNotAuthorized, d.reason);
+    co_return;
+  }
+  if (connect_.will) {
+    const mqtt::Will& will = *connect_.will;
+    if (!policy::validateTopicName(will.topic, limits.max_topic_length, limits.max_topic_levels).isOk()) {
+      refuseConnect(rc::kV311NotAuthorized, rc::kTopicNameInvalid, er::kWillDenied);
+      co_return;
+    }
+    policy::Decision wd = authorize("mqtt:publish", will.topic);
+    std::string_view action = "mqtt:publish";
+    if (wd.permit && will.retain) {
+      wd = authorize("mqtt:retain", will.topic);
+      action = "mqtt:retain";
+    }
+    if (!wd.permit) {
+      recordDeny(action, will.topic, wd, er::kWillDenied);
+      refuseConnect(rc::kV311NotAuthorized, rc::kNotAuthorized, er::kWillDenied);
+      co_return;
+    }
+  }
+
+  // Keep-alive: 0 or above the maximum becomes the maximum (MQTT 5: Server
+  // Keep Alive; 3.1.1 cannot be told, so it is simply enforced).
+  bool server_keep_alive = connect_.keep_alive == 0 || connect_.keep_alive > limits.keepalive_max;
+  keep_alive_ = server_keep_alive ? limits.keepalive_max : connect_.keep_alive;
+  if (version_ == ProtocolVersion::k5) {
+    session_expiry_ = std::min<uint32_t>(connect_.properties.session_expiry_interval.value_or(0),
+                                         static_cast<uint32_t>(limits.session_expiry_max.count()));
+    device_max_packet_ = connect_.properties.maximum_packet_size.value_or(0);
+  } else {
+    session_expiry_ = connect_.clean_start ? 0 : static_cast<uint32_t>(limits.session_expiry_max.count());
+  }
+
+  state_ = State::kConnecting;
+  // Session takeover (MQTT 5.0 §3.1.4-3): the old session ends first, its
+  // upstream connection with DISCONNECT 0x00, so no will fires and the broker
+  // never sees two connections of one client id.
+  auto old = gw_.registry().bindDevice(device_, self);
+  if (old && old.get() != this) {
+    struct Waiter {
+      explicit Waiter(asio::io_context& io) : timer(io, kForever) {}
+      asio::steady_timer timer;
+      bool closed = false;
+    };
+    auto waiter = std::make_shared<Waiter>(gw_.io());
+    old->whenClosed([waiter] {
+      waiter->closed = true;
+      waiter->timer.cancel();
+    });
+    if (old->state_ < State::kClosing) {
+      old->recordEvent(monitor::event_type::kSessionTakeover, er::kSessionTakeover);
+      old->terminate(rc::kSessionTakenOver, UpstreamEnd::kNoWill, std::string(er::kSessionTakeover));
+    }
+    if (!waiter->closed) {
+      waiter->timer.expires_after(kCloseGrace + std::chrono::milliseconds(500));
+      co_await waiter->timer.async_wait(kNoThrow);
+    }
+    old.reset();
+  }
+  if (state_ >= State::kClosing) co_return;
+
+  mqtt::Connect up;
+  up.version = ProtocolVersion::k5;
+  up.clean_start = connect_.clean_start;
+  up.keep_alive = kUpstreamKeepAlive;
+  up.client_id = device_;
+  if (session_expiry_ > 0) up.properties.session_expiry_interval = session_expiry_;
+  uint32_t max_to_device = limits.max_packet_size;
+  if (device_max_packet_ > 0) max_to_device = std::min(max_to_device, device_max_packet_);
+  up.properties.maximum_packet_size = max_to_device;
+  if (version_ == ProtocolVersion::k5) {
+    up.properties.receive_maximum = connect_.properties.receive_maximum;
+    up.properties.request_problem_information = connect_.properties.request_problem_information;
+    up.properties.request_response_information = connect_.properties.request_response_information;
+    up.properties.user_properties = connect_.properties.user_properties;
+  }
+  if (connect_.will) {
+    up.will = *connect_.will;
+    will_sent_upstream_ = true;
+  }
+  auto link = co_await connectUpstream(gw_, up);
+  if (state_ >= State::kClosing) {
+    if (link) {
+      // Cut while connecting: leave the broker without a will.
+      std::string bytes = mqtt::encode(mqtt::Disconnect{}, ProtocolVersion::k5);
+      auto& stream = *(*link)->stream;
+      co_await asio::async_write(stream, asio::buffer(bytes), kNoThrow);
+      boost::system::error_code ignored;
+      stream.lowest_layer().close(ignored);
+    }
+    co_return;
+  }
+  if (!link) {
+    spdlog::warn("MQTT session of {}: {}", device_, link.status().message());
+    gw_.registry().unbindDevice(device_, this);
+    recordEvent(monitor::event_type::kDisconnect, er::kUpstreamUnavailable);
+    refuseConnect(rc::kV311ServerUnavailable, rc::kServerUnavailable, er::kUpstreamUnavailable);
+    co_return;
+  }
+  up_ = std::move(link).value();
+  state_ = State::kConnected;
+  was_connected_ = true;
+  last_upstream_tx_ = gw_.clock().steadyNow();
+  timer_.cancel();
+
+  const mqtt::Properties& bp = up_->connack.properties;
+  upstream_max_packet_ = bp.maximum_packet_size.value_or(0);
+  uint32_t max_from_device = limits.max_packet_size;
+  if (upstream_max_packet_ > 0) max_from_device = std::min(max_from_device, upstream_max_packet_);
+  dev_decoder_.setMaxPacketSize(max_from_device);
+
+  mqtt::Connack ack;
+  ack.session_present = up_->connack.session_present;
+  ack.reason_code = rc::kSuccess;
+  if (version_ == ProtocolVersion::k5) {
+    ack.properties.topic_alias_maximum = limits.topic_alias_max;
+    ack.properties.maximum_packet_size = max_from_device;
+    ack.properties.receive_maximum = std::min<uint16_t>(limits.receive_maximum, bp.receive_maximum.value_or(65535));
+    ack.properties.shared_subscription_available = 1;
+    ack.properties.wildcard_subscription_available = 1;
+    ack.properties.subscription_identifier_available = bp.subscription_identifier_available;
+    ack.properties.retain_available = bp.retain_available;
+    ack.properties.maximum_qos = bp.maximum_qos;
+    ack.properties.response_information = bp.response_information;
+    if (assigned_id) ack.properties.assigned_client_identifier = device_;
+    if (server_keep_alive) ack.properties.server_keep_alive = keep_alive_;
+    if (connect_.properties.session_expiry_interval.value_or(0) != session_expiry_) {
+      ack.properties.session_expiry_interval = session_expiry_;
+    }
+  }
+  sendDevice(ack);
+  {
+    monitor::Event e;
+    e.type = monitor::event_type::kConnect;
+    e.principal = peer_.spiffe_id;
+    e.actor = peer_.spiffe_id;
+    e.action = "mqtt:connect";
+    e.resource = device_;
+    e.decision = "permit";
+    e.rule = d.rule;
+    e.reason = d.reason;
+    e.detail = nlohmann::json{{"remote", remote_},
+                              {"protocol", version_ == ProtocolVersion::k5 ? "5.0" : "3.1.1"},
+                              {"serial", peer_.serial_hex},
+                              {"keep_alive", keep_alive_},
+                              {"clean_start", connect_.clean_start}};
+    gw_.record(std::move(e));
+  }
+  spdlog::debug("MQTT session of {} from {} connected (MQTT {})", device_, remote_,
+                version_ == ProtocolVersion::k5 ? "5" : "3.1.1");
+
+  // A resumed broker session keeps the subscriptions of the last connection.
+  if (ack.session_present) {
+    auto remembered = gw_.registry().takeFilters(device_);
+    if (remembered) {
+      filters_ = std::move(*remembered);
+    } else {
+      filters_known_ = false;  // e.g. the gateway restarted: receive is still authorized per message
+    }
+  } else {
+    gw_.registry().forgetFilters(device_);
+  }
+  asio::co_spawn(gw_.io(), writer(Side::kUpstream), asio::detached);
+  asio::co_spawn(gw_.io(), upstreamReadLoop(), asio::detached);
+  // The snapshot may have changed while the upstream connection was opened:
+  // re-check the identity, CONNECT and the remembered filters against it.
+  reevaluate(nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// Device -> gateway
+
+asio::awaitable<void> MqttSession::deviceReadLoop() {
+  auto self = shared_from_this();
+  const size_t max_buffered = gw_.config().limits.max_buffered;
+  dev_buf_.resize(kReadChunk);
+  for (;;) {
+    while (state_ < State::kClosing && up_out_.bytes > max_buffered) {
+      dev_read_gate_.expires_at(kForever);
+      co_await dev_read_gate_.async_wait(kNoThrow);
+    }
+    if (state_ >= State::kClosing) co_return;
+    auto [ec, n] = co_await dev_.async_read_some(asio::buffer(dev_buf_), kNoThrow);
+    if (state_ >= State::kClosing) co_return;
+    if (ec) {
+      terminate(std::nullopt, UpstreamEnd::kWillIfPermitted, std::string(er::kConnectionLost));
+      co_return;
+    }
+    last_device_rx_ = gw_.clock().steadyNow();
+    dev_decoder_.append(std::span<const uint8_t>(dev_buf_.data(), n));
+    for (;;) {
+      auto next = dev_decoder_.next();
+      if (!next) {
+        protocolViolation(next.error().reason_code, eventReasonForDecodeError(next.error().reason_code),
+                          next.error().message);
+        co_return;
+      }
+      if (!next.value().has_value()) break;
+      mqtt::Frame frame = std::move(*next.value());
+      if (state_ == State::kAwaitConnect) {
+        co_await handleConnect(std::move(frame));
+      } else {
+        handleDeviceFrame(frame);
+      }
+      if (state_ >= State::kClosing) co_return;
+    }
+  }
+}
+
+void MqttSession::protocolViolation(uint8_t reason_code, std::string_view reason, std::string message) {
+  spdlog::info("MQTT session of {} from {}: {} (0x{:02x})", device_, remote_, message, reason_code);
+  // MQTT 5.0 §4.13: DISCONNECT with the reason code, then close. A will is
+  // published after a protocol error, if the policy still permits it.
+  terminate(reason_code, UpstreamEnd::kWillIfPermitted, std::string(reason));
+}
+
+void MqttSession::handleDeviceFrame(const mqtt::Frame& frame) {
+  auto decoded = mqtt::decodePacket(frame.first_byte, frame.body, version_);
+  if (!decoded) {
+    protocolViolation(decoded.error().reason_code, eventReasonForDecodeError(decoded.error().reason_code),
+                      decoded.error().message);
+    return;
+  }
+  mqtt::Packet& packet = decoded.value();
+  if (auto* p = std::get_if<mqtt::Publish>(&packet)) {
+    handleDevicePublish(*p);
+  } else if (auto* a = std::get_if<mqtt::Puback>(&packet)) {
+    sendUpstream(*a);  // ack of a broker delivery: server-originated ids pass through
+  } else if (auto* r = std::get_if<mqtt::Pubrec>(&packet)) {
+    sendUpstream(*r);
+  } else if (auto* c = std::get_if<mqtt::Pubcomp>(&packet)) {
+    sendUpstream(*c);
+  } else if (auto* rel = std::get_if<mqtt::Pubrel>(&packet)) {
+    if (denied_qos2_from_device_.erase(rel->packet_id) != 0) {
+      // The gateway answered this denied QoS 2 PUBLISH itself.
+      mqtt::Pubcomp comp;
+      comp.packet_id = rel->packet_id;
+      sendDevice(comp);
+      return;
+    }
+    auto it = dev_to_up_.find(rel->packet_id);
+    mqtt::Pubrel out = *rel;
+    out.packet_id = it != dev_to_up_.end() ? it->second : mapDeviceId(rel->packet_id);
+    sendUpstream(out);
+  } else if (auto* s = std::get_if<mqtt::Subscribe>(&packet)) {
+    handleDeviceSubscribe(*s);
+  } else if (auto* u = std::get_if<mqtt::Unsubscribe>(&packet)) {
+    handleDeviceUnsubscribe(*u);
+  } else if (std::holds_alternative<mqtt::Pingreq>(packet)) {
+    sendDevice(mqtt::Pingresp{});
+  } else if (auto* dc = std::get_if<mqtt::Disconnect>(&packet)) {
+    handleDeviceDisconnect(*dc);
+  } else {
+    // A second CONNECT, AUTH without an authentication method, or a
+    // server-to-client packet.
+    protocolViolation(rc::kProtocolError, er::kProtocolError,
+                      fmt::format("unexpected {} from the client", mqtt::packetTypeName(mqtt::packetType(packet))));
+  }
+}
+
+void MqttSession::handleDevicePublish(mqtt::Publish& p) {
+  const MqttLimits& limits = gw_.config().limits;
+  if (!p.properties.subscription_identifiers.empty()) {
+    // MQTT 5.0 §3.3.4: a client PUBLISH must not carry Subscription Identifiers.
+    protocolViolation(rc::kProtocolError, er::kProtocolError, "Subscription Identifier in a client PUBLISH");
+    return;
+  }
+  // Topic aliases end at the gateway (MQTT 5.0 §3.3.2.3.4).
+  if (p.properties.topic_alias) {
+    uint16_t alias = *p.properties.topic_alias;
+    if (alias == 0 || alias > limits.topic_alias_max) {
+      protocolViolation(rc::kTopicAliasInvalid, er::kTopicAliasInvalid, fmt::format("topic alias {} out of range", alias));
+      return;
+    }
+    if (!p.topic.empty()) {
+      aliases_[alias] = p.topic;  // recorded even if this PUBLISH is denied
+    } else {
+      auto it = aliases_.find(alias);
+      if (it == aliases_.end()) {
+        protocolViolation(rc::kProtocolError, er::kProtocolError, fmt::format("unknown topic alias {}", alias));
+        return;
+      }
+      p.topic = it->second;
+    }
+    p.properties.topic_alias.reset();
+  }
+  if (p.topic.empty()) {
+    protocolViolation(rc::kProtocolError, er::kProtocolError, "PUBLISH without a topic");
+    return;
+  }
+  if (!policy::validateTopicName(p.topic, limits.max_topic_length, limits.max_topic_levels).isOk()) {
+    protocolViolation(rc::kTopicNameInvalid, "topic_invalid", "invalid topic name");
+    return;
+  }
+  std::string_view action = "mqtt:publish";
+  policy::Decision d = authorize(action, p.topic);
+  if (d.permit && p.retain) {
+    action = "mqtt:retain";
+    d = authorize(action, p.topic);
+  }
+  if (!d.permit) {
+    recordDeny(action, p.topic, d);
+    if (p.qos == 1) {
+      mqtt::Puback ack;
+      ack.packet_id = p.packet_id;
+      ack.reason_code = rc::kNotAuthorized;
+      sendDevice(ack);
+    } else if (p.qos == 2) {
+      mqtt::Pubrec rec;
+      rec.packet_id = p.packet_id;
+      rec.reason_code = rc::kNotAuthorized;
+      sendDevice(rec);
+      // MQTT 5: a PUBREC >= 0x80 ends the exchange; 3.1.1 continues with PUBREL.
+      if (version_ == ProtocolVersion::k311) denied_qos2_from_device_.insert(p.packet_id);
+    }
+    return;
+  }
+  if (p.qos > 0) p.packet_id = mapDeviceId(p.packet_id);
+  sendUpstream(p);
+}
+
+void MqttSession::handleDeviceSubscribe(mqtt::Subscribe& s) {
+  const MqttLimits& limits = gw_.config().limits;
+  const bool v5 = version_ == ProtocolVersion::k5;
+  const uint8_t denied = v5 ? rc::kNotAuthorized : rc::kV311SubackFailure;
+  PendingSubscribe pending;
+  pending.device_id = s.packet_id;
+  pending.codes.assign(s.subscriptions.size(), rc::kSuccess);
+  pending.subs = s.subscriptions;
+  if (!s.properties.subscription_identifiers.empty()) pending.subscription_id = s.properties.subscription_identifiers[0];
+  mqtt::Subscribe up;
+  up.properties = s.properties;
+  const bool too_many = s.subscriptions.size() > limits.max_filters_per_subscribe;
+  size_t session_count = filters_.size();
+  for (size_t i = 0; i < s.subscriptions.size(); ++i) {
+    const mqtt::Subscription& sub = s.subscriptions[i];
+    if (too_many) {
+      pending.codes[i] = v5 ? rc::kQuotaExceeded : rc::kV311SubackFailure;
+      recordDeny("mqtt:subscribe", sub.filter, policy::Decision{false, "", "quota_exceeded"}, "quota_exceeded");
+      continue;
+    }
+    bool valid = policy::validateTopicFilter(sub.filter, limits.max_topic_length, limits.max_topic_levels).isOk();
+    if (!valid) {
+      if (!v5) {
+        // MQTT 3.1.1 has no reason code for an invalid filter: close.
+        protocolViolation(rc::kTopicFilterInvalid, er::kInvalidFilter, "invalid topic filter");
+        return;
+      }
+      pending.codes[i] = rc::kTopicFilterInvalid;
+      recordDeny("mqtt:subscribe", sub.filter, policy::Decision{false, "", std::string(er::kInvalidFilter)});
+      continue;
+    }
+    auto share = policy::parseSharedSubscription(sub.filter);
+    if (!share) {
+      pending.codes[i] = v5 ? rc::kTopicFilterInvalid : rc::kV311SubackFailure;
+      recordDeny("mqtt:subscribe", sub.filter, policy::Decision{false, "", std::string(er::kInvalidFilter)});
+      continue;
+    }
+    if (share->has_value() && sub.no_local && v5) {
+      // MQTT 5.0 §3.8.3.1: No Local on a shared subscription is a protocol error.
+      protocolViolation(rc::kProtocolError, er::kProtocolError, "No Local on a shared subscription");
+      return;
+    }
+    policy::Decision d = authorize("mqtt:subscribe", sub.filter);
+    if (!d.permit) {
+      pending.codes[i] = denied;
+      recordDeny("mqtt:subscribe", sub.filter, d);
+      continue;
+    }
+    bool known = std::any_of(filters_.begin(), filters_.end(),
+                             [&](const SessionFilter& f) { return f.sub.filter == sub.filter; });
+    if (!known) {
+      if (session_count >= limits.max_filters_per_session) {
+        pending.codes[i] = v5 ? rc::kQuotaExceeded : rc::kV311SubackFailure;
+        recordDeny("mqtt:subscribe", sub.filter, policy::Decision{false, "", "quota_exceeded"}, "quota_exceeded");
+        continue;
+      }
+      ++session_count;
+    }
+    pending.forwarded.push_back(i);
+    up.subscriptions.push_back(sub);
+  }
+  if (up.subscriptions.empty()) {
+    mqtt::Suback ack;
+    ack.packet_id = s.packet_id;
+    ack.reason_codes = std::move(pending.codes);
+    sendDevice(ack);
+    return;
+  }
+  up.packet_id = mapDeviceId(s.packet_id);
+  pending_subs_[up.packet_id] = std::move(pending);
+  sendUpstream(up);
+}
+
+void MqttSession::handleDeviceUnsubscribe(mqtt::Unsubscribe& u) {
+  const MqttLimits& limits = gw_.config().limits;
+  const bool v5 = version_ == ProtocolVersion::k5;
+  PendingSubscribe pending;
+  pending.device_id = u.packet_id;
+  pending.codes.assign(u.filters.size(), rc::kSuccess);
+  mqtt::Unsubscribe up;
+  up.properties = u.properties;
+  for (size_t i = 0; i < u.filters.size(); ++i) {
+    const std::string& f = u.filters[i];
+    if (!policy::validateTopicFilter(f, limits.max_topic_length, limits.max_topic_levels).isOk()) {
+      if (!v5) {
+        protocolViolation(rc::kTopicFilterInvalid, er::kInvalidFilter, "invalid topic filter");
+        return;
+      }
+      pending.codes[i] = rc::kTopicFilterInvalid;
+      continue;
+    }
+    auto it = std::find_if(filters_.begin(), filters_.end(), [&](const SessionFilter& s) { return s.sub.filter == f; });
+    if (it != filters_.end()) {
+      bool suspended = it->suspended;
+      filters_.erase(it);
+      if (suspended) continue;  // already unsubscribed upstream; the device sees success
+    }
+    pending.forwarded.push_back(i);
+    up.filters.push_back(f);
+  }
+  if (up.filters.empty()) {
+    mqtt::Unsuback ack;
+    ack.packet_id = u.packet_id;
+    if (v5) ack.reason_codes = std::move(pending.codes);
+    sendDevice(ack);
+    return;
+  }
+  up.packet_id = mapDeviceId(u.packet_id);
+  pending_unsubs_[up.packet_id] = std::move(pending);
+  sendUpstream(up);
+}
+
+void MqttSession::handleDeviceDisconnect(mqtt::Disconnect& d) {
+  if (version_ == ProtocolVersion::k5 && d.reason_code != rc::kSuccess) {
+    // Any reason but 0x00 keeps the will (MQTT 5.0 §3.14.4), if still permitted.
+    terminate(std::nullopt, UpstreamEnd::kWillIfPermitted, std::string(er::kClientDisconnect));
+    return;
+  }
+  mqtt::Disconnect out;
+  out.reason_code = rc::kSuccess;
+  if (version_ == ProtocolVersion::k5) {
+    if (d.properties.session_expiry_interval) {
+      uint32_t requested = *d.properties.session_expiry_interval;
+      if (session_expiry_ == 0 && requested != 0) {
+        // MQTT 5.0 §3.14.2.2.2.
+        protocolViolation(rc::kProtocolError, er::kProtocolError, "Session Expiry set on DISCONNECT after 0");
+        return;
+      }
+      session_expiry_ = std::min<uint32_t>(requested, static_cast<uint32_t>(gw_.config().limits.session_expiry_max.count()));
+      out.properties.session_expiry_interval = session_expiry_;
+    }
+    out.properties.user_properties = d.properties.user_properties;
+    out.properties.reason_string = d.properties.reason_string;
+  }
+  terminate(std::nullopt, UpstreamEnd::kForward, std::string(er::kClientDisconnect), out);
+}
+
+// ---------------------------------------------------------------------------
+// Broker -> gateway
+
+asio::awaitable<void> MqttSession::upstreamReadLoop() {
+  auto self = shared_from_this();
+  const size_t max_buffered = gw_.config().limits.max_buffered;
+  up_buf_.resize(kReadChunk);
+  for (;;) {
+    for (;;) {
+      auto next = up_->decoder.next();
+      if (!next) {
+        spdlog::warn("MQTT session of {}: bad packet from the broker: {}", device_, next.error().message);
+        terminate(rc::kUnspecifiedError, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
+        co_return;
+      }
+      if (!next.value().has_value()) break;
+      handleUpstreamFrame(*next.value());
+      if (state_ >= State::kClosing) co_return;
+    }
+    while (state_ < State::kClosing && dev_out_.bytes > max_buffered) {
+      up_read_gate_.expires_at(kForever);
+      co_await up_read_gate_.async_wait(kNoThrow);
+    }
+    if (state_ >= State::kClosing) co_return;
+    auto [ec, n] = co_await up_->stream->async_read_some(asio::buffer(up_buf_), kNoThrow);
+    if (state_ >= State::kClosing) co_return;
+    if (ec) {
+      spdlog::info("MQTT session of {}: upstream connection lost: {}", device_, ec.message());
+      terminate(rc::kUnspecifiedError, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
+      co_return;
+    }
+    up_->decoder.append(std::span<const uint8_t>(up_buf_.data(), n));
+  }
+}
+
+void MqttSession::handleUpstreamFrame(const mqtt::Frame& frame) {
+  auto decoded = mqtt::decodePacket(frame.first_byte, frame.body, ProtocolVersion::k5);
+  if (!decoded) {
+    spdlog::warn("MQTT session of {}: bad packet from the broker: {}", device_, decoded.error().message);
+    terminate(rc::kUnspecifiedError, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
+    return;
+  }
+  mqtt::Packet& packet = decoded.value();
+  if (auto* p = std::get_if<mqtt::Publish>(&packet)) {
+    handleBrokerPublish(*p);
+  } else if (auto* a = std::get_if<mqtt::Puback>(&packet)) {
+    auto it = up_ids_.find(a->packet_id);
+    if (it != up_ids_.end() && it->second.gateway) return;
+    uint16_t id = a->packet_id;
+    a->packet_id = it != up_ids_.end() ? it->second.device_id : id;
+    releaseUpstreamId(id);
+    sendDevice(*a);
+  } else if (auto* r = std::get_if<mqtt::Pubrec>(&packet)) {
+    auto it = up_ids_.find(r->packet_id);
+    if (it != up_ids_.end() && it->second.gateway) return;
+    uint16_t id = r->packet_id;
+    r->packet_id = it != up_ids_.end() ? it->second.device_id : id;
+    if (r->reason_code >= 0x80) releaseUpstreamId(id);
+    sendDevice(*r);
+  } else if (auto* c = std::get_if<mqtt::Pubcomp>(&packet)) {
+    auto it = up_ids_.find(c->packet_id);
+    if (it != up_ids_.end() && it->second.gateway) return;
+    uint16_t id = c->packet_id;
+    c->packet_id = it != up_ids_.end() ? it->second.device_id : id;
+    releaseUpstreamId(id);
+    sendDevice(*c);
+  } else if (auto* rel = std::get_if<mqtt::Pubrel>(&packet)) {
+    if (dropped_qos2_from_broker_.erase(rel->packet_id) != 0) {
+      mqtt::Pubcomp comp;
+      comp.packet_id = rel->packet_id;
+      sendUpstream(comp);
+      return;
+    }
+    sendDevice(*rel);
+  } else if (auto* s = std::get_if<mqtt::Suback>(&packet)) {
+    handleUpstreamSuback(*s);
+  } else if (auto* u = std::get_if<mqtt::Unsuback>(&packet)) {
+    handleUpstreamUnsuback(*u);
+  } else if (std::holds_alternative<mqtt::Pingresp>(packet)) {
+    // The gateway's own keep-alive.
+  } else if (auto* dc = std::get_if<mqtt::Disconnect>(&packet)) {
+    spdlog::info("MQTT session of {}: the broker disconnected with 0x{:02x}", device_, dc->reason_code);
+    uint8_t code = dc->reason_code == rc::kSuccess ? rc::kUnspecifiedError : dc->reason_code;
+    terminate(code, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
+  } else {
+    spdlog::warn("MQTT session of {}: unexpected {} from the broker", device_,
+                 mqtt::packetTypeName(mqtt::packetType(packet)));
+    terminate(rc::kUnspecifiedError, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
+  }
+}
+
+bool MqttSession::filterActiveFor(std::string_view topic) const {
+  if (!filters_known_) return true;
+  for (const SessionFilter& f : filters_) {
+    if (!f.suspended && policy::topicMatchesFilter(filterForMatching(f.sub.filter), topic)) return true;
+  }
+  return false;
+}
+
+void MqttSession::handleBrokerPublish(mqtt::Publish& p) {
+  p.properties.topic_alias.reset();  // never requested upstream (Topic Alias Maximum 0)
+  bool deliver = !p.topic.empty() && filterActiveFor(p.topic);
+  if (deliver) {
+    policy::Decision d = authorize("mqtt:receive", p.topic);
+    if (!d.permit) {
+      deliver = false;
+      recordDeny("mqtt:receive", p.topic, d);
+    }
+  }
+  std::string bytes;
+  if (deliver) {
+    bytes = mqtt::encode(p, version_);
+    // MQTT 5.0 §3.1.2.11.4: too large for the client: discard as if delivered.
+    if (bytes.empty() || (device_max_packet_ > 0 && bytes.size() > device_max_packet_)) deliver = false;
+  }
+  if (!deliver) {
+    // Acknowledged upstream by the gateway, never forwarded.
+    if (p.qos == 1) {
+      mqtt::Puback ack;
+      ack.packet_id = p.packet_id;
+      sendUpstream(ack);
+    } else if (p.qos == 2) {
+      mqtt::Pubrec rec;
+      rec.packet_id = p.packet_id;
+      sendUpstream(rec);
+      dropped_qos2_from_broker_.insert(p.packet_id);
+    }
+    return;
+  }
+  enqueue(Side::kDevice, std::move(bytes));
+}
+
+void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
+  auto id_it = up_ids_.find(s.packet_id);
+  if (id_it == up_ids_.end()) return;
+  if (id_it->second.gateway) {
+    auto op = gateway_ops_.find(s.packet_id);
+    if (op != gateway_ops_.end()) {
+      auto f = std::move(op->second);
+      gateway_ops_.erase(op);
+      releaseUpstreamId(s.packet_id);
+      f(s.reason_codes);
+    } else {
+      releaseUpstreamId(s.packet_id);
+    }
+    return;
+  }
+  auto it = pending_subs_.find(s.packet_id);
+  if (it == pending_subs_.end()) {
+    releaseUpstreamId(s.packet_id);
+    return;
+  }
+  PendingSubscribe pending = std::move(it->second);
+  pending_subs_.erase(it);
+  releaseUpstreamId(s.packet_id);
+  for (size_t k = 0; k < pending.forwarded.size(); ++k) {
+    size_t i = pending.forwarded[k];
+    uint8_t code = k < s.reason_codes.size() ? s.reason_codes[k] : rc::kUnspecifiedError;
+    if (version_ == ProtocolVersion::k311 && code >= 0x80) code = rc::kV311SubackFailure;
+    pending.codes[i] = code;
+    if (code < 0x80) {
+      const mqtt::Subscription& sub = pending.subs[i];
+      auto f = std::find_if(filters_.begin(), filters_.end(),
+                            [&](const SessionFilter& x) { return x.sub.filter == sub.filter; });
+      SessionFilter entry{sub, pending.subscription_id, false};
+      if (f != filters_.end()) {
+        *f = std::move(entry);
+      } else {
+        filters_.push_back(std::move(entry));
+      }
+    }
+  }
+  mqtt::Suback ack;
+  ack.packet_id = pending.device_id;
+  ack.reason_codes = std::move(pending.codes);
+  ack.properties.reason_string = s.properties.reason_string;
+  ack.properties.user_properties = s.properties.user_properties;
+  sendDevice(ack);
+}
+
+void MqttSession::handleUpstreamUnsuback(mqtt::Unsuback& u) {
+  auto id_it = up_ids_.find(u.packet_id);
+  if (id_it == up_ids_.end()) return;
+  if (id_it->second.gateway) {
+    auto op = gateway_ops_.find(u.packet_id);
+    auto f = op != gateway_ops_.end() ? std::move(op->second) : nullptr;
+    if (op != gateway_ops_.end()) gateway_ops_.erase(op);
+    releaseUpstreamId(u.packet_id);
+    if (f) f(u.reason_codes);
+    return;
+  }
+  auto it = pending_unsubs_.find(u.packet_id);
+  if (it == pending_unsubs_.end()) {
+    releaseUpstreamId(u.packet_id);
+    return;
+  }
+  PendingSubscribe pending = std::move(it->second);
+  pending_unsubs_.erase(it);
+  releaseUpstreamId(u.packet_id);
+  for (size_t k = 0; k < pending.forwarded.size(); ++k) {
+    pending.codes[pending.forwarded[k]] = k < u.reason_codes.size() ? u.reason_codes[k] : rc::kSuccess;
+  }
+  mqtt::Unsuback ack;
+  ack.packet_id = pending.device_id;
+  if (version_ == ProtocolVersion::k5) ack.reason_codes = std::move(pending.codes);
+  ack.properties.reason_string = u.properties.reason_string;
+  ack.properties.user_properties = u.properties.user_properties;
+  sendDevice(ack);
+}
+
+// ---------------------------------------------------------------------------
+// Packet ids: the device's ids pass through unless the gateway's own
+// (suspend/restore) packets hold the same id upstream.
+
+uint16_t MqttSession::mapDeviceId(uint16_t device_id) {
+  auto it = dev_to_up_.find(device_id);
+  if (it != dev_to_up_.end()) return it->second;
+  uint16_t up = device_id;
+  if (up_ids_.count(up) != 0) up = allocGatewayId();
+  up_ids_[up] = UpstreamId{false, device_id};
+  dev_to_up_[device_id] = up;
+  return up;
+}
+
+uint16_t MqttSession::allocGatewayId() {
+  for (int tries = 0; tries < 65536; ++tries) {
+    uint16_t id = next_gateway_id_;
+    next_gateway_id_ = next_gateway_id_ <= 1 ? 0xFFFF : static_cast<uint16_t>(next_gateway_id_ - 1);
+    if (id != 0 && up_ids_.count(id) == 0 && dev_to_up_.count(id) == 0) return id;
+  }
+  return 0;  // 65535 packets in flight: the broker's Receive Maximum makes this unreachable
+}
+
+void MqttSession::releaseUpstreamId(uint16_t upstream_id) {
+  auto it = up_ids_.find(upstream_id);
+  if (it == up_ids_.end()) return;
+  if (!it->second.gateway) {
+    auto d = dev_to_up_.find(it->second.device_id);
+    if (d != dev_to_up_.end() && d->second == upstream_id) dev_to_up_.erase(d);
+  }
+  up_ids_.erase(it);
+}
+
+// ---------------------------------------------------------------------------
+// Re-evaluation
+
+void MqttSession::reevaluate(std::function<void()> done) {
+  if (state_ >= State::kClosing) {
+    whenClosed(std::move(done));
+    return;
+  }
+  if (state_ == State::kHandshake) {
+    // Checked against the then-current snapshot when the handshake completes.
+    if (done) done();
+    return;
+  }
+  auto snap = gw_.snapshots().get();
+  std::string why;
+  if (!refreshPrincipal(snap, &why)) {
+    cut(rc::kNotAuthorized, why.empty() ? std::string(er::kRevoked) : why, why == er::kRevoked, std::move(done));
+    return;
+  }
+  if (state_ != State::kConnected) {
+    // CONNECT not yet authorized (or upstream still connecting: re-checked then).
+    if (done) done();
+    return;
+  }
+  policy::Decision d = authorize("mqtt:connect", device_);
+  if (!d.permit) {
+    recordDeny("mqtt:connect", device_, d);
+    std::string reason = principal_.quarantined ? std::string(er::kQuarantined) : std::string(er::kPolicyChanged);
+    cut(rc::kNotAuthorized, std::move(reason), false, std::move(done));
+    return;
+  }
+  reevaluateFilters(std::move(done));
+}
+
+void MqttSession::reevaluateFilters(std::function<void()> done) {
+  if (state_ != State::kConnected) {
+    if (done) done();
+    return;
+  }
+  std::vector<std::string> to_unsubscribe;
+  std::vector<size_t> to_restore;
+  for (size_t i = 0; i < filters_.size(); ++i) {
+    SessionFilter& f = filters_[i];
+    bool permitted = authorize("mqtt:subscribe", f.sub.filter).permit;
+    if (!f.suspended && !permitted) {
+      // Suspended at once: from now on nothing is delivered for it, even
+      // before the broker's UNSUBACK.
+      f.suspended = true;
+      to_unsubscribe.push_back(f.sub.filter);
+    } else if (f.suspended && permitted) {
+      to_restore.push_back(i);
+    }
+  }
+  if (!to_unsubscribe.empty()) {
+    mqtt::Unsubscribe u;
+    u.packet_id = allocGatewayId();
+    u.filters = to_unsubscribe;
+    up_ids_[u.packet_id] = UpstreamId{true, 0};
+    gateway_ops_[u.packet_id] = [](const std::vector<uint8_t>&) {};
+    sendUpstream(u);
+    spdlog::info("MQTT session of {}: suspended {} subscription(s)", device_, to_unsubscribe.size());
+  }
+  if (to_restore.empty()) {
+    if (done) done();
+    return;
+  }
+  // |done| runs when every restoring SUBSCRIBE is acknowledged, or after 2 s.
+  struct RestoreWait {
+    size_t left;
+    std::function<void()> done;
+    std::shared_ptr<asio::steady_timer> timer;
+    void fire() {
+      if (timer) timer->cancel();
+      if (done) {
+        auto d = std::move(done);
+        done = nullptr;
+        d();
+      }
+    }
+  };
+  auto wait = std::make_shared<RestoreWait>();
+  wait->left = to_restore.size();
+  wait->done = std::move(done);
+  wait->timer = std::make_shared<asio::steady_timer>(gw_.io(), kRestoreWait);
+  wait->timer->async_wait([wait](const boost::system::error_code& ec) {
+    if (!ec) wait->fire();
+  });
+  std::weak_ptr<MqttSession> weak = weak_from_this();
+  for (size_t i : to_restore) {
+    const SessionFilter& f = filters_[i];
+    mqtt::Subscribe s;
+    s.packet_id = allocGatewayId();
+    s.subscriptions.push_back(f.sub);
+    if (f.subscription_id) s.properties.subscription_identifiers.push_back(*f.subscription_id);
+    up_ids_[s.packet_id] = UpstreamId{true, 0};
+    std::string filter = f.sub.filter;
+    gateway_ops_[s.packet_id] = [weak, wait, filter](const std::vector<uint8_t>& codes) {
+      if (auto self = weak.lock()) {
+        if (!codes.empty() && codes[0] < 0x80) {
+          for (SessionFilter& x : self->filters_) {
+            if (x.sub.filter == filter) x.suspended = false;
+          }
+        }
+      }
+      if (--wait->left == 0) wait->fire();
+    };
+    sendUpstream(s);
+  }
+  spdlog::info("MQTT session of {}: restoring {} subscription(s)", device_, to_restore.size());
+}
+
+// ---------------------------------------------------------------------------
+// Ending
+
+void MqttSession::whenClosed(std::function<void()> f) {
+  if (!f) return;
+  if (state_ == State::kClosed) {
+    asio::post(gw_.io(), std::move(f));
+    return;
+  }
+  on_closed_.push_back(std::move(f));
+}
+
+void MqttSession::cut(uint8_t reason_code, std::string reason, bool purge, std::function<void()> done) {
+  whenClosed(std::move(done));
+  if (state_ >= State::kClosing) return;
+  std::optional<uint8_t> device_reason;
+  if (state_ == State::kConnected) device_reason = reason_code;
+  terminate(device_reason, UpstreamEnd::kNoWill, std::move(reason), std::nullopt, purge);
+}
+
+bool MqttSession::willStillPermitted() {
+  if (!will_sent_upstream_ || !connect_.will) return false;
+  const mqtt::Will& will = *connect_.will;
+  policy::Decision d = authorize("mqtt:publish", will.topic);
+  std::string_view action = "mqtt:publish";
+  if (d.permit && will.retain) {
+    action = "mqtt:retain";
+    d = authorize(action, will.topic);
+  }
+  if (!d.permit) recordDeny(action, will.topic, d, er::kWillDenied);
+  return d.permit;
+}
+
+void MqttSession::terminate(std::optional<uint8_t> device_reason, UpstreamEnd upstream_end, std::string reason,
+                            std::optional<mqtt::Disconnect> forwarded, bool purge) {
+  if (state_ >= State::kClosing) return;
+  const bool connected = state_ == State::kConnected;
+  state_ = State::kClosing;
+  close_reason_ = std::move(reason);
+  purge_ = purge;
+  timer_.cancel();
+  dev_read_gate_.cancel();
+  up_read_gate_.cancel();
+
+  // MQTT 5.0 §3.14: DISCONNECT only after CONNACK, and only in MQTT 5.
+  if (device_reason && connected && version_ == ProtocolVersion::k5) {
+    mqtt::Disconnect d;
+    d.reason_code = *device_reason;
+    // A Reason String says why; it also makes the packet long enough for
+    // clients (paho 1.6) that ignore a DISCONNECT reason code sent without
+    // properties.
+    d.properties.reason_string = close_reason_;
+    sent_disconnect_code_ = *device_reason;
+    sendDevice(d);
+  }
+  if (up_ && up_out_.writer_running && !up_out_.finished) {
+    mqtt::Disconnect d;
+    switch (upstream_end) {
+      case UpstreamEnd::kForward:
+        d = forwarded.value_or(mqtt::Disconnect{});
+        break;
+      case UpstreamEnd::kWillIfPermitted:
+        // 0x04: the broker publishes the will (MQTT 5.0 §3.14.2.1).
+        d.reason_code = willStillPermitted() ? rc::kDisconnectWithWill : rc::kSuccess;
+        break;
+      case UpstreamEnd::kNoWill:
+        d.reason_code = rc::kSuccess;
+        // Session Expiry 0 ends the broker session (revocation purges it).
+        if (purge) d.properties.session_expiry_interval = 0;
+        break;
+    }
+    sendUpstream(d);
+  }
+  dev_out_.signal.cancel();
+  up_out_.signal.cancel();
+  if (!dev_out_.writer_running) {
+    closeSocket(Side::kDevice);
+    dev_done_ = true;
+  }
+  if (!up_ || !up_out_.writer_running) {
+    if (up_) closeSocket(Side::kUpstream);
+    up_done_ = true;
+  }
+  std::weak_ptr<MqttSession> weak = weak_from_this();
+  force_close_.expires_after(kCloseGrace);
+  force_close_.async_wait([weak](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) {
+      self->closeSocket(Side::kDevice);
+      self->closeSocket(Side::kUpstream);
+    }
+  });
+  onSideFinished();
+}
+
+void MqttSession::closeSocket(Side side) {
+  boost::system::error_code ignored;
+  if (side == Side::kDevice) {
+    auto& s = dev_.lowest_layer();
+    if (s.is_open()) {
+      s.shutdown(tcp::socket::shutdown_both, ignored);
+      s.close(ignored);
+    }
+  } else if (up_ && up_->stream) {
+    auto& s = up_->stream->lowest_layer();
+    if (s.is_open()) {
+      s.shutdown(tcp::socket::shutdown_both, ignored);
+      s.close(ignored);
+    }
+  }
+}
+
+void MqttSession::abort() {
+  if (state_ < State::kClosing) {
+    state_ = State::kClosing;
+    close_reason_ = er::kShutdown;
+  }
+  closeSocket(Side::kDevice);
+  closeSocket(Side::kUpstream);
+  timer_.cancel();
+  force_close_.cancel();
+  dev_read_gate_.cancel();
+  up_read_gate_.cancel();
+  dev_out_.signal.cancel();
+  up_out_.signal.cancel();
+}
+
+void MqttSession::onSideFinished() {
+  if (state_ != State::kClosing || !dev_done_ || !up_done_) return;
+  state_ = State::kClosed;
+  // Run after the current handler: callers up the stack still use |this|.
+  asio::post(gw_.io(), [self = shared_from_this()] { self->finalize(); });
+}
+
+void MqttSession::finalize() {
+  force_close_.cancel();
+  timer_.cancel();
+  if (auto n = deny_limiter_.finish()) {
+    monitor::Event e;
+    e.type = monitor::event_type::kDenyBurst;
+    e.principal = peer_.spiffe_id;
+    e.actor = peer_.spiffe_id;
+    e.decision = "deny";
+    e.reason = er::kRateLimited;
+    e.detail = nlohmann::json{{"count", *n}, {"remote", remote_}};
+    gw_.record(std::move(e));
+  }
+  if (was_connected_) {
+    monitor::Event e;
+    e.type = monitor::event_type::kDisconnect;
+    e.principal = peer_.spiffe_id;
+    e.actor = peer_.spiffe_id;
+    e.reason = close_reason_;
+    e.detail = nlohmann::json{{"remote", remote_}};
+    if (sent_disconnect_code_) e.detail["mqtt_reason_code"] = *sent_disconnect_code_;
+    gw_.record(std::move(e));
+    spdlog::debug("MQTT session of {} closed: {}", device_, close_reason_);
+    // The broker keeps the session (and its subscriptions) if it has an expiry.
+    if (session_expiry_ > 0 && !purge_) {
+      gw_.registry().rememberFilters(device_, filters_);
+    } else {
+      gw_.registry().forgetFilters(device_);
+    }
+  }
+  gateway_ops_.clear();
+  pending_subs_.clear();
+  pending_unsubs_.clear();
+  auto callbacks = std::move(on_closed_);
+  on_closed_.clear();
+  gw_.registry().remove(this);  // may drop the last owner but for the posted handler's |self|
+  for (auto& f : callbacks) f();
+}
+
+}  // namespace warden::gateway

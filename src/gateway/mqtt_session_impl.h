@@ -1,0 +1,190 @@
+#pragma once
+
+// mqtt_session_impl.h: private to src/gateway. MqttSession is one device's
+// MQTT session through the gateway: the device-side TLS connection, the
+// upstream connection opened for it after CONNECT was authorized, and all
+// per-session state (alias map, packet-id map, subscriptions). It lives on
+// the single io thread; every packet is decoded, authorized and re-encoded.
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include "gateway/gateway_impl.h"
+#include "gateway/mqtt/codec.h"
+#include "gateway/peer_identity.h"
+#include "gateway/upstream_connector_impl.h"
+#include "monitor/deny_limiter.h"
+#include "policy/policy.h"
+
+namespace warden::gateway {
+
+class MqttSession : public std::enable_shared_from_this<MqttSession> {
+ public:
+  MqttSession(Gateway::Impl& gw, SslStream device, std::string remote_address);
+  ~MqttSession();
+  MqttSession(const MqttSession&) = delete;
+  MqttSession& operator=(const MqttSession&) = delete;
+
+  // start runs the session (handshake, CONNECT, forwarding) until it closes.
+  void start();
+  // reevaluate re-checks the session against the current snapshot; |done|
+  // runs once it is cut or restricted (restored filters SUBACKed or 2 s).
+  void reevaluate(std::function<void()> done);
+  // cut ends the session: DISCONNECT |reason_code| to an MQTT 5 device,
+  // DISCONNECT 0x00 upstream (no will; with Session Expiry 0 if |purge|).
+  // |done| runs once both connections are closed.
+  void cut(uint8_t reason_code, std::string reason, bool purge, std::function<void()> done);
+  // abort closes both sockets at once (gateway destruction).
+  void abort();
+  const std::string& device() const { return device_; }
+
+ private:
+  enum class State { kHandshake, kAwaitConnect, kConnecting, kConnected, kClosing, kClosed };
+  enum class Side { kDevice, kUpstream };
+  // How the upstream connection ends.
+  enum class UpstreamEnd { kNoWill, kWillIfPermitted, kForward };
+
+  struct OutQueue {
+    explicit OutQueue(const asio::any_io_executor& ex) : signal(ex) {}
+    std::deque<std::string> packets;
+    size_t bytes = 0;
+    asio::steady_timer signal;  // cancelled to wake the writer
+    bool writer_running = false;
+    bool finished = false;      // the writer has closed its socket
+  };
+
+  // UpstreamId records who a client-originated upstream packet id belongs to.
+  struct UpstreamId {
+    bool gateway = false;     // originated by the gateway (suspend/restore)
+    uint16_t device_id = 0;
+  };
+
+  // PendingSubscribe is a device SUBSCRIBE waiting for the broker's SUBACK.
+  struct PendingSubscribe {
+    uint16_t device_id = 0;
+    std::vector<uint8_t> codes;            // final codes; forwarded slots filled on SUBACK
+    std::vector<size_t> forwarded;         // indexes into |codes| / |subs| sent upstream
+    std::vector<mqtt::Subscription> subs;  // all filters of the SUBSCRIBE
+    std::optional<uint32_t> subscription_id;
+  };
+
+  asio::awaitable<void> run();
+  asio::awaitable<void> deviceReadLoop();
+  asio::awaitable<void> upstreamReadLoop();
+  asio::awaitable<void> writer(Side side);
+  asio::awaitable<void> timers();
+  asio::awaitable<void> handleConnect(mqtt::Frame frame);
+
+  void handleDeviceFrame(const mqtt::Frame& frame);
+  void handleDevicePublish(mqtt::Publish& p);
+  void handleDeviceSubscribe(mqtt::Subscribe& s);
+  void handleDeviceUnsubscribe(mqtt::Unsubscribe& u);
+  void handleDeviceDisconnect(mqtt::Disconnect& d);
+  void handleUpstreamFrame(const mqtt::Frame& frame);
+  void handleBrokerPublish(mqtt::Publish& p);
+  void handleUpstreamSuback(mqtt::Suback& s);
+  void handleUpstreamUnsuback(mqtt::Unsuback& u);
+
+  // Authorization against the current snapshot (the one decision function).
+  policy::Decision authorize(std::string_view action, std::string_view resource);
+  // refreshPrincipal rebuilds principal_ from |snap|; false if the device may
+  // no longer hold a session (gone, revoked, pending, serial no longer valid).
+  bool refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>& snap, std::string* why = nullptr);
+  void recordDeny(std::string_view action, std::string_view resource, const policy::Decision& d,
+                  std::string_view reason_override = {});
+  void recordEvent(std::string_view type, std::string_view reason, std::string_view action = {},
+                   std::string_view resource = {}, std::string_view decision = {}, std::string_view rule = {});
+
+  void sendDevice(const mqtt::Packet& packet);
+  void sendUpstream(const mqtt::Packet& packet);
+  void enqueue(Side side, std::string bytes);
+  OutQueue& queue(Side side) { return side == Side::kDevice ? dev_out_ : up_out_; }
+
+  // Packet-id mapping for client-originated upstream packets.
+  uint16_t mapDeviceId(uint16_t device_id);
+  uint16_t allocGatewayId();
+  void releaseUpstreamId(uint16_t upstream_id);
+
+  // Subscription suspension / restoration.
+  void reevaluateFilters(std::function<void()> done);
+  bool filterActiveFor(std::string_view topic) const;
+  void rememberFilters();
+
+  // Ending the session.
+  void protocolViolation(uint8_t reason_code, std::string_view reason, std::string message);
+  void terminate(std::optional<uint8_t> device_reason, UpstreamEnd upstream_end, std::string reason,
+                 std::optional<mqtt::Disconnect> forwarded = std::nullopt, bool purge = false);
+  void onSideFinished();
+  void finalize();
+  void closeSocket(Side side);
+  bool willStillPermitted();
+  void refuseConnect(uint8_t v311_code, uint8_t v5_code, std::string_view reason);
+  void whenClosed(std::function<void()> f);
+
+  Gateway::Impl& gw_;
+  SslStream dev_;
+  std::unique_ptr<UpstreamLink> up_;
+  std::string remote_;
+  State state_ = State::kHandshake;
+  mqtt::ProtocolVersion version_ = mqtt::ProtocolVersion::k311;
+  mqtt::FrameDecoder dev_decoder_;
+
+  PeerIdentity peer_;
+  std::string device_;
+  policy::Principal principal_;
+  const DecisionSnapshot* principal_snap_ = nullptr;   // identity only, never dereferenced
+  std::shared_ptr<const DecisionSnapshot> held_snap_;  // keeps principal_snap_'s address unique
+  bool identity_valid_ = false;
+  std::string identity_why_;
+
+  mqtt::Connect connect_;            // as received (credentials dropped)
+  bool will_sent_upstream_ = false;  // the broker holds a will for this session
+  uint32_t session_expiry_ = 0;      // as sent upstream
+  uint16_t keep_alive_ = 0;          // effective, seconds
+  uint32_t device_max_packet_ = 0;   // the device's Maximum Packet Size (0: none)
+  uint32_t upstream_max_packet_ = 0; // the broker's (0: none)
+
+  std::unordered_map<uint16_t, std::string> aliases_;  // device topic aliases
+  std::unordered_map<uint16_t, UpstreamId> up_ids_;    // upstream id -> origin
+  std::unordered_map<uint16_t, uint16_t> dev_to_up_;   // device id -> upstream id
+  uint16_t next_gateway_id_ = 0xFFFF;
+  std::unordered_set<uint16_t> denied_qos2_from_device_;  // PUBREC sent by the gateway
+  std::unordered_set<uint16_t> dropped_qos2_from_broker_; // PUBREC sent upstream by the gateway
+  std::unordered_map<uint16_t, PendingSubscribe> pending_subs_;            // by upstream id
+  std::unordered_map<uint16_t, PendingSubscribe> pending_unsubs_;          // by upstream id
+  std::unordered_map<uint16_t, std::function<void(const std::vector<uint8_t>&)>> gateway_ops_;
+
+  std::vector<SessionFilter> filters_;
+  bool filters_known_ = true;  // false: resumed broker session whose filters the gateway never saw
+
+  OutQueue dev_out_;
+  OutQueue up_out_;
+  asio::steady_timer dev_read_gate_;  // the device reader waits here on upstream backpressure
+  asio::steady_timer up_read_gate_;
+  asio::steady_timer timer_;          // connect deadline, keep-alive, certificate expiry
+  asio::steady_timer force_close_;
+  std::chrono::steady_clock::time_point last_device_rx_{};
+  std::chrono::steady_clock::time_point last_upstream_tx_{};
+
+  monitor::DenyLimiter deny_limiter_;
+  std::string close_reason_;
+  bool dev_done_ = false, up_done_ = false;
+  bool was_connected_ = false;
+  bool purge_ = false;
+  std::optional<uint8_t> sent_disconnect_code_;
+  std::vector<std::function<void()>> on_closed_;
+  std::vector<uint8_t> dev_buf_;
+  std::vector<uint8_t> up_buf_;
+};
+
+}  // namespace warden::gateway

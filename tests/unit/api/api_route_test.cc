@@ -1,0 +1,130 @@
+#include "api/api_route.h"
+
+#include <gtest/gtest.h>
+
+#include "crypto/crypto.h"
+
+namespace warden::api {
+namespace {
+
+TEST(MatchRoute, MapsEveryEndpoint) {
+  EXPECT_EQ(matchRoute("GET", "/healthz").kind, RouteKind::kHealth);
+  EXPECT_EQ(matchRoute("GET", "/.well-known/est/cacerts").kind, RouteKind::kEstCacerts);
+  EXPECT_EQ(matchRoute("POST", "/.well-known/est/simpleenroll").kind, RouteKind::kEstSimpleEnroll);
+  EXPECT_EQ(matchRoute("POST", "/.well-known/est/simplereenroll").kind, RouteKind::kEstSimpleReenroll);
+  EXPECT_EQ(matchRoute("POST", "/v1/devices").kind, RouteKind::kDeviceAdd);
+  EXPECT_EQ(matchRoute("GET", "/v1/devices").kind, RouteKind::kDeviceList);
+  EXPECT_EQ(matchRoute("PUT", "/v1/policy").kind, RouteKind::kPolicyApply);
+  EXPECT_EQ(matchRoute("GET", "/v1/policy").kind, RouteKind::kPolicyShow);
+  EXPECT_EQ(matchRoute("GET", "/v1/events?since=3").kind, RouteKind::kEventsRead);
+}
+
+TEST(MatchRoute, CapturesDeviceNameAndVerb) {
+  Route show = matchRoute("GET", "/v1/devices/temp-1");
+  EXPECT_EQ(show.kind, RouteKind::kDeviceShow);
+  EXPECT_EQ(show.device, "temp-1");
+  Route revoke = matchRoute("POST", "/v1/devices/temp-1/revoke");
+  EXPECT_EQ(revoke.kind, RouteKind::kDeviceRevoke);
+  EXPECT_EQ(revoke.device, "temp-1");
+  EXPECT_EQ(matchRoute("POST", "/v1/devices/v/quarantine").kind, RouteKind::kDeviceQuarantine);
+  EXPECT_EQ(matchRoute("POST", "/v1/devices/v/release").kind, RouteKind::kDeviceRelease);
+  EXPECT_EQ(matchRoute("POST", "/v1/devices/v/token").kind, RouteKind::kDeviceToken);
+}
+
+TEST(MatchRoute, UnknownPathsAreNotFound) {
+  EXPECT_EQ(matchRoute("GET", "/").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/v1/devices/").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("POST", "/v1/devices/a/explode").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("POST", "/v1/devices/a/revoke/x").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/.well-known/est/csrattrs").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/v1/devicesX").kind, RouteKind::kNotFound);
+}
+
+TEST(MatchRoute, WrongMethodNamesTheAllowedOnes) {
+  Route r = matchRoute("DELETE", "/v1/devices");
+  EXPECT_EQ(r.kind, RouteKind::kMethodNotAllowed);
+  EXPECT_EQ(r.allow, "GET, POST");
+  EXPECT_EQ(matchRoute("GET", "/v1/devices/a/revoke").allow, "POST");
+  EXPECT_EQ(matchRoute("GET", "/.well-known/est/simpleenroll").kind, RouteKind::kMethodNotAllowed);
+}
+
+TEST(MatchRoute, KeepsTheQuery) {
+  EXPECT_EQ(matchRoute("GET", "/v1/events?since=1&wait=5").query, "since=1&wait=5");
+  EXPECT_EQ(matchRoute("GET", "/v1/devices/a?x=1").device, "a");
+}
+
+TEST(AdminAction, EveryAdminRouteHasItsAction) {
+  EXPECT_EQ(adminAction(RouteKind::kDeviceAdd), "admin:device.add");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceList), "admin:device.list");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceShow), "admin:device.show");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceToken), "admin:device.token");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceRevoke), "admin:device.revoke");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceQuarantine), "admin:device.quarantine");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceRelease), "admin:device.release");
+  EXPECT_EQ(adminAction(RouteKind::kPolicyApply), "admin:policy.apply");
+  EXPECT_EQ(adminAction(RouteKind::kPolicyShow), "admin:policy.show");
+  EXPECT_EQ(adminAction(RouteKind::kEventsRead), "admin:events.read");
+  EXPECT_FALSE(isAdminRoute(RouteKind::kEstSimpleEnroll));
+  EXPECT_FALSE(isAdminRoute(RouteKind::kHealth));
+  EXPECT_TRUE(isAdminRoute(RouteKind::kEventsRead));
+}
+
+TEST(ParseEventsQuery, ParsesAllParameters) {
+  auto q = parseEventsQuery("since=10&limit=5&wait=30", 30);
+  ASSERT_TRUE(q.isOk()) << q.status().toString();
+  EXPECT_EQ(*q->since, 10);
+  EXPECT_EQ(*q->limit, 5);
+  EXPECT_EQ(q->wait_seconds, 30);
+  auto empty = parseEventsQuery("", 30);
+  ASSERT_TRUE(empty.isOk());
+  EXPECT_FALSE(empty->since.has_value());
+  EXPECT_FALSE(empty->limit.has_value());
+  EXPECT_EQ(empty->wait_seconds, 0);
+}
+
+TEST(ParseEventsQuery, RejectsBadValues) {
+  EXPECT_FALSE(parseEventsQuery("since=-1", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("since=abc", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("since=", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("limit=0", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("limit=10001", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("wait=31", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("since=1&since=2", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("follow=1", 30).isOk());
+  EXPECT_FALSE(parseEventsQuery("since=99999999999999999999", 30).isOk());
+}
+
+TEST(ParseBasicAuth, DecodesUserAndPassword) {
+  auto c = parseBasicAuth("Basic " + crypto::base64Encode("temp-1:tok:en"));
+  ASSERT_TRUE(c.isOk());
+  EXPECT_EQ(c->user, "temp-1");
+  EXPECT_EQ(c->password, "tok:en");
+  auto lower = parseBasicAuth("basic " + crypto::base64Encode("a:b"));
+  ASSERT_TRUE(lower.isOk());
+  EXPECT_EQ(lower->user, "a");
+}
+
+TEST(ParseBasicAuth, RejectsMalformedCredentials) {
+  EXPECT_EQ(parseBasicAuth("").status().code(), core::ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(parseBasicAuth("Bearer abc").isOk());
+  EXPECT_FALSE(parseBasicAuth("Basic").isOk());
+  EXPECT_FALSE(parseBasicAuth("Basic !!!").isOk());
+  EXPECT_FALSE(parseBasicAuth("Basic " + crypto::base64Encode("no-colon")).isOk());
+  EXPECT_FALSE(parseBasicAuth("Basic " + std::string(2000, 'A')).isOk());
+}
+
+TEST(MediaType, StripsParametersAndCase) {
+  EXPECT_EQ(mediaType("Application/PKCS10; charset=x"), "application/pkcs10");
+  EXPECT_EQ(mediaType("  application/json "), "application/json");
+  EXPECT_EQ(mediaType(""), "");
+}
+
+TEST(SanitizeFilename, KeepsSafeCharactersOnly) {
+  EXPECT_EQ(sanitizeFilename("examples/demo-policy.yaml"), "examples/demo-policy.yaml");
+  EXPECT_EQ(sanitizeFilename("a b\n:c"), "a_b__c");
+  EXPECT_EQ(sanitizeFilename(""), "policy");
+  EXPECT_EQ(sanitizeFilename(std::string(400, 'x')).size(), 255u);
+}
+
+}  // namespace
+}  // namespace warden::api
