@@ -197,7 +197,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
   if (auto denied = authorizeOperator(op, route.kind, resource)) co_return std::move(*denied);
 
   switch (route.kind) {
-    case RouteKind::kDeviceAdd: co_return co_await deviceAdd(op, std::move(add_body));
+    case RouteKind::kDeviceAdd: co_return co_await deviceAdd(op, add_body);
     case RouteKind::kDeviceList: co_return co_await deviceList();
     case RouteKind::kDeviceShow: co_return co_await deviceShow(route.device);
     case RouteKind::kDeviceToken: co_return co_await deviceToken(op, route.device, req);
@@ -211,9 +211,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
   }
 }
 
-asio::awaitable<ServerResponse> ApiServer::Impl::deviceAdd(const OperatorIdentity& op, nlohmann::json body) {
+asio::awaitable<ServerResponse> ApiServer::Impl::deviceAdd(const OperatorIdentity& op, const nlohmann::json& body) {
   if (auto s = checkKnownKeys(body, {"name", "role", "labels", "token_ttl", "token_ttl_seconds"}); !s.isOk()) co_return statusResponse(s);
-  const std::string name = body["name"].get<std::string>();
+  const std::string name = body.at("name").get<std::string>();
   auto role_it = body.find("role");
   if (role_it == body.end() || !role_it->is_string()) {
     co_return errorResponse(http::status::bad_request, "invalid_argument",
@@ -237,9 +237,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceAdd(const OperatorIdentit
   auto ttl = parseTtl(body, {"token_ttl_seconds", "token_ttl"});
   if (!ttl.isOk()) co_return statusResponse(ttl.status());
 
-  auto added = co_await onWorker([this, name, role, labels, ttl = *ttl]() {
+  auto work1 = [this, name, role, labels, ttl = *ttl]() {
     return deps_.registry.addDevice(name, role, labels, ttl);
-  });
+  };
+  auto added = co_await onWorker(work1);
   if (!added.isOk()) {
     if (added.status().code() == core::ErrorCode::kAlreadyExists) {
       co_return errorResponse(http::status::conflict, "already_exists",
@@ -276,7 +277,7 @@ core::Result<DeviceView> loadDeviceView(store::Store& store, const std::string& 
 }  // namespace
 
 asio::awaitable<ServerResponse> ApiServer::Impl::deviceList() {
-  auto views = co_await onWorker([this]() -> core::Result<std::vector<DeviceView>> {
+  auto work2 = [this]() -> core::Result<std::vector<DeviceView>> {
     WARDEN_ASSIGN_OR_RETURN(std::vector<store::DeviceRecord> devices, deps_.store.listDevices());
     std::vector<DeviceView> out;
     out.reserve(devices.size());
@@ -285,7 +286,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceList() {
       out.emplace_back(std::move(d), std::move(cert));
     }
     return out;
-  });
+  };
+  auto views = co_await onWorker(work2);
   if (!views.isOk()) co_return statusResponse(views.status());
   std::vector<std::string> live = deps_.gateway.connectedDevices();
   std::unordered_set<std::string> connected(live.begin(), live.end());
@@ -297,7 +299,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceList() {
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::deviceShow(const std::string& name) {
-  auto view = co_await onWorker([this, name]() { return loadDeviceView(deps_.store, name); });
+  auto work3 = [this, name]() { return loadDeviceView(deps_.store, name); };
+  auto view = co_await onWorker(work3);
   if (!view.isOk()) {
     if (view.status().code() == core::ErrorCode::kNotFound) {
       co_return errorResponse(http::status::not_found, "not_found", unknownDeviceMessage(name));
@@ -316,7 +319,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceToken(const OperatorIdent
   if (auto s = checkKnownKeys(*body, {"ttl", "token_ttl", "token_ttl_seconds"}); !s.isOk()) co_return statusResponse(s);
   auto ttl = parseTtl(*body, {"token_ttl_seconds", "token_ttl", "ttl"});
   if (!ttl.isOk()) co_return statusResponse(ttl.status());
-  auto token = co_await onWorker([this, name, ttl = *ttl]() { return deps_.registry.newToken(name, ttl); });
+  auto work4 = [this, name, ttl = *ttl]() { return deps_.registry.newToken(name, ttl); };
+  auto token = co_await onWorker(work4);
   if (!token.isOk()) {
     if (token.status().code() == core::ErrorCode::kNotFound) {
       co_return errorResponse(http::status::not_found, "not_found", unknownDeviceMessage(name));
@@ -341,13 +345,14 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceStateChange(const Operato
     case RouteKind::kDeviceQuarantine: type = monitor::event_type::kQuarantine; state = "quarantined"; break;
     default: type = monitor::event_type::kRelease; state = "active"; break;
   }
-  auto changed = co_await onWorker([this, kind, name]() -> core::Result<bool> {
+  auto work5 = [this, kind, name]() -> core::Result<bool> {
     switch (kind) {
       case RouteKind::kDeviceRevoke: return deps_.registry.revoke(name);
       case RouteKind::kDeviceQuarantine: return deps_.registry.quarantine(name);
       default: return deps_.registry.release(name);
     }
-  });
+  };
+  auto changed = co_await onWorker(work5);
   if (!changed.isOk()) {
     if (changed.status().code() == core::ErrorCode::kNotFound) {
       co_return errorResponse(http::status::not_found, "not_found", unknownDeviceMessage(name));
@@ -373,7 +378,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdent
   };
   const std::string spiffe = op.spiffe_id;
   const std::string user = op.name;
-  Applied applied = co_await onWorker([this, text = req.body(), filename, spiffe, user]() -> Applied {
+  auto work6 = [this, text = req.body(), filename, spiffe, user]() -> Applied {
     Applied out;
     auto parsed = policy::Policy::parse(text, filename);
     if (!parsed.isOk()) {
@@ -403,7 +408,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdent
     }
     out.version = *version;
     return out;
-  });
+  };
+  Applied applied = co_await onWorker(work6);
   if (!applied.status.isOk()) {
     if (applied.http_status == 400) {
       co_return errorResponse(http::status::bad_request, "invalid_argument", applied.status.message());
@@ -422,7 +428,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdent
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::policyShow() {
-  auto active = co_await onWorker([this]() { return deps_.store.activePolicy(); });
+  auto work7 = [this]() { return deps_.store.activePolicy(); };
+  auto active = co_await onWorker(work7);
   if (!active.isOk()) co_return statusResponse(active.status());
   if (!active->has_value()) {
     co_return errorResponse(http::status::not_found, "not_found",
@@ -444,7 +451,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::eventsRead(const Route& route) 
   };
   for (;;) {
     const int64_t committed_before = last_committed_event_id_;
-    Page page = co_await onWorker([this, since, limit]() -> Page {
+    auto work8 = [this, since, limit]() -> Page {
       Page p;
       auto events = deps_.store.listEvents(since, limit);
       if (!events.isOk()) {
@@ -459,7 +466,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::eventsRead(const Route& route) 
       }
       p.last_id = *last;
       return p;
-    });
+    };
+    Page page = co_await onWorker(work8);
     if (!page.status.isOk()) co_return statusResponse(page.status);
     bool respond = !page.events.empty() || !since || query->wait_seconds == 0 || stopping_ ||
                    std::chrono::steady_clock::now() >= deadline;

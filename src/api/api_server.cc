@@ -373,12 +373,12 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handle(const ServerRequest& req
 // awaitCallback is deliberately not a coroutine: g++ 12 double-destroys
 // by-value std::function parameters of coroutines (seen under ASan), so the
 // callback goes straight into Asio's own initiation coroutine.
-asio::awaitable<void> ApiServer::Impl::awaitCallback(std::function<void(std::function<void()>)> start,
+asio::awaitable<void> ApiServer::Impl::awaitCallback(const std::function<void(std::function<void()>)>& start,
                                                      std::chrono::milliseconds timeout, const char* what) {
   auto ex = io_.get_executor();
   std::shared_ptr<asio::steady_timer> timer;
   if (timeout.count() > 0) timer = std::make_shared<asio::steady_timer>(io_, timeout);
-  auto start_ptr = std::make_shared<std::function<void(std::function<void()>)>>(std::move(start));
+  auto start_ptr = std::make_shared<std::function<void(std::function<void()>)>>(start);
   auto initiation = [ex, timer, what, start_ptr](auto handler) {
     using Handler = decltype(handler);
     auto slot = std::make_shared<std::optional<Handler>>(std::move(handler));

@@ -40,7 +40,7 @@ struct ApiLimits {
   size_t max_connections = 1024;
   // EST authentication/CSR failures allowed per source address per window,
   // then 429 + Retry-After until the window ends.
-  int enroll_failures_per_window = 10;
+  int enroll_failures_per_window = 20;
   std::chrono::seconds enroll_failure_window{60};
   // Longest long-poll of GET /v1/events?wait=S.
   std::chrono::seconds max_event_wait{30};

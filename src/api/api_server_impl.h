@@ -94,7 +94,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   // authorizeOperator asks the policy whether |op| may call |kind| on
   // |resource|; on permit it sets op.rule and returns nullopt.
   std::optional<ServerResponse> authorizeOperator(OperatorIdentity& op, RouteKind kind, const std::string& resource);
-  asio::awaitable<ServerResponse> deviceAdd(const OperatorIdentity& op, nlohmann::json body);
+  asio::awaitable<ServerResponse> deviceAdd(const OperatorIdentity& op, const nlohmann::json& body);
   asio::awaitable<ServerResponse> deviceList();
   asio::awaitable<ServerResponse> deviceShow(const std::string& name);
   asio::awaitable<ServerResponse> deviceToken(const OperatorIdentity& op, const std::string& name,
@@ -109,12 +109,15 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   // awaitCallback starts |start| with a completion callback and resumes on
   // the io thread once it is called (at most once honoured), or after
   // |timeout| (0: none) with a warning naming |what|.
-  asio::awaitable<void> awaitCallback(std::function<void(std::function<void()>)> start,
+  // Not a coroutine, and callers pass named objects: g++ 12 destroys
+  // non-trivial temporaries inside co_await expressions twice.
+  asio::awaitable<void> awaitCallback(const std::function<void(std::function<void()>)>& start,
                                       std::chrono::milliseconds timeout, const char* what);
   // onWorker runs |work| on the worker thread (ApiDeps::run_blocking) and
   // returns its result on the io thread.
+  // |work| is copied; pass a named lambda (see awaitCallback).
   template <typename F>
-  asio::awaitable<std::invoke_result_t<F&>> onWorker(F work);
+  asio::awaitable<std::invoke_result_t<F&>> onWorker(const F& work);
   // publishChange pushes the committed change to the gateway and returns
   // once affected live sessions were cut or restricted.
   asio::awaitable<void> publishChange();
@@ -149,10 +152,10 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
 };
 
 template <typename F>
-asio::awaitable<std::invoke_result_t<F&>> ApiServer::Impl::onWorker(F work) {
+asio::awaitable<std::invoke_result_t<F&>> ApiServer::Impl::onWorker(const F& work) {
   using T = std::invoke_result_t<F&>;
   auto result = std::make_shared<std::optional<T>>();
-  auto fn = std::make_shared<F>(std::move(work));
+  auto fn = std::make_shared<F>(work);
   // Named, not a temporary: g++ 12 destroys temporaries of a co_await
   // full-expression twice (GCC PR 101367).
   std::function<void(std::function<void()>)> start = [this, result, fn](std::function<void()> done) {
@@ -166,7 +169,7 @@ asio::awaitable<std::invoke_result_t<F&>> ApiServer::Impl::onWorker(F work) {
         },
         std::move(done));
   };
-  co_await awaitCallback(std::move(start), std::chrono::milliseconds(0), "worker");
+  co_await awaitCallback(start, std::chrono::milliseconds(0), "worker");
   if (!result->has_value()) throw std::runtime_error("worker task failed");
   co_return std::move(**result);
 }

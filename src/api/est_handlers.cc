@@ -164,7 +164,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
     profile.lifetime = std::chrono::duration_cast<core::Seconds>(config_.device_cert_lifetime);
     return pki::issueLeaf(deps_.issuing_ca, key, profile, deps_.clock);
   };
-  EnrollOutcome outcome = co_await onWorker([this, name, token, body = req.body(), issuer]() -> EnrollOutcome {
+  auto work1 = [this, name, token, body = req.body(), issuer]() -> EnrollOutcome {
     EnrollOutcome out;
     // Authenticate before looking at the CSR, so an unauthenticated client
     // only ever sees the one 401.
@@ -184,7 +184,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
     // Only the CSR's public key is used; subject and extensions are ignored.
     EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
     return outcomeFromIssue(deps_.registry.enroll(name, token, key, issuer));
-  });
+  };
+  EnrollOutcome outcome = co_await onWorker(work1);
 
   switch (outcome.kind) {
     case EnrollOutcome::Kind::kUnauthenticated:
@@ -249,13 +250,14 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
     profile.lifetime = std::chrono::duration_cast<core::Seconds>(config_.device_cert_lifetime);
     return pki::issueLeaf(deps_.issuing_ca, key, profile, deps_.clock);
   };
-  EnrollOutcome outcome = co_await onWorker([this, name, serial, body = req.body(), issuer]() -> EnrollOutcome {
+  auto work2 = [this, name, serial, body = req.body(), issuer]() -> EnrollOutcome {
     EnrollOutcome out;
     crypto::X509ReqPtr csr = parseCsr(body, out);
     if (!csr) return out;
     EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
     return outcomeFromIssue(deps_.registry.renew(name, serial, key, issuer));
-  });
+  };
+  EnrollOutcome outcome = co_await onWorker(work2);
   switch (outcome.kind) {
     case EnrollOutcome::Kind::kUnauthenticated:
       renewFailure(name, outcome.reason, "");

@@ -47,7 +47,7 @@ class EnrollmentTest(FleetTestCase):
     def curl(self, *args):
         r = subprocess.run(["curl", "-sS", "--cacert", self.bundle, "-o", "-", "-w", "\n%{http_code}",
                             "-D", "-", *args], capture_output=True, text=True, timeout=30)
-        out = r.stdout
+        out = r.stdout.replace("\r\n", "\n")
         body, _, code = out.rpartition("\n")
         return int(code or 0), body
 
@@ -73,7 +73,7 @@ class EnrollmentTest(FleetTestCase):
         key, b64 = self.make_csr(d, "curl-dev")
         code, body = self.enroll_curl("curl-dev", added["token"], b64)
         self.assertEqual(code, 200, body)
-        headers, _, payload = body.partition("\r\n\r\n")
+        headers, _, payload = body.partition("\n\n")
         self.assertIn("application/pkcs7-mime", headers.lower())
         self.assertIn("smime-type=certs-only", headers.lower())
         der = base64.b64decode(payload)
@@ -121,7 +121,7 @@ class EnrollmentTest(FleetTestCase):
         self.assertEqual(code1, 401)
         self.assertEqual(code2, 401)
         self.assertIn("WWW-Authenticate: Basic", body1)
-        strip = lambda b: b.partition("\r\n\r\n")[2]
+        strip = lambda b: b.partition("\n\n")[2]
         self.assertEqual(strip(body1), strip(body2))
         self.fleet.wait_event(lambda e: e["type"] == "token_failure" and e["reason"] == "token_mismatch")
         # The real token still works: failures never lock a name.

@@ -70,9 +70,12 @@ class MqttAuthorizationTest(FleetTestCase):
         self.assertEqual(getattr(props, "AssignedClientIdentifier", None), "sensor-a")
 
     def test_empty_client_id_with_persistent_session_refused_v311(self):
-        c = self.closing(self.fleet.paho(self.sensor, client_id="", protocol=4, clean_start=False))
-        # paho refuses an empty id with clean_session=False locally; mosquitto_pub agrees.
-        self.assertTrue(c.connack is None or c.connack[0] == 2)
+        # paho refuses this combination locally, so speak raw MQTT.
+        import mqtt_raw as m
+        c = self.closing(m.RawClient(self.fleet, self.sensor))
+        c.send(m.connect("", version=4, clean=False))
+        first, body = c.read_packet()
+        self.assertEqual((first, body[1]), (0x20, 2))
 
     def test_connack_advertises_gateway_limits(self):
         c = self.closing(self.fleet.paho(self.sensor))
@@ -83,8 +86,13 @@ class MqttAuthorizationTest(FleetTestCase):
         self.assertEqual(props.WildcardSubscriptionAvailable, 1)
 
     def test_keepalive_zero_becomes_server_keepalive(self):
-        c = self.closing(self.fleet.paho(self.sensor, keepalive=0))
-        self.assertEqual(c.connack[2].ServerKeepAlive, 300)
+        # paho 1.6.1 makes its socket non-blocking with keepalive 0: speak raw MQTT.
+        import mqtt_raw as m
+        c = self.closing(m.RawClient(self.fleet, self.sensor))
+        c.send(m.connect("sensor-a", version=5, keepalive=0))
+        first, body = c.read_packet()
+        self.assertEqual((first, body[1]), (0x20, 0))
+        self.assertIn(b"\x13\x01\x2c", body)  # Server Keep Alive = 300
 
     # --- SUBSCRIBE -----------------------------------------------------------
     def test_wildcard_escalation_is_denied(self):

@@ -223,7 +223,8 @@ class Fleet:
     # --- MQTT clients -----------------------------------------------------
     def pub(self, dev, topic, message="hello", *extra, client_id=None, timeout=20):
         return self.run("mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.mqtt_port),
-                        *dev.tls_args(), "-i", client_id or dev.name, "-t", topic, "-m", message,
+                        *dev.tls_args(), "-i", dev.name if client_id is None else client_id,
+                        "-t", topic, "-m", message,
                         *extra, timeout=timeout)
 
     def sub_proc(self, dev, *topics, extra=(), client_id=None):
@@ -236,8 +237,8 @@ class Fleet:
 
     def paho(self, dev, client_id=None, protocol=5, clean_start=True, properties=None,
              will=None, keepalive=60, connect=True):
-        return PahoClient(self, dev, client_id or dev.name, protocol, clean_start, properties,
-                          will, keepalive, connect)
+        return PahoClient(self, dev, dev.name if client_id is None else client_id, protocol, clean_start,
+                          properties, will, keepalive, connect)
 
     def tls_socket(self, dev):
         """A raw TLS socket to the gateway with |dev|'s certificate."""
