@@ -94,7 +94,7 @@ std::variant<OperatorIdentity, ServerResponse> ApiServer::Impl::authenticateOper
                   std::string message) {
     recordEvent(monitor::event_type::kAdminDeny, principal, principal, action, route.device, "deny", "",
                 std::string(monitor::reason::kUnauthenticated),
-                {{"source", peer.remote}, {"cause", cause}, {"message", message}});
+                {{"remote", peer.remote}, {"cause", cause}, {"message", message}});
     return errorResponse(status, code, message);
   };
   if (!peer.cert) {

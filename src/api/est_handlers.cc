@@ -126,7 +126,7 @@ std::optional<ServerResponse> ApiServer::Impl::estRateLimited(const PeerInfo& pe
 asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerRequest& req, const PeerInfo& peer) {
   if (auto limited = estRateLimited(peer)) {
     recordEvent(monitor::event_type::kTokenFailure, "", "", "est:simpleenroll", "", "deny", "",
-                std::string(monitor::reason::kRateLimited), {{"source", peer.remote}});
+                std::string(monitor::reason::kRateLimited), {{"remote", peer.remote}});
     co_return *limited;
   }
   // RFC 7030 §3.2.4 / RFC 8951: a PKCS#10 body, base64; other types 415.
@@ -144,7 +144,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
     enroll_failures_.recordFailure(peer.source_key, deps_.clock.steadyNow());
     std::string principal = core::isValidName(name) ? deviceSpiffeId(name) : "";
     recordEvent(monitor::event_type::kTokenFailure, principal, "", "est:simpleenroll",
-                core::isValidName(name) ? name : "", "deny", "", std::move(reason), {{"source", peer.remote}});
+                core::isValidName(name) ? name : "", "deny", "", std::move(reason), {{"remote", peer.remote}});
     return estUnauthorized();
   };
   if (!creds.isOk()) co_return tokenFailure("", std::string(monitor::reason::kTokenMismatch));
@@ -193,7 +193,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
     case EnrollOutcome::Kind::kBadRequest:
       enroll_failures_.recordFailure(peer.source_key, deps_.clock.steadyNow());
       recordEvent(monitor::event_type::kEnroll, deviceSpiffeId(name), deviceSpiffeId(name), "est:simpleenroll",
-                  name, "deny", "", outcome.reason, {{"source", peer.remote}, {"message", outcome.message}});
+                  name, "deny", "", outcome.reason, {{"remote", peer.remote}, {"message", outcome.message}});
       co_return estText(http::status::bad_request, outcome.message);
     case EnrollOutcome::Kind::kInternal:
       spdlog::error("api: enrollment of '{}' failed: {}", name, outcome.message);
@@ -205,7 +205,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
               "permit", "", std::string(monitor::reason::kEnrolled),
               {{"serial", outcome.serial},
                {"not_after", core::formatRfc3339(core::fromUnixSeconds(outcome.not_after))},
-               {"source", peer.remote}});
+               {"remote", peer.remote}});
   // The gateway must know the new serial before the device can use it.
   co_await publishChange();
   co_return issuedResponse(std::move(outcome.body));
@@ -214,14 +214,14 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
 asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerRequest& req, const PeerInfo& peer) {
   if (auto limited = estRateLimited(peer)) {
     recordEvent(monitor::event_type::kRenew, "", "", "est:simplereenroll", "", "deny", "",
-                std::string(monitor::reason::kRateLimited), {{"source", peer.remote}});
+                std::string(monitor::reason::kRateLimited), {{"remote", peer.remote}});
     co_return *limited;
   }
   auto renewFailure = [&](const std::string& name, const std::string& reason, std::string detail) {
     enroll_failures_.recordFailure(peer.source_key, deps_.clock.steadyNow());
     std::string principal = name.empty() ? "" : deviceSpiffeId(name);
     recordEvent(monitor::event_type::kRenew, principal, principal, "est:simplereenroll", name, "deny", "", reason,
-                {{"source", peer.remote}, {"message", std::move(detail)}});
+                {{"remote", peer.remote}, {"message", std::move(detail)}});
   };
   // RFC 7030 §4.2.2: the client authenticates with its current certificate.
   auto snapshot = deps_.snapshot.get();
@@ -278,7 +278,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
               {{"serial", outcome.serial},
                {"previous_serial", serial},
                {"not_after", core::formatRfc3339(core::fromUnixSeconds(outcome.not_after))},
-               {"source", peer.remote}});
+               {"remote", peer.remote}});
   co_await publishChange();
   co_return issuedResponse(std::move(outcome.body));
 }

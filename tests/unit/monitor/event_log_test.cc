@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "store/sqlite_store.h"
+#include "unit/testing/temp_dir.h"
 
 namespace warden::monitor {
 namespace {
@@ -19,20 +20,9 @@ using namespace std::chrono_literals;
 
 constexpr int64_t kStart = 1'800'000'000;
 
-class TempDir {
+class TempDir : public warden::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "warden-events-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : warden::testing::TempDir("warden-events") {}
 };
 
 Event deny(const std::string& topic) {

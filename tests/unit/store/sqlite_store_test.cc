@@ -16,6 +16,7 @@
 
 #include "core/clock.h"
 #include "crypto/crypto.h"
+#include "unit/testing/temp_dir.h"
 
 namespace warden::store {
 namespace {
@@ -26,20 +27,9 @@ using namespace std::chrono_literals;
 
 constexpr int64_t kStart = 1'800'000'000;
 
-class TempDir {
+class TempDir : public warden::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "warden-store-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : warden::testing::TempDir("warden-store") {}
 };
 
 class SqliteStoreTest : public ::testing::Test {
