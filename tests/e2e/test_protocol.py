@@ -20,6 +20,7 @@ class ProtocolTest(FleetTestCase):
         super().setUpClass()
         assert cls.fleet.apply_policy(FACTORY).returncode == 0
         cls.sensor = cls.fleet.device("proto-sensor", "sensor")
+        cls.controller = cls.fleet.device("proto-ctl", "controller")
 
     def client(self):
         return self.closing(m.RawClient(self.fleet, self.sensor))
@@ -145,6 +146,33 @@ class ProtocolTest(FleetTestCase):
         c.send(bytes([0x62, 0x02, 0x00, 0x09]))  # PUBREL
         first, body = c.read_packet()
         self.assertEqual(first, 0x70)  # PUBCOMP
+
+    def suback_codes(self, c, pid):
+        first, body = c.read_packet()
+        self.assertEqual(first, 0x90)
+        self.assertEqual(struct.unpack("!H", body[:2])[0], pid)
+        props_len = body[2]  # < 128 here: one byte
+        return list(body[3 + props_len:])
+
+    def test_more_than_16_filters_in_one_subscribe_exceed_quota(self):
+        c = self.closing(m.RawClient(self.fleet, self.controller))
+        c.send(m.connect("proto-ctl"))
+        self.assertEqual(c.read_packet()[0], 0x20)
+        c.send(m.subscribe([(f"factory/telemetry/q{i}", 0) for i in range(17)], pid=3))
+        self.assertEqual(self.suback_codes(c, 3), [0x97] * 17)
+        c.send(m.subscribe([(f"factory/telemetry/q{i}", 0) for i in range(16)], pid=4))
+        self.assertEqual(self.suback_codes(c, 4), [0x00] * 16)
+
+    def test_more_than_100_filters_per_session_exceed_quota(self):
+        c = self.closing(m.RawClient(self.fleet, self.controller))
+        c.send(m.connect("proto-ctl"))
+        self.assertEqual(c.read_packet()[0], 0x20)
+        codes = []
+        for batch in range(7):  # 7 x 16 = 112 distinct filters
+            c.send(m.subscribe([(f"factory/telemetry/s{batch}-{i}", 0) for i in range(16)], pid=10 + batch))
+            codes += self.suback_codes(c, 10 + batch)
+        self.assertEqual(codes[:100], [0x00] * 100)
+        self.assertEqual(codes[100:], [0x97] * 12)
 
     def test_connect_timeout_closes_idle_tls(self):
         c = self.closing(m.RawClient(self.fleet, self.sensor, timeout=30))
