@@ -402,6 +402,18 @@ asio::awaitable<void> ApiServer::Impl::awaitCallback(const std::function<void(st
   return asio::async_initiate<decltype(asio::use_awaitable), void()>(std::move(initiation), asio::use_awaitable);
 }
 
+identity::LeafIssuer ApiServer::Impl::deviceLeafIssuer() const {
+  return [this](EVP_PKEY* key, const std::string& device) {
+    pki::LeafProfile profile;
+    profile.common_name = device;
+    profile.uri_sans = {deviceSpiffeId(device)};
+    profile.client_auth = true;
+    profile.server_auth = false;
+    profile.lifetime = std::chrono::duration_cast<core::Seconds>(config_.device_cert_lifetime);
+    return pki::issueLeaf(deps_.issuing_ca, key, profile, deps_.clock);
+  };
+}
+
 asio::awaitable<void> ApiServer::Impl::publishChange() {
   // Named, not a temporary: see onWorker (GCC PR 101367).
   std::function<void(std::function<void()>)> start = [this](std::function<void()> done) {

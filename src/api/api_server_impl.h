@@ -27,6 +27,7 @@
 #include "api/failure_limiter.h"
 #include "core/status.h"
 #include "crypto/openssl_ptr.h"
+#include "identity/registry.h"
 
 namespace warden::api {
 
@@ -126,6 +127,10 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                    std::string resource, std::string decision, std::string rule, std::string reason,
                    nlohmann::json detail = nlohmann::json::object());
   std::string deviceSpiffeId(std::string_view name) const;
+  // deviceLeafIssuer returns the signer of every device certificate (EST
+  // simpleenroll and simplereenroll): the one place the device profile is
+  // decided (CN = name, one SPIFFE URI SAN, clientAuth, configured lifetime).
+  identity::LeafIssuer deviceLeafIssuer() const;
 
   asio::io_context& io_;
   const ApiConfig config_;

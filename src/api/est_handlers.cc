@@ -155,15 +155,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
     co_return tokenFailure(name, std::string(monitor::reason::kTokenMismatch));
   }
 
-  auto issuer = [this](EVP_PKEY* key, const std::string& device) {
-    pki::LeafProfile profile;
-    profile.common_name = device;
-    profile.uri_sans = {deviceSpiffeId(device)};
-    profile.client_auth = true;
-    profile.server_auth = false;
-    profile.lifetime = std::chrono::duration_cast<core::Seconds>(config_.device_cert_lifetime);
-    return pki::issueLeaf(deps_.issuing_ca, key, profile, deps_.clock);
-  };
+  identity::LeafIssuer issuer = deviceLeafIssuer();
   auto work1 = [this, name, token, body = req.body(), issuer]() -> EnrollOutcome {
     EnrollOutcome out;
     // Authenticate before looking at the CSR, so an unauthenticated client
@@ -241,15 +233,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
   }
   const std::string name = id.device;
   const std::string serial = id.serial_hex;
-  auto issuer = [this](EVP_PKEY* key, const std::string& device) {
-    pki::LeafProfile profile;
-    profile.common_name = device;
-    profile.uri_sans = {deviceSpiffeId(device)};
-    profile.client_auth = true;
-    profile.server_auth = false;
-    profile.lifetime = std::chrono::duration_cast<core::Seconds>(config_.device_cert_lifetime);
-    return pki::issueLeaf(deps_.issuing_ca, key, profile, deps_.clock);
-  };
+  identity::LeafIssuer issuer = deviceLeafIssuer();
   auto work2 = [this, name, serial, body = req.body(), issuer]() -> EnrollOutcome {
     EnrollOutcome out;
     crypto::X509ReqPtr csr = parseCsr(body, out);

@@ -957,19 +957,21 @@ void MqttSession::handleBrokerPublish(mqtt::Publish& p) {
   enqueue(Side::kDevice, std::move(bytes));
 }
 
+void MqttSession::completeGatewayOp(uint16_t upstream_id, const std::vector<uint8_t>& codes) {
+  std::function<void(const std::vector<uint8_t>&)> continuation;
+  if (auto op = gateway_ops_.find(upstream_id); op != gateway_ops_.end()) {
+    continuation = std::move(op->second);
+    gateway_ops_.erase(op);
+  }
+  releaseUpstreamId(upstream_id);
+  if (continuation) continuation(codes);
+}
+
 void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
   auto id_it = up_ids_.find(s.packet_id);
   if (id_it == up_ids_.end()) return;
   if (id_it->second.gateway) {
-    auto op = gateway_ops_.find(s.packet_id);
-    if (op != gateway_ops_.end()) {
-      auto f = std::move(op->second);
-      gateway_ops_.erase(op);
-      releaseUpstreamId(s.packet_id);
-      f(s.reason_codes);
-    } else {
-      releaseUpstreamId(s.packet_id);
-    }
+    completeGatewayOp(s.packet_id, s.reason_codes);
     return;
   }
   auto it = pending_subs_.find(s.packet_id);
@@ -1009,11 +1011,7 @@ void MqttSession::handleUpstreamUnsuback(mqtt::Unsuback& u) {
   auto id_it = up_ids_.find(u.packet_id);
   if (id_it == up_ids_.end()) return;
   if (id_it->second.gateway) {
-    auto op = gateway_ops_.find(u.packet_id);
-    auto f = op != gateway_ops_.end() ? std::move(op->second) : nullptr;
-    if (op != gateway_ops_.end()) gateway_ops_.erase(op);
-    releaseUpstreamId(u.packet_id);
-    if (f) f(u.reason_codes);
+    completeGatewayOp(u.packet_id, u.reason_codes);
     return;
   }
   auto it = pending_unsubs_.find(u.packet_id);

@@ -114,6 +114,10 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   uint16_t mapDeviceId(uint16_t device_id);
   uint16_t allocGatewayId();
   void releaseUpstreamId(uint16_t upstream_id);
+  // completeGatewayOp finishes a SUBSCRIBE/UNSUBSCRIBE the gateway sent on its
+  // own (suspend/restore): releases |upstream_id| and runs its continuation
+  // with the broker's |codes|. Its acknowledgement is never forwarded.
+  void completeGatewayOp(uint16_t upstream_id, const std::vector<uint8_t>& codes);
 
   // Subscription suspension / restoration.
   void reevaluateFilters(std::function<void()> done);
