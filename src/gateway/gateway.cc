@@ -55,8 +55,8 @@ core::Status Gateway::Impl::start() {
   client_files.key_file = config_.upstream_client_key_file;
   client_files.trust_bundle_file = config_.upstream_ca_file;
   WARDEN_ASSIGN_OR_RETURN(crypto::SslCtxPtr client_ctx, pki::makeClientTlsContext(client_files));
-  server_tls_.emplace(server_ctx.release());
-  client_tls_.emplace(client_ctx.release());
+  server_tls_ = std::move(server_ctx);
+  client_tls_ = std::move(client_ctx);
 
   boost::system::error_code ec;
   auto address = asio::ip::make_address(config_.listen_host, ec);
@@ -111,7 +111,7 @@ asio::awaitable<void> Gateway::Impl::acceptLoop() {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ep_ec);
-    auto session = std::make_shared<MqttSession>(*this, asio::ssl::stream<tcp::socket>(std::move(socket), *server_tls_),
+    auto session = std::make_shared<MqttSession>(*this, std::move(socket),
                                                  std::move(peer));
     registry_.add(session);
     session->start();

@@ -7,14 +7,17 @@
 #include <optional>
 #include <string>
 
+#include <span>
+#include <vector>
+
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 
 // g++ 12 reports a false -Wmismatched-new-delete at the end of Asio
 // coroutines (GCC bug 109224: awaitable_frame_base's sized operator delete).
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 #include "core/clock.h"
+#include "crypto/openssl_ptr.h"
 #include "gateway/connect_rate_limiter.h"
 #include "gateway/gateway.h"
 #include "gateway/session_registry_impl.h"
@@ -39,7 +42,11 @@ class Gateway::Impl {
   const GatewayConfig& config() const { return config_; }
   SnapshotHolder& snapshots() { return snapshots_; }
   const core::Clock& clock() const { return clock_; }
-  asio::ssl::context& upstreamTls() { return *client_tls_; }
+  SSL_CTX* serverTls() { return server_tls_.get(); }
+  SSL_CTX* upstreamTls() { return client_tls_.get(); }
+  // readScratch is the one plaintext read buffer of all sessions: a reader
+  // fills it and hands the bytes to its decoder without suspending between.
+  std::span<uint8_t> readScratch() { return read_scratch_; }
   SessionRegistry& registry() { return registry_; }
   const SessionRegistry& registry() const { return registry_; }
   bool shuttingDown() const { return shutting_down_; }
@@ -59,8 +66,9 @@ class Gateway::Impl {
   SnapshotHolder& snapshots_;
   monitor::EventLog& events_;
   const core::Clock& clock_;
-  std::optional<asio::ssl::context> server_tls_;
-  std::optional<asio::ssl::context> client_tls_;
+  crypto::SslCtxPtr server_tls_;
+  crypto::SslCtxPtr client_tls_;
+  std::vector<uint8_t> read_scratch_ = std::vector<uint8_t>(16 * 1024);
   std::optional<tcp::acceptor> acceptor_;
   ConnectRateLimiter rate_limiter_;
   SessionRegistry registry_;

@@ -22,7 +22,6 @@ constexpr uint16_t kUpstreamKeepAlive = 60;
 constexpr auto kUpstreamPingAfter = std::chrono::seconds(30);
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 constexpr auto kRestoreWait = std::chrono::seconds(2);
-constexpr size_t kReadChunk = 4096;
 constexpr size_t kWriteBatch = 64 * 1024;
 
 using mqtt::ProtocolVersion;
@@ -40,6 +39,10 @@ std::string_view filterForMatching(std::string_view filter) {
   return filter;
 }
 
+std::span<const uint8_t> asBytes(const std::string& s) {
+  return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
 std::string_view eventReasonForDecodeError(uint8_t code) {
   switch (code) {
     case rc::kMalformedPacket: return er::kMalformedPacket;
@@ -52,9 +55,9 @@ std::string_view eventReasonForDecodeError(uint8_t code) {
 
 }  // namespace
 
-MqttSession::MqttSession(Gateway::Impl& gw, SslStream device, std::string remote_address)
+MqttSession::MqttSession(Gateway::Impl& gw, tcp::socket device, std::string remote_address)
     : gw_(gw),
-      dev_(std::move(device)),
+      dev_(std::move(device), gw.serverTls()),
       remote_(std::move(remote_address)),
       dev_decoder_(gw.config().limits.max_packet_size),
       dev_out_(gw.io().get_executor()),
@@ -185,14 +188,14 @@ asio::awaitable<void> MqttSession::writer(Side side) {
     }
     boost::system::error_code ec;
     if (side == Side::kDevice) {
-      auto [wec, n] = co_await asio::async_write(dev_, asio::buffer(batch), kNoThrow);
-      ec = wec;
+      ec = co_await dev_.writeAll(asBytes(batch));
     } else {
-      auto [wec, n] = co_await asio::async_write(*up_->stream, asio::buffer(batch), kNoThrow);
-      ec = wec;
+      ec = co_await up_->stream->writeAll(asBytes(batch));
       last_upstream_tx_ = gw_.clock().steadyNow();
     }
     q.bytes -= std::min(q.bytes, batch.size());
+    // An idle session keeps no large batch buffer.
+    if (q.packets.empty() && batch.capacity() > kWriteBatch / 4) std::string().swap(batch);
     // Backpressure: the reader of the other side may continue.
     (side == Side::kDevice ? up_read_gate_ : dev_read_gate_).cancel();
     if (ec) {
@@ -223,7 +226,7 @@ asio::awaitable<void> MqttSession::writer(Side side) {
 
 asio::awaitable<void> MqttSession::run() {
   auto self = shared_from_this();
-  auto [hec] = co_await dev_.async_handshake(asio::ssl::stream_base::server, kNoThrow);
+  auto hec = co_await dev_.handshake(TlsStream::Role::kServer);
   if (state_ >= State::kClosing) co_return;
   SSL* ssl = dev_.native_handle();
   if (hec) {
@@ -453,9 +456,8 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
       // Cut while connecting: leave the broker without a will.
       std::string bytes = mqtt::encode(mqtt::Disconnect{}, ProtocolVersion::k5);
       auto& stream = *(*link)->stream;
-      co_await asio::async_write(stream, asio::buffer(bytes), kNoThrow);
-      boost::system::error_code ignored;
-      stream.lowest_layer().close(ignored);
+      co_await stream.writeAll(asBytes(bytes));
+      stream.close();
     }
     co_return;
   }
@@ -542,21 +544,21 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
 asio::awaitable<void> MqttSession::deviceReadLoop() {
   auto self = shared_from_this();
   const size_t max_buffered = gw_.config().limits.max_buffered;
-  dev_buf_.resize(kReadChunk);
   for (;;) {
     while (state_ < State::kClosing && up_out_.bytes > max_buffered) {
       dev_read_gate_.expires_at(kForever);
       co_await dev_read_gate_.async_wait(kNoThrow);
     }
     if (state_ >= State::kClosing) co_return;
-    auto [ec, n] = co_await dev_.async_read_some(asio::buffer(dev_buf_), kNoThrow);
+    const std::span<uint8_t> buf = gw_.readScratch();
+    auto [ec, n] = co_await dev_.readSome(buf);
     if (state_ >= State::kClosing) co_return;
     if (ec) {
       terminate(std::nullopt, UpstreamEnd::kWillIfPermitted, std::string(er::kConnectionLost));
       co_return;
     }
     last_device_rx_ = gw_.clock().steadyNow();
-    dev_decoder_.append(std::span<const uint8_t>(dev_buf_.data(), n));
+    dev_decoder_.append(std::span<const uint8_t>(buf.data(), n));
     for (;;) {
       auto next = dev_decoder_.next();
       if (!next) {
@@ -831,7 +833,6 @@ void MqttSession::handleDeviceDisconnect(mqtt::Disconnect& d) {
 asio::awaitable<void> MqttSession::upstreamReadLoop() {
   auto self = shared_from_this();
   const size_t max_buffered = gw_.config().limits.max_buffered;
-  up_buf_.resize(kReadChunk);
   for (;;) {
     for (;;) {
       auto next = up_->decoder.next();
@@ -849,14 +850,15 @@ asio::awaitable<void> MqttSession::upstreamReadLoop() {
       co_await up_read_gate_.async_wait(kNoThrow);
     }
     if (state_ >= State::kClosing) co_return;
-    auto [ec, n] = co_await up_->stream->async_read_some(asio::buffer(up_buf_), kNoThrow);
+    const std::span<uint8_t> buf = gw_.readScratch();
+    auto [ec, n] = co_await up_->stream->readSome(buf);
     if (state_ >= State::kClosing) co_return;
     if (ec) {
       spdlog::info("MQTT session of {}: upstream connection lost: {}", device_, ec.message());
       terminate(rc::kUnspecifiedError, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
       co_return;
     }
-    up_->decoder.append(std::span<const uint8_t>(up_buf_.data(), n));
+    up_->decoder.append(std::span<const uint8_t>(buf.data(), n));
   }
 }
 
@@ -1273,19 +1275,10 @@ void MqttSession::terminate(std::optional<uint8_t> device_reason, UpstreamEnd up
 }
 
 void MqttSession::closeSocket(Side side) {
-  boost::system::error_code ignored;
   if (side == Side::kDevice) {
-    auto& s = dev_.lowest_layer();
-    if (s.is_open()) {
-      s.shutdown(tcp::socket::shutdown_both, ignored);
-      s.close(ignored);
-    }
+    dev_.close();
   } else if (up_ && up_->stream) {
-    auto& s = up_->stream->lowest_layer();
-    if (s.is_open()) {
-      s.shutdown(tcp::socket::shutdown_both, ignored);
-      s.close(ignored);
-    }
+    up_->stream->close();
   }
 }
 

@@ -17,11 +17,11 @@
 #include <vector>
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 
 #include "gateway/gateway_impl.h"
 #include "gateway/mqtt/codec.h"
 #include "gateway/peer_identity.h"
+#include "gateway/tls_stream.h"
 #include "gateway/upstream_connector_impl.h"
 #include "monitor/deny_limiter.h"
 #include "policy/policy.h"
@@ -30,7 +30,7 @@ namespace warden::gateway {
 
 class MqttSession : public std::enable_shared_from_this<MqttSession> {
  public:
-  MqttSession(Gateway::Impl& gw, SslStream device, std::string remote_address);
+  MqttSession(Gateway::Impl& gw, tcp::socket device, std::string remote_address);
   ~MqttSession();
   MqttSession(const MqttSession&) = delete;
   MqttSession& operator=(const MqttSession&) = delete;
@@ -136,7 +136,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void whenClosed(std::function<void()> f);
 
   Gateway::Impl& gw_;
-  SslStream dev_;
+  TlsStream dev_;
   std::unique_ptr<UpstreamLink> up_;
   std::string remote_;
   State state_ = State::kHandshake;
@@ -187,8 +187,6 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   bool purge_ = false;
   std::optional<uint8_t> sent_disconnect_code_;
   std::vector<std::function<void()>> on_closed_;
-  std::vector<uint8_t> dev_buf_;
-  std::vector<uint8_t> up_buf_;
 };
 
 }  // namespace warden::gateway

@@ -17,8 +17,8 @@ asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstream(Gat
                                                                             const mqtt::Connect& connect) {
   const GatewayConfig& cfg = gw.config();
   auto link = std::make_unique<UpstreamLink>(cfg.limits.max_packet_size);
-  link->stream = std::make_unique<SslStream>(gw.io(), gw.upstreamTls());
-  SslStream& stream = *link->stream;
+  link->stream = std::make_unique<TlsStream>(tcp::socket(gw.io()), gw.upstreamTls());
+  TlsStream& stream = *link->stream;
 
   // The deadline closes the socket, which fails whatever operation is pending.
   auto expired = std::make_shared<bool>(false);
@@ -28,8 +28,7 @@ asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstream(Gat
     // Cancelled or too late: the connector finished and |stream| may be gone.
     if (ec || *finished) return;
     *expired = true;
-    boost::system::error_code ignored;
-    stream.lowest_layer().close(ignored);
+    stream.close();
   });
   auto fail = [&](std::string what) -> core::Status {
     *finished = true;
@@ -42,10 +41,10 @@ asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstream(Gat
   auto [rec, endpoints] =
       co_await resolver.async_resolve(cfg.upstream_host, std::to_string(cfg.upstream_port), kNoThrow);
   if (rec) co_return fail("cannot resolve: " + rec.message());
-  auto [cec, ep] = co_await asio::async_connect(stream.lowest_layer(), endpoints, kNoThrow);
+  auto [cec, ep] = co_await asio::async_connect(stream.socket(), endpoints, kNoThrow);
   if (cec) co_return fail("cannot connect: " + cec.message());
   boost::system::error_code ignored;
-  stream.lowest_layer().set_option(tcp::no_delay(true), ignored);
+  stream.socket().set_option(tcp::no_delay(true), ignored);
 
   // Verify the broker's name (the client context checks only the chain).
   const std::string& name = cfg.upstream_server_name.empty() ? cfg.upstream_host : cfg.upstream_server_name;
@@ -58,11 +57,11 @@ asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstream(Gat
   } else {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
   }
-  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, kNoThrow);
+  auto hec = co_await stream.handshake(TlsStream::Role::kClient);
   if (hec) co_return fail("TLS handshake failed: " + hec.message());
 
   std::string bytes = mqtt::encode(connect, mqtt::ProtocolVersion::k5);
-  auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(bytes), kNoThrow);
+  auto wec = co_await stream.writeAll(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   if (wec) co_return fail("write failed: " + wec.message());
 
   std::vector<uint8_t> buf(4096);
@@ -81,7 +80,7 @@ asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstream(Gat
       link->connack = std::move(*connack);
       break;
     }
-    auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf), kNoThrow);
+    auto [ec, n] = co_await stream.readSome(buf);
     if (ec) co_return fail("read failed: " + ec.message());
     link->decoder.append(std::span<const uint8_t>(buf.data(), n));
   }
@@ -105,11 +104,9 @@ asio::awaitable<void> purgeBrokerSession(Gateway::Impl& gw, std::string device) 
   mqtt::Disconnect disconnect;
   disconnect.reason_code = mqtt::reason::kSuccess;
   std::string bytes = mqtt::encode(disconnect, mqtt::ProtocolVersion::k5);
-  SslStream& stream = *(*link)->stream;
-  co_await asio::async_write(stream, asio::buffer(bytes), kNoThrow);
-  boost::system::error_code ignored;
-  stream.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
-  stream.lowest_layer().close(ignored);
+  TlsStream& stream = *(*link)->stream;
+  co_await stream.writeAll(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  stream.close();
   spdlog::info("purged the broker session of revoked device {}", device);
 }
 

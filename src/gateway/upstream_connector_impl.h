@@ -11,19 +11,17 @@
 #include <string>
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 
 #include "core/status.h"
 #include "gateway/gateway.h"
 #include "gateway/mqtt/codec.h"
+#include "gateway/tls_stream.h"
 
 namespace warden::gateway {
 
-using SslStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
-
 // UpstreamLink is an established upstream MQTT 5 connection.
 struct UpstreamLink {
-  std::unique_ptr<SslStream> stream;
+  std::unique_ptr<TlsStream> stream;
   mqtt::FrameDecoder decoder;  // may already hold bytes that followed the CONNACK
   mqtt::Connack connack;
   explicit UpstreamLink(size_t max_packet) : decoder(max_packet) {}
