@@ -22,7 +22,7 @@ constexpr uint16_t kUpstreamKeepAlive = 60;
 constexpr auto kUpstreamPingAfter = std::chrono::seconds(30);
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 constexpr auto kRestoreWait = std::chrono::seconds(2);
-constexpr size_t kWriteBatch = 64 * 1024;
+constexpr size_t kKeepBuffer = 16 * 1024;  // larger write buffers are released once written
 
 using mqtt::ProtocolVersion;
 namespace rc = mqtt::reason;
@@ -158,7 +158,11 @@ void MqttSession::enqueue(Side side, std::string bytes) {
   OutQueue& q = queue(side);
   if (q.finished) return;
   q.bytes += bytes.size();
-  q.packets.push_back(std::move(bytes));
+  if (q.pending.empty()) {
+    q.pending = std::move(bytes);
+  } else {
+    q.pending += bytes;
+  }
   q.signal.cancel();
 }
 
@@ -175,17 +179,15 @@ asio::awaitable<void> MqttSession::writer(Side side) {
   q.writer_running = true;
   std::string batch;
   for (;;) {
-    if (q.packets.empty()) {
+    if (q.pending.empty()) {
       if (state_ >= State::kClosing) break;
       q.signal.expires_at(kForever);
       co_await q.signal.async_wait(kNoThrow);
       continue;
     }
+    // Everything queued goes out in one write (backpressure bounds it).
     batch.clear();
-    while (!q.packets.empty() && batch.size() < kWriteBatch) {
-      batch += q.packets.front();
-      q.packets.pop_front();
-    }
+    batch.swap(q.pending);
     boost::system::error_code ec;
     if (side == Side::kDevice) {
       ec = co_await dev_.writeAll(asBytes(batch));
@@ -194,8 +196,9 @@ asio::awaitable<void> MqttSession::writer(Side side) {
       last_upstream_tx_ = gw_.clock().steadyNow();
     }
     q.bytes -= std::min(q.bytes, batch.size());
-    // An idle session keeps no large batch buffer.
-    if (q.packets.empty() && batch.capacity() > kWriteBatch / 4) std::string().swap(batch);
+    // An idle session keeps no large buffer.
+    if (batch.capacity() > kKeepBuffer) std::string().swap(batch);
+    if (q.pending.empty() && q.pending.capacity() > kKeepBuffer) std::string().swap(q.pending);
     // Backpressure: the reader of the other side may continue.
     (side == Side::kDevice ? up_read_gate_ : dev_read_gate_).cancel();
     if (ec) {
@@ -210,7 +213,7 @@ asio::awaitable<void> MqttSession::writer(Side side) {
     }
   }
   q.finished = true;
-  q.packets.clear();
+  q.pending.clear();
   q.bytes = 0;
   closeSocket(side);
   if (side == Side::kDevice) {

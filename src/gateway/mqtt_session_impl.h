@@ -7,7 +7,6 @@
 // the single io thread; every packet is decoded, authorized and re-encoded.
 
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -56,8 +55,8 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
 
   struct OutQueue {
     explicit OutQueue(const asio::any_io_executor& ex) : signal(ex) {}
-    std::deque<std::string> packets;
-    size_t bytes = 0;
+    std::string pending;  // encoded packets not yet handed to the writer, back to back
+    size_t bytes = 0;     // pending + the batch being written
     asio::steady_timer signal;  // cancelled to wake the writer
     bool writer_running = false;
     bool finished = false;      // the writer has closed its socket

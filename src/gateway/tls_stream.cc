@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include <boost/asio/ssl/error.hpp>
@@ -28,8 +29,9 @@ namespace {
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // The read buffer starts small (an idle connection costs little), doubles
-// while reads fill it and halves while they use less than an eighth of it.
-constexpr size_t kMinRead = 2 * 1024;
+// while reads fill it and shrinks to twice the last read when that used less
+// than an eighth of it.
+constexpr size_t kMinRead = 512;
 constexpr size_t kMaxRead = 16 * 1024 + 512;  // one full TLS record and then some
 
 // The BIO. Reads hand OpenSSL the bytes Asio read into TlsStream::in_;
@@ -110,23 +112,30 @@ void TlsStream::close() {
   }
 }
 
-asio::awaitable<TlsStream::ErrorCode> TlsStream::fill() {
+asio::mutable_buffer TlsStream::prepareRead() {
+  // OpenSSL has consumed everything: drop its record buffers while the
+  // connection waits (RELEASE_BUFFERS misses some, e.g. after the server's
+  // NewSessionTicket flight). A no-op for a buffer that still holds data.
+  (void)SSL_free_buffers(ssl_);
   // Adapt the buffer to the traffic before the read (never while one is pending).
   if (in_.empty()) {
     in_.resize(kMinRead);
   } else if (last_read_ == in_.size() && in_.size() < kMaxRead) {
     in_.resize(std::min(in_.size() * 2, kMaxRead));
   } else if (last_read_ < in_.size() / 8 && in_.size() > kMinRead) {
-    in_.resize(in_.size() / 2);
+    in_.resize(std::max(kMinRead, std::bit_ceil(last_read_ * 2)));
     in_.shrink_to_fit();
   }
-  auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), kNoThrow);
+  return asio::buffer(in_);
+}
+
+TlsStream::ErrorCode TlsStream::readDone(ErrorCode ec, size_t n) {
   if (!ec && bio_->fd < 0) ec = asio::error::operation_aborted;
-  if (ec) co_return ec;
+  if (ec) return ec;
   last_read_ = n;
   bio_->in = in_.data();
   bio_->in_len = n;
-  co_return ErrorCode();
+  return ErrorCode();
 }
 
 TlsStream::ErrorCode TlsStream::lastError(int ssl_error) {
@@ -147,23 +156,7 @@ TlsStream::ErrorCode TlsStream::lastError(int ssl_error) {
   return asio::error::fault;
 }
 
-asio::awaitable<TlsStream::ErrorCode> TlsStream::waitFor(int ssl_error) {
-  if (ssl_error == SSL_ERROR_WANT_READ) {
-    if (!reading_) {
-      reading_ = true;
-      auto ec = co_await fill();
-      reading_ = false;
-      co_return ec;
-    }
-    // A writer that needs the peer's next record (never with renegotiation
-    // off, as Warden's contexts have it) while the reader is fetching it:
-    // retry once the reader had a chance.
-    asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(1));
-    auto [ec] = co_await pause.async_wait(kNoThrow);
-    if (!ec && bio_->fd < 0) ec = asio::error::operation_aborted;
-    co_return ec;
-  }
-  // WANT_WRITE: the socket is full; rare, so a plain readiness wait.
+asio::awaitable<TlsStream::ErrorCode> TlsStream::waitWritable() {
   auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, kNoThrow);
   if (!ec && bio_->fd < 0) ec = asio::error::operation_aborted;
   co_return ec;
@@ -187,8 +180,14 @@ asio::awaitable<TlsStream::ErrorCode> TlsStream::handshake(Role role) {
     int r = SSL_do_handshake(ssl_);
     if (r == 1) co_return ErrorCode();
     int err = SSL_get_error(ssl_, r);
-    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) co_return lastError(err);
-    if (auto wec = co_await waitFor(err)) co_return wec;
+    if (err == SSL_ERROR_WANT_READ) {
+      auto [rec, n] = co_await socket_.async_read_some(prepareRead(), kNoThrow);
+      if (auto e = readDone(rec, n)) co_return e;
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+      if (auto e = co_await waitWritable()) co_return e;
+    } else {
+      co_return lastError(err);
+    }
   }
 }
 
@@ -201,10 +200,18 @@ asio::awaitable<std::tuple<TlsStream::ErrorCode, size_t>> TlsStream::readSome(st
     int r = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
     if (r == 1) co_return std::tuple(ErrorCode(), n);
     int err = SSL_get_error(ssl_, r);
-    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) co_return std::tuple(lastError(err), size_t{0});
-    // WANT_WRITE: a record OpenSSL must send while reading (a TLS 1.3
-    // KeyUpdate answer) waits for room in the socket.
-    if (auto wec = co_await waitFor(err)) co_return std::tuple(wec, size_t{0});
+    if (err == SSL_ERROR_WANT_READ) {
+      // Read inline (not in a nested coroutine): an idle connection waits
+      // here with one coroutine frame fewer.
+      auto [rec, got] = co_await socket_.async_read_some(prepareRead(), kNoThrow);
+      if (auto e = readDone(rec, got)) co_return std::tuple(e, size_t{0});
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+      // A record OpenSSL must send while reading (a TLS 1.3 KeyUpdate
+      // answer) waits for room in the socket.
+      if (auto e = co_await waitWritable()) co_return std::tuple(e, size_t{0});
+    } else {
+      co_return std::tuple(lastError(err), size_t{0});
+    }
   }
 }
 
@@ -221,8 +228,18 @@ asio::awaitable<TlsStream::ErrorCode> TlsStream::writeAll(std::span<const uint8_
       continue;
     }
     int err = SSL_get_error(ssl_, r);
-    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) co_return lastError(err);
-    if (auto wec = co_await waitFor(err)) co_return wec;
+    if (err == SSL_ERROR_WANT_WRITE) {
+      if (auto e = co_await waitWritable()) co_return e;
+    } else if (err == SSL_ERROR_WANT_READ) {
+      // The writer never reads (the reader owns in_). OpenSSL wants the
+      // peer's next record only for renegotiation, which Warden's contexts
+      // refuse; should it happen, retry once the reader had a chance.
+      asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(1));
+      auto [pec] = co_await pause.async_wait(kNoThrow);
+      if (pec) co_return pec;
+    } else {
+      co_return lastError(err);
+    }
   }
   co_return ErrorCode();
 }

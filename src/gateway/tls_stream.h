@@ -11,7 +11,7 @@
 // pair and keeps four ~17 KiB buffers per connection for the connection's
 // whole life; the gateway holds two TLS connections per device session, so
 // an idle session cost ~140 KiB. Here the read buffer adapts to the traffic
-// (2 KiB to 17 KiB), OpenSSL's record buffers exist only while they hold
+// (512 B to 16.5 KiB), OpenSSL's record buffers exist only while they hold
 // data (SSL_MODE_RELEASE_BUFFERS), and each record is copied once less.
 //
 // One reader and one writer may be in progress at the same time (both on the
@@ -60,16 +60,17 @@ class TlsStream {
 
  private:
   ErrorCode lastError(int ssl_error);
-  boost::asio::awaitable<ErrorCode> waitFor(int ssl_error);
-  // fill reads what the socket has into in_ for the BIO.
-  boost::asio::awaitable<ErrorCode> fill();
+  // prepareRead sizes in_ for the next socket read; readDone hands what it
+  // read to the BIO. Only the reader (or the handshake) reads.
+  boost::asio::mutable_buffer prepareRead();
+  ErrorCode readDone(ErrorCode ec, size_t n);
+  boost::asio::awaitable<ErrorCode> waitWritable();
 
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;
   std::unique_ptr<BioState> bio_;  // what the BIO reads from and writes to
   std::vector<uint8_t> in_;         // records read from the socket, not yet consumed by OpenSSL
   size_t last_read_ = 0;
-  bool reading_ = false;  // a fill() is pending (one at a time: it owns in_)
 };
 
 }  // namespace warden::gateway
