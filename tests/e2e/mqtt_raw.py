@@ -18,6 +18,18 @@ def varint(n):
             return bytes(out)
 
 
+def read_varint(data, off):
+    """Decodes a Variable Byte Integer at |off|; returns (value, next offset)."""
+    value, mult = 0, 1
+    while True:
+        b = data[off]
+        off += 1
+        value += (b & 0x7F) * mult
+        mult *= 128
+        if not b & 0x80:
+            return value, off
+
+
 def s(text):
     b = text.encode() if isinstance(text, str) else text
     return struct.pack("!H", len(b)) + b

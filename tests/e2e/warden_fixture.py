@@ -121,8 +121,8 @@ class Fleet:
                                                 os.path.join(self.broker_dir, "mosquitto.conf")])
         wait_port(self.upstream_port, proc=self.broker)
 
-    def start_serve(self):
-        self.serve = self._spawn("serve", [WARDEN, "serve", "--dir", self.dir])
+    def start_serve(self, env=None):
+        self.serve = self._spawn("serve", [WARDEN, "serve", "--dir", self.dir], env=env)
         wait_port(self.api_port, proc=self.serve)
         wait_port(self.mqtt_port, proc=self.serve)
 
