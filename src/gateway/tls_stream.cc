@@ -215,6 +215,25 @@ asio::awaitable<std::tuple<TlsStream::ErrorCode, size_t>> TlsStream::readSome(st
   }
 }
 
+std::tuple<TlsStream::ErrorCode, size_t> TlsStream::writeSome(std::span<const uint8_t> data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    if (bio_->fd < 0) return {asio::error::operation_aborted, done};
+    ERR_clear_error();
+    bio_->last_errno = 0;
+    size_t n = 0;
+    int r = SSL_write_ex(ssl_, data.data() + done, data.size() - done, &n);
+    if (r == 1) {
+      done += n;
+      continue;
+    }
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) break;
+    return {lastError(err), done};
+  }
+  return {ErrorCode(), done};
+}
+
 asio::awaitable<TlsStream::ErrorCode> TlsStream::writeAll(std::span<const uint8_t> data) {
   size_t done = 0;
   while (done < data.size()) {
