@@ -591,20 +591,22 @@ asio::awaitable<void> MqttSession::deviceReadLoop() {
     dev_decoder_.append(std::span<const uint8_t>(buf.data(), n));
     BatchScope batch;
     for (;;) {
-      auto next = dev_decoder_.next();
+      auto next = dev_decoder_.nextView();
       if (!next) {
         protocolViolation(next.error().reason_code, eventReasonForDecodeError(next.error().reason_code),
                           next.error().message);
         co_return;
       }
       if (!next.value().has_value()) break;
-      mqtt::Frame frame = std::move(*next.value());
+      const mqtt::FrameView view = *next.value();
       if (state_ == State::kAwaitConnect) {
         batch.end();
+        // CONNECT outlives the view (handleConnect waits for the upstream).
+        mqtt::Frame frame{view.first_byte, {view.body.begin(), view.body.end()}, view.size};
         co_await handleConnect(std::move(frame));
       } else {
         batch.begin(this);
-        handleDeviceFrame(frame);
+        handleDeviceFrame(view);
       }
       if (state_ >= State::kClosing) co_return;
     }
@@ -619,7 +621,7 @@ void MqttSession::protocolViolation(uint8_t reason_code, std::string_view reason
   terminate(reason_code, UpstreamEnd::kWillIfPermitted, std::string(reason));
 }
 
-void MqttSession::handleDeviceFrame(const mqtt::Frame& frame) {
+void MqttSession::handleDeviceFrame(const mqtt::FrameView& frame) {
   auto decoded = mqtt::decodePacket(frame.first_byte, frame.body, version_);
   if (!decoded) {
     protocolViolation(decoded.error().reason_code, eventReasonForDecodeError(decoded.error().reason_code),
@@ -870,7 +872,7 @@ asio::awaitable<void> MqttSession::upstreamReadLoop() {
   for (;;) {
     BatchScope batch;
     for (;;) {
-      auto next = up_->decoder.next();
+      auto next = up_->decoder.nextView();
       if (!next) {
         spdlog::warn("MQTT session of {}: bad packet from the broker: {}", device_, next.error().message);
         terminate(rc::kUnspecifiedError, UpstreamEnd::kNoWill, std::string(er::kUpstreamUnavailable));
@@ -899,7 +901,7 @@ asio::awaitable<void> MqttSession::upstreamReadLoop() {
   }
 }
 
-void MqttSession::handleUpstreamFrame(const mqtt::Frame& frame) {
+void MqttSession::handleUpstreamFrame(const mqtt::FrameView& frame) {
   auto decoded = mqtt::decodePacket(frame.first_byte, frame.body, ProtocolVersion::k5);
   if (!decoded) {
     spdlog::warn("MQTT session of {}: bad packet from the broker: {}", device_, decoded.error().message);

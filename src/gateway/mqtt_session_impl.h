@@ -86,12 +86,12 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   asio::awaitable<void> timers();
   asio::awaitable<void> handleConnect(mqtt::Frame frame);
 
-  void handleDeviceFrame(const mqtt::Frame& frame);
+  void handleDeviceFrame(const mqtt::FrameView& frame);
   void handleDevicePublish(mqtt::Publish& p);
   void handleDeviceSubscribe(mqtt::Subscribe& s);
   void handleDeviceUnsubscribe(mqtt::Unsubscribe& u);
   void handleDeviceDisconnect(mqtt::Disconnect& d);
-  void handleUpstreamFrame(const mqtt::Frame& frame);
+  void handleUpstreamFrame(const mqtt::FrameView& frame);
   void handleBrokerPublish(mqtt::Publish& p);
   void handleUpstreamSuback(mqtt::Suback& s);
   void handleUpstreamUnsuback(mqtt::Unsuback& u);

@@ -859,10 +859,7 @@ void FrameDecoder::append(std::string_view bytes) {
 
 void FrameDecoder::append(std::span<const uint8_t> bytes) {
   if (error_ || bytes.empty()) return;
-  if (start_ == buffer_.size()) {
-    buffer_.clear();
-    start_ = 0;
-  }
+  compact();
   buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
   if (header_len_ == 0) checkHeader();
 }
@@ -906,24 +903,11 @@ void FrameDecoder::checkHeader() {
   }
 }
 
-DecodeResult<std::optional<Frame>> FrameDecoder::next() {
-  if (!error_ && header_len_ == 0) checkHeader();
-  if (error_) return *error_;
-  if (header_len_ == 0 || buffered() < header_len_ + remaining_len_) return std::optional<Frame>();
-  ByteReader r(std::span<const uint8_t>(buffer_).subspan(start_));
-  Frame frame;
-  frame.size = header_len_ + remaining_len_;
-  std::span<const uint8_t> body;
-  r.readU8(frame.first_byte);
-  r.skip(header_len_ - 1);
-  r.readBytes(remaining_len_, body);
-  frame.body.assign(body.begin(), body.end());
-  start_ += frame.size;
-  header_len_ = 0;
-  remaining_len_ = 0;
+void FrameDecoder::compact() {
   // Keep the buffer small for idle sessions: release a large one once it is
   // drained, and slide unread bytes down when most of it is consumed.
   constexpr size_t kKeepCapacity = 16 * 1024;
+  if (start_ == 0) return;
   if (start_ == buffer_.size()) {
     buffer_.clear();
     start_ = 0;
@@ -932,6 +916,31 @@ DecodeResult<std::optional<Frame>> FrameDecoder::next() {
     buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(start_));
     start_ = 0;
   }
+}
+
+DecodeResult<std::optional<FrameView>> FrameDecoder::nextView() {
+  compact();
+  if (!error_ && header_len_ == 0) checkHeader();
+  if (error_) return *error_;
+  if (header_len_ == 0 || buffered() < header_len_ + remaining_len_) return std::optional<FrameView>();
+  FrameView frame;
+  frame.size = header_len_ + remaining_len_;
+  frame.first_byte = buffer_[start_];
+  frame.body = std::span<const uint8_t>(buffer_).subspan(start_ + header_len_, remaining_len_);
+  start_ += frame.size;
+  header_len_ = 0;
+  remaining_len_ = 0;
+  return std::optional<FrameView>(frame);
+}
+
+DecodeResult<std::optional<Frame>> FrameDecoder::next() {
+  auto view = nextView();
+  if (!view) return view.error();
+  if (!view.value()) return std::optional<Frame>();
+  Frame frame;
+  frame.first_byte = view.value()->first_byte;
+  frame.body.assign(view.value()->body.begin(), view.value()->body.end());
+  frame.size = view.value()->size;
   return std::optional<Frame>(std::move(frame));
 }
 

@@ -72,6 +72,14 @@ struct Frame {
   size_t size = 0;
 };
 
+// FrameView is a Frame whose body lives in the decoder's buffer: valid until
+// the decoder's next append(), next() or nextView().
+struct FrameView {
+  uint8_t first_byte = 0;
+  std::span<const uint8_t> body;
+  size_t size = 0;
+};
+
 // FrameDecoder splits a byte stream into frames. It is incremental: append
 // the bytes read from the socket, then call next() until it returns no frame.
 // It checks the Remaining Length (at most 4 bytes, minimally encoded,
@@ -97,6 +105,8 @@ class FrameDecoder {
   // or the DecodeError that failed the stream (returned again on every
   // later call).
   DecodeResult<std::optional<Frame>> next();
+  // nextView is next() without copying the body (the forwarding path).
+  DecodeResult<std::optional<FrameView>> nextView();
 
   // buffered returns the number of bytes held and not yet returned.
   size_t buffered() const { return buffer_.size() - start_; }
@@ -106,6 +116,8 @@ class FrameDecoder {
   // checkHeader parses the fixed header at the front of the buffer, if
   // complete, into header_len_/remaining_len_, setting error_ on a violation.
   void checkHeader();
+  // compact drops consumed bytes (deferred while a FrameView may point at them).
+  void compact();
 
   size_t max_packet_size_;
   std::vector<uint8_t> buffer_;

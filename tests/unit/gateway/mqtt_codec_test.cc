@@ -310,6 +310,26 @@ TEST(MqttCodecEncode, OversizedStringsYieldEmptyOutput) {
 // ---------------------------------------------------------------------------
 // FrameDecoder.
 
+TEST(FrameDecoder, ViewsPointIntoTheBufferUntilTheNextCall) {
+  const std::string first = encode(Publish{false, 0, false, "a/b", 0, {}, std::string(40, 'x')}, k311);
+  const std::string second = encode(Publish{false, 0, false, "c/d", 0, {}, std::string(40, 'y')}, k311);
+  FrameDecoder fd(1024);
+  fd.append(first + second.substr(0, 10));
+  auto v1 = fd.nextView();
+  ASSERT_TRUE(v1.isOk() && v1.value());
+  EXPECT_EQ(v1.value()->size, first.size());
+  EXPECT_EQ(std::string(v1.value()->body.begin(), v1.value()->body.end()), first.substr(2));
+  auto none = fd.nextView();
+  ASSERT_TRUE(none.isOk());
+  EXPECT_FALSE(none.value());
+  // The consumed bytes are dropped only now; the partial frame survives.
+  fd.append(std::string_view(second).substr(10));
+  auto v2 = fd.nextView();
+  ASSERT_TRUE(v2.isOk() && v2.value());
+  EXPECT_EQ(std::string(v2.value()->body.begin(), v2.value()->body.end()), second.substr(2));
+  EXPECT_EQ(fd.buffered(), 0u);
+}
+
 TEST(FrameDecoder, DeliversFramesSplitAcrossAppends) {
   std::string wire = encode(Publish{false, 1, false, "a/b", 1, {}, std::string(300, 'p')}, k311) +
                      encode(Pingreq{}, k311);
