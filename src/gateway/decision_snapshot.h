@@ -18,8 +18,11 @@ struct DecisionSnapshot {
   uint64_t generation = 0;
 };
 
-// SnapshotHolder publishes the current DecisionSnapshot. Readers never lock:
-// get() is an atomic load of a shared_ptr, set() an atomic store.
+// SnapshotHolder publishes the current DecisionSnapshot. g++ 12's
+// atomic<shared_ptr> is not lock-free, so the hot path does not load it per
+// packet: a reader keeps the snapshot it has and compares generation(), an
+// atomic counter that set() bumps after the store, fetching again only when
+// it changed.
 class SnapshotHolder {
  public:
   SnapshotHolder() = default;
@@ -30,10 +33,17 @@ class SnapshotHolder {
   // get returns the current snapshot (may be null before the first set).
   std::shared_ptr<const DecisionSnapshot> get() const { return current_.load(std::memory_order_acquire); }
   // set replaces the current snapshot; sessions see it on their next decision.
-  void set(std::shared_ptr<const DecisionSnapshot> s) { current_.store(std::move(s), std::memory_order_release); }
+  void set(std::shared_ptr<const DecisionSnapshot> s) {
+    current_.store(std::move(s), std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  // generation changes with every set(): a reader holding the snapshot of the
+  // same generation holds the current one.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   std::atomic<std::shared_ptr<const DecisionSnapshot>> current_;
+  std::atomic<uint64_t> generation_{1};
 };
 
 }  // namespace warden::gateway

@@ -143,11 +143,15 @@ bool MqttSession::refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>
 }
 
 policy::Decision MqttSession::authorize(std::string_view action, std::string_view resource) {
-  auto snap = gw_.snapshots().get();
-  if (!refreshPrincipal(snap)) {
-    return policy::Decision{false, "default-deny", identity_why_};
+  // The snapshot this session holds is current while the generation is.
+  const uint64_t generation = gw_.snapshots().generation();
+  if (generation != held_generation_ || !held_snap_) {
+    auto snap = gw_.snapshots().get();
+    refreshPrincipal(snap);
+    held_generation_ = generation;
   }
-  return snap->policy->authorize(principal_, action, resource);
+  if (!identity_valid_) return policy::Decision{false, "default-deny", identity_why_};
+  return held_snap_->policy->authorize(principal_, action, resource);
 }
 
 // ---------------------------------------------------------------------------

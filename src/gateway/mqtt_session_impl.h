@@ -176,6 +176,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   policy::Principal principal_;
   const DecisionSnapshot* principal_snap_ = nullptr;   // identity only, never dereferenced
   std::shared_ptr<const DecisionSnapshot> held_snap_;  // keeps principal_snap_'s address unique
+  uint64_t held_generation_ = 0;                       // SnapshotHolder::generation() of held_snap_
   bool identity_valid_ = false;
   std::string identity_why_;
 
