@@ -215,52 +215,54 @@ asio::awaitable<std::tuple<TlsStream::ErrorCode, size_t>> TlsStream::readSome(st
   }
 }
 
-std::tuple<TlsStream::ErrorCode, size_t> TlsStream::writeSome(std::span<const uint8_t> data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    if (bio_->fd < 0) return {asio::error::operation_aborted, done};
+TlsStream::WriteResult TlsStream::writeNow(std::span<const uint8_t> data) {
+  WriteResult out;
+  while (out.written < data.size()) {
+    if (bio_->fd < 0) {
+      out.ec = asio::error::operation_aborted;
+      break;
+    }
     ERR_clear_error();
     bio_->last_errno = 0;
     size_t n = 0;
-    int r = SSL_write_ex(ssl_, data.data() + done, data.size() - done, &n);
+    int r = SSL_write_ex(ssl_, data.data() + out.written, data.size() - out.written, &n);
     if (r == 1) {
-      done += n;
+      out.written += n;
       continue;
     }
     int err = SSL_get_error(ssl_, r);
-    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) break;
-    return {lastError(err), done};
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      out.blocked_on = err;
+    } else {
+      out.ec = lastError(err);
+    }
+    break;
   }
-  return {ErrorCode(), done};
+  return out;
+}
+
+std::tuple<TlsStream::ErrorCode, size_t> TlsStream::writeSome(std::span<const uint8_t> data) {
+  WriteResult r = writeNow(data);
+  return {r.ec, r.written};
 }
 
 asio::awaitable<TlsStream::ErrorCode> TlsStream::writeAll(std::span<const uint8_t> data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    if (bio_->fd < 0) co_return asio::error::operation_aborted;
-    ERR_clear_error();
-    bio_->last_errno = 0;
-    size_t n = 0;
-    int r = SSL_write_ex(ssl_, data.data() + done, data.size() - done, &n);
-    if (r == 1) {
-      done += n;
-      continue;
-    }
-    int err = SSL_get_error(ssl_, r);
-    if (err == SSL_ERROR_WANT_WRITE) {
+  for (;;) {
+    WriteResult r = writeNow(data);
+    if (r.ec) co_return r.ec;
+    data = data.subspan(r.written);
+    if (data.empty()) co_return ErrorCode();
+    if (r.blocked_on == SSL_ERROR_WANT_WRITE) {
       if (auto e = co_await waitWritable()) co_return e;
-    } else if (err == SSL_ERROR_WANT_READ) {
-      // The writer never reads (the reader owns in_). OpenSSL wants the
-      // peer's next record only for renegotiation, which Warden's contexts
-      // refuse; should it happen, retry once the reader had a chance.
+    } else {
+      // WANT_READ. The writer never reads (the reader owns in_). OpenSSL
+      // wants the peer's next record only for renegotiation, which Warden's
+      // contexts refuse; should it happen, retry once the reader had a chance.
       asio::steady_timer pause(socket_.get_executor(), std::chrono::milliseconds(1));
       auto [pec] = co_await pause.async_wait(kNoThrow);
       if (pec) co_return pec;
-    } else {
-      co_return lastError(err);
     }
   }
-  co_return ErrorCode();
 }
 
 }  // namespace warden::gateway

@@ -64,6 +64,13 @@ class TlsStream {
   struct BioState;  // for the BIO in tls_stream.cc
 
  private:
+  struct WriteResult {
+    ErrorCode ec;
+    size_t written = 0;
+    int blocked_on = 0;  // SSL_ERROR_WANT_WRITE or _READ when it stopped early without error
+  };
+  // writeNow writes what the socket takes without waiting.
+  WriteResult writeNow(std::span<const uint8_t> data);
   ErrorCode lastError(int ssl_error);
   // prepareRead sizes in_ for the next socket read; readDone hands what it
   // read to the BIO. Only the reader (or the handshake) reads.
