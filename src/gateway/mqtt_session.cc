@@ -167,32 +167,7 @@ void MqttSession::enqueue(Side side, std::string bytes) {
   } else {
     q.pending += bytes;
   }
-  if (batching_ == 0) q.signal.cancel();
-}
-
-void MqttSession::endBatch() {
-  if (--batching_ > 0) return;
-  flushNow(Side::kUpstream);
-  flushNow(Side::kDevice);
-}
-
-void MqttSession::flushNow(Side side) {
-  OutQueue& q = queue(side);
-  if (q.pending.empty() || q.finished) return;
-  TlsStream* stream = side == Side::kDevice ? &dev_ : (up_ ? up_->stream.get() : nullptr);
-  if (q.writing || !q.writer_running || stream == nullptr || state_ >= State::kClosing) {
-    q.signal.cancel();  // the writer takes it from here
-    return;
-  }
-  auto [ec, n] = stream->writeSome(asBytes(q.pending));
-  if (n > 0) {
-    q.pending.erase(0, n);
-    q.bytes -= std::min(q.bytes, n);
-    if (side == Side::kUpstream) last_upstream_tx_ = gw_.clock().steadyNow();
-    (side == Side::kDevice ? up_read_gate_ : dev_read_gate_).cancel();
-  }
-  // The rest (a full socket) or the error goes to the writer.
-  if (ec || !q.pending.empty()) q.signal.cancel();
+  q.signal.cancel();
 }
 
 void MqttSession::sendDevice(const mqtt::Packet& packet) { enqueue(Side::kDevice, mqtt::encode(packet, version_)); }
@@ -218,14 +193,12 @@ asio::awaitable<void> MqttSession::writer(Side side) {
     batch.clear();
     batch.swap(q.pending);
     boost::system::error_code ec;
-    q.writing = true;
     if (side == Side::kDevice) {
       ec = co_await dev_.writeAll(asBytes(batch));
     } else {
       ec = co_await up_->stream->writeAll(asBytes(batch));
       last_upstream_tx_ = gw_.clock().steadyNow();
     }
-    q.writing = false;
     q.bytes -= std::min(q.bytes, batch.size());
     // An idle session keeps no large buffer.
     if (batch.capacity() > kKeepBuffer) std::string().swap(batch);
@@ -593,7 +566,6 @@ asio::awaitable<void> MqttSession::deviceReadLoop() {
     }
     last_device_rx_ = gw_.clock().steadyNow();
     dev_decoder_.append(std::span<const uint8_t>(buf.data(), n));
-    BatchScope batch;
     for (;;) {
       auto next = dev_decoder_.nextView();
       if (!next) {
@@ -604,17 +576,14 @@ asio::awaitable<void> MqttSession::deviceReadLoop() {
       if (!next.value().has_value()) break;
       const mqtt::FrameView view = *next.value();
       if (state_ == State::kAwaitConnect) {
-        batch.end();
         // CONNECT outlives the view (handleConnect waits for the upstream).
         mqtt::Frame frame{view.first_byte, {view.body.begin(), view.body.end()}, view.size};
         co_await handleConnect(std::move(frame));
       } else {
-        batch.begin(this);
         handleDeviceFrame(view);
       }
       if (state_ >= State::kClosing) co_return;
     }
-    batch.end();  // before waiting for the next read
   }
 }
 
@@ -874,7 +843,6 @@ asio::awaitable<void> MqttSession::upstreamReadLoop() {
   auto self = shared_from_this();
   const size_t max_buffered = gw_.config().limits.max_buffered;
   for (;;) {
-    BatchScope batch;
     for (;;) {
       auto next = up_->decoder.nextView();
       if (!next) {
@@ -883,11 +851,9 @@ asio::awaitable<void> MqttSession::upstreamReadLoop() {
         co_return;
       }
       if (!next.value().has_value()) break;
-      batch.begin(this);
       handleUpstreamFrame(*next.value());
       if (state_ >= State::kClosing) co_return;
     }
-    batch.end();
     while (state_ < State::kClosing && dev_out_.bytes > max_buffered) {
       up_read_gate_.expires_at(kForever);
       co_await up_read_gate_.async_wait(kNoThrow);

@@ -13,7 +13,6 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <utility>
 #include <vector>
 
 #include <boost/asio.hpp>
@@ -60,7 +59,6 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
     size_t bytes = 0;     // pending + the batch being written
     asio::steady_timer signal;  // cancelled to wake the writer
     bool writer_running = false;
-    bool writing = false;       // the writer is inside a write: only it may write now
     bool finished = false;      // the writer has closed its socket
   };
 
@@ -109,33 +107,6 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void sendDevice(const mqtt::Packet& packet);
   void sendUpstream(const mqtt::Packet& packet);
   void enqueue(Side side, std::string bytes);
-  // While a reader handles the packets of one read (batching_ > 0), what they
-  // queue is written once, synchronously, by flushBatch() when the read is
-  // done: no writer wake-up, one TLS record per direction and read.
-  void beginBatch() { ++batching_; }
-  void endBatch();
-  void flushNow(Side side);
-  // BatchScope is one reader's batch: begun by the first packet of a read,
-  // ended (flushed) when the read's packets are handled or the reader leaves.
-  class BatchScope {
-   public:
-    BatchScope() = default;
-    BatchScope(const BatchScope&) = delete;
-    BatchScope& operator=(const BatchScope&) = delete;
-    ~BatchScope() { end(); }
-    void begin(MqttSession* session) {
-      if (session_ == nullptr) {
-        session_ = session;
-        session_->beginBatch();
-      }
-    }
-    void end() {
-      if (session_ != nullptr) std::exchange(session_, nullptr)->endBatch();
-    }
-
-   private:
-    MqttSession* session_ = nullptr;
-  };
   OutQueue& queue(Side side) { return side == Side::kDevice ? dev_out_ : up_out_; }
 
   // Packet-id mapping for client-originated upstream packets.
@@ -211,7 +182,6 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
 
   monitor::DenyLimiter deny_limiter_;
   std::string close_reason_;
-  int batching_ = 0;
   bool dev_done_ = false, up_done_ = false;
   bool was_connected_ = false;
   bool purge_ = false;

@@ -241,11 +241,6 @@ TlsStream::WriteResult TlsStream::writeNow(std::span<const uint8_t> data) {
   return out;
 }
 
-std::tuple<TlsStream::ErrorCode, size_t> TlsStream::writeSome(std::span<const uint8_t> data) {
-  WriteResult r = writeNow(data);
-  return {r.ec, r.written};
-}
-
 asio::awaitable<TlsStream::ErrorCode> TlsStream::writeAll(std::span<const uint8_t> data) {
   for (;;) {
     WriteResult r = writeNow(data);

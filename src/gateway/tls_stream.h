@@ -51,11 +51,6 @@ class TlsStream {
   // writeAll encrypts and writes all of |data|; it returns once the kernel
   // has taken the last record.
   boost::asio::awaitable<ErrorCode> writeAll(std::span<const uint8_t> data);
-  // writeSome writes as much of |data| as the socket takes now, without
-  // waiting; returns how many bytes OpenSSL accepted. What it did not accept
-  // must be passed again, first, to the next write (OpenSSL may hold part of
-  // a record).
-  std::tuple<ErrorCode, size_t> writeSome(std::span<const uint8_t> data);
   // close ends the TCP connection at once (no close_notify: the MQTT layer
   // has said what it had to) and cancels pending operations.
   void close();
