@@ -190,8 +190,8 @@ TEST(PolicyParse, RejectsUnknownRuleKeyWithLineAndColumn) {
 }
 
 TEST(PolicyParse, RejectsUnknownTopLevelKey) {
-  std::string e = parseError("rules: []\nsegments: {edge: {role: sensor}}\n");
-  EXPECT_EQ(e.rfind("test.yaml:2:1: unknown top-level key 'segments'", 0), 0u) << e;
+  std::string e = parseError("rules: []\nsegmnts: {edge: {role: sensor}}\n");
+  EXPECT_EQ(e.rfind("test.yaml:2:1: unknown top-level key 'segmnts'", 0), 0u) << e;
 }
 
 TEST(PolicyParse, RejectsUnknownSelectorKey) {
