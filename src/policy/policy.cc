@@ -120,7 +120,9 @@ std::vector<uint32_t>& candidateBuffer(int which) {
 }
 
 void sortUnique(std::vector<uint32_t>& v) {
-  std::sort(v.begin(), v.end());
+  // Entries of one trie node are already in file order; most requests
+  // collect from one node, so sorting is usually skipped.
+  if (!std::is_sorted(v.begin(), v.end())) std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
 }
 
@@ -130,7 +132,10 @@ void sortUnique(std::vector<uint32_t>& v) {
 const std::vector<uint32_t>& ruleCandidates(const CompiledPolicy& c, const Request& r, Effect effect, int buffer) {
   const size_t index = static_cast<size_t>(r.action);
   const auto& list = (effect == Effect::kForbid ? c.forbids : c.permits)[index];
-  if (r.family != ActionFamily::kTopic) return list;
+  // A short list is cheaper to scan than the trie is to walk (a hash per
+  // topic level); both yield the rules that can match, in file order.
+  constexpr size_t kLinearScanMax = 16;
+  if (r.family != ActionFamily::kTopic || list.size() <= kLinearScanMax) return list;
   const TopicIndex& trie = (effect == Effect::kForbid ? c.forbid_index : c.permit_index)[index];
   std::vector<uint32_t>& out = candidateBuffer(buffer);
   if (r.action != Action::kMqttSubscribe) {

@@ -215,7 +215,7 @@ class TestFileReader {
 std::optional<std::chrono::system_clock::time_point> parseTimestamp(std::string_view text) {
   if (text.size() < 20 || text.size() > 40) return std::nullopt;
   std::string s(text);
-  date::sys_seconds tp;
+  date::sys_time<std::chrono::milliseconds> tp;
   if (s.back() == 'Z' || s.back() == 'z') {
     s.back() = '+';
     s += "00:00";
@@ -223,7 +223,7 @@ std::optional<std::chrono::system_clock::time_point> parseTimestamp(std::string_
   std::istringstream in(s);
   in >> date::parse("%FT%T%Ez", tp);
   if (in.fail()) return std::nullopt;
-  return std::chrono::system_clock::time_point(tp);
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
 }
 
 std::string formatTimestamp(std::chrono::system_clock::time_point t) {

@@ -133,6 +133,7 @@ TEST(PolicyParse, DocumentationExamplesParse) {
     size_t end = doc.find("```", at);
     ASSERT_NE(end, std::string::npos);
     std::string block = doc.substr(at, end - at);
+    if (block.rfind("policy:", 0) == 0 || block.rfind("tests:", 0) == 0) continue;  // a `policy test` file
     if (block.rfind("  - id:", 0) == 0) block = "rules:\n" + block;
     EXPECT_NE(mustParse(block), nullptr) << block;
     ++count;
