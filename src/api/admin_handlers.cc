@@ -4,6 +4,7 @@
 // allocator (aligned_new / operator delete pair) in some coroutines.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <set>
 #include <unordered_set>
 
 #include "api/api_json.h"
@@ -17,10 +18,29 @@
 #include "monitor/event.h"
 #include "monitor/event_log.h"
 #include "policy/policy.h"
+#include "policy/policy_impact.h"
 #include "policy/policy_test_suite.h"
 #include "store/store.h"
 
 namespace warden::api {
+
+namespace {
+
+// queryFlag reports whether |query| ("a=1&b=true") sets |name| to true or 1.
+bool queryFlag(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    if (pair == std::string(name) + "=true" || pair == std::string(name) + "=1") return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+constexpr size_t kDryRunPrincipals = 10000;
+
+}  // namespace
 namespace {
 
 constexpr int64_t kDefaultEventLimit = 1000;
@@ -206,7 +226,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
     case RouteKind::kDeviceQuarantine:
     case RouteKind::kDeviceRelease: co_return co_await deviceStateChange(op, route.kind, route.device);
     case RouteKind::kPolicyApply: {
-      const bool force = route.query == "force=true" || route.query == "force=1";
+      const bool force = queryFlag(route.query, "force");
+      if (queryFlag(route.query, "dry_run")) co_return co_await policyDryRun(op, req);
       co_return co_await policyApply(op, req, force);
     }
     case RouteKind::kPolicyShow: co_return co_await policyShow();
@@ -373,6 +394,87 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceStateChange(const Operato
   recordEvent(type, deviceSpiffeId(name), op.spiffe_id, std::string(adminAction(kind)), name, "permit", op.rule,
               std::string(monitor::reason::kPermitted), {{"changed", *changed}});
   co_return jsonResponse(http::status::ok, {{"name", name}, {"state", state}, {"changed", *changed}});
+}
+
+
+asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIdentity& op, const ServerRequest& req) {
+  std::string filename = "policy";
+  if (auto h = req["X-Warden-Filename"]; !h.empty()) filename = sanitizeFilename(std::string_view(h.data(), h.size()));
+  auto snapshot = deps_.snapshot.get();
+  if (!snapshot || !snapshot->policy || !snapshot->fleet) {
+    co_return errorResponse(http::status::service_unavailable, "unavailable", "no policy is loaded yet");
+  }
+  struct DryRun {
+    core::Status status = core::Status::ok();
+    nlohmann::json answer;
+  };
+  auto work = [snapshot, text = req.body(), filename, user = op.name]() -> DryRun {
+    DryRun out;
+    auto parsed = policy::Policy::parse(text, filename);
+    if (!parsed.isOk()) {
+      out.status = parsed.status();
+      return out;
+    }
+    // The principal side: every registered principal (sampled), probed with
+    // the requests either policy talks about.
+    std::vector<policy::Principal> principals;
+    size_t total = snapshot->fleet->devices.size();
+    for (const auto& [name, dev] : snapshot->fleet->devices) {
+      if (principals.size() >= kDryRunPrincipals) break;
+      if (dev.state == store::DeviceState::kRevoked) continue;
+      policy::Principal p;
+      p.id = name;
+      p.kind = core::PrincipalKind::kDevice;
+      p.role = dev.role;
+      p.labels = dev.labels;
+      p.quarantined = dev.state == store::DeviceState::kQuarantined;
+      principals.push_back(std::move(p));
+    }
+    std::set<std::string> users;
+    for (const auto& [serial, u] : snapshot->fleet->user_serials) users.insert(u);
+    total += users.size();
+    for (const std::string& u : users) {
+      if (principals.size() >= kDryRunPrincipals) break;
+      policy::Principal p;
+      p.id = u;
+      p.kind = core::PrincipalKind::kUser;
+      principals.push_back(std::move(p));
+    }
+    policy::Context ctx;
+    ctx.time = std::chrono::system_clock::now();
+    policy::PolicyImpact impact = policy::comparePolicies(*snapshot->policy, **parsed, principals, ctx);
+    policy::Principal caller;
+    caller.id = user;
+    caller.kind = core::PrincipalKind::kUser;
+    bool keeps_apply = (*parsed)->authorize(caller, "admin:policy.apply", "*", ctx).permit;
+    nlohmann::json changes = nlohmann::json::array();
+    for (const policy::DecisionChange& c : impact.changes) {
+      changes.push_back({{"principal", c.principal},
+                         {"action", c.action},
+                         {"resource", c.resource},
+                         {"before", decisionToJson(c.before)},
+                         {"after", decisionToJson(c.after)}});
+    }
+    out.answer = {{"dry_run", true},
+                  {"valid", true},
+                  {"would_lock_out", !keeps_apply},
+                  {"principals_total", total},
+                  {"principals_checked", impact.principals_checked},
+                  {"requests_checked", impact.requests_checked},
+                  {"changed_principals", impact.changed_principals},
+                  {"changes", std::move(changes)},
+                  {"changes_truncated", impact.truncated},
+                  // The live-session side (sessions that would be cut or lose
+                  // subscriptions) is computed by the gateway's session
+                  // registry; until it reports, this is null.
+                  {"sessions", nullptr}};
+    return out;
+  };
+  DryRun result = co_await onWorker(work);
+  if (!result.status.isOk()) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument", result.status.message());
+  }
+  co_return jsonResponse(http::status::ok, result.answer);
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdentity& op, const ServerRequest& req,

@@ -104,6 +104,9 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                                                   const std::string& name);
   asio::awaitable<ServerResponse> policyApply(const OperatorIdentity& op, const ServerRequest& req, bool force);
   asio::awaitable<ServerResponse> policyShow();
+  // policyDryRun answers PUT /v1/policy?dry_run=true: validity, the lock-out
+  // check and the principals whose decisions would change; stores nothing.
+  asio::awaitable<ServerResponse> policyDryRun(const OperatorIdentity& op, const ServerRequest& req);
   asio::awaitable<ServerResponse> policyExplain(const ServerRequest& req);
   asio::awaitable<ServerResponse> policyHistory();
   asio::awaitable<ServerResponse> policyVersion(const Route& route);

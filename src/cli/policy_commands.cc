@@ -24,6 +24,7 @@ struct PolicyFlags {
   ClientFlags client;
   std::string file;
   bool force = false;
+  bool dry_run = false;  // apply --dry-run
   std::string policy_file;  // test --policy
   bool strict = false;      // lint --strict
   std::string a, b;         // diff
@@ -65,8 +66,8 @@ int policyApply(const PolicyFlags& f, const GlobalFlags& global) {
   }
   auto session = openSession(f.client, global);
   if (!session.isOk()) return reportError(session.status(), nullptr);
-  auto answer = session->client->callRaw("PUT", f.force ? "/v1/policy?force=true" : "/v1/policy", *text,
-                                         "application/yaml",
+  std::string target = f.dry_run ? "/v1/policy?dry_run=true" : f.force ? "/v1/policy?force=true" : "/v1/policy";
+  auto answer = session->client->callRaw("PUT", target, *text, "application/yaml",
                                          {{"X-Warden-Filename", f.file}});
   if (!answer.isOk()) {
     if (answer.status().code() == core::ErrorCode::kInvalidArgument) {
@@ -77,6 +78,27 @@ int policyApply(const PolicyFlags& f, const GlobalFlags& global) {
   }
   if (session->json) {
     printJson(*answer);
+  } else if (f.dry_run) {
+    const nlohmann::json& a = *answer;
+    std::string out = fmt::format("{}: valid; nothing was stored (dry run)\n", f.file);
+    if (a.value("would_lock_out", false)) {
+      out += "WARNING: you would lose admin:policy.apply under this policy (apply refuses it without --force)\n";
+    }
+    out += fmt::format("{} of {} principals checked with {} requests; {} would see decisions change\n",
+                       a.value("principals_checked", 0), a.value("principals_total", 0),
+                       a.value("requests_checked", 0), a.contains("changed_principals") ? a["changed_principals"].size() : 0);
+    if (a.contains("changes") && a["changes"].is_array()) {
+      for (const auto& c : a["changes"]) {
+        auto side = [](const nlohmann::json& d) {
+          return fmt::format("{} ({})", d.value("decision", "?"), d.value("reason", "?"));
+        };
+        out += fmt::format("  {:20} {:16} {:40} {} -> {}\n", c.value("principal", ""), c.value("action", ""),
+                           c.value("resource", ""), side(c["before"]), side(c["after"]));
+      }
+    }
+    if (a.value("changes_truncated", false)) out += "  ... more changes not listed\n";
+    out += "live sessions: computed by the gateway at apply time (not part of the dry run yet)\n";
+    printOut(out);
   } else {
     std::string version = answer->is_object() && answer->contains("version") ? answer->at("version").dump() : "?";
     printOut(fmt::format("policy version {} applied from {}; live sessions were re-evaluated\n", version, f.file));
@@ -402,6 +424,8 @@ void addPolicyCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
   CLI::App* apply = policy->add_subcommand("apply", "validate, store and activate a policy file (a new version)");
   apply->add_option("FILE", flags->file, "policy YAML file (at most 1 MiB)")->required();
   apply->add_flag("--force", flags->force, "apply even if you would lose admin:policy.apply under the new policy");
+  apply->add_flag("--dry-run", flags->dry_run,
+                  "validate and show the impact (principals whose decisions change) without storing anything");
   addClientOptions(apply, flags->client);
   apply->footer(std::string(R"(
 Examples:
@@ -412,7 +436,17 @@ The file is validated locally and again by the server; a new version is
 stored and switched to atomically, and live sessions are re-evaluated before
 the command returns (connections no longer allowed are closed, subscriptions
 no longer allowed are suspended, restored ones resubscribed). A policy under
-which you would lose admin:policy.apply is refused (exit 1) unless --force.)") + kClientFooter);
+which you would lose admin:policy.apply is refused (exit 1) unless --force.
+
+--dry-run stores nothing: it validates the file on the server, reports
+whether you would lose admin:policy.apply, and lists, for the registered
+principals (up to 10,000), the requests whose decision would change (probed
+with connect under the principal's own id, every resource pattern of either
+policy expanded for it, every service pattern, and admin actions for users).
+JSON: {dry_run, valid, would_lock_out, principals_total, principals_checked,
+requests_checked, changed_principals, changes: [{principal, action,
+resource, before, after}], changes_truncated, sessions}. It exits 0
+whenever it answers.)") + kClientFooter);
   table.add(apply, [flags, &global] { return policyApply(*flags, global); });
 
   CLI::App* show = policy->add_subcommand("show", "print the active policy version and its exact text");

@@ -70,6 +70,11 @@ class TopicIndex {
   // wildcard level), or overlap it (|overlap|: a wildcard level takes the
   // whole subtree). Entries may repeat.
   void candidates(std::string_view topic_or_filter, bool overlap, std::vector<uint32_t>& out) const;
+  // collect is candidates without the copy when it can: if exactly one trie
+  // node contributes entries, it returns that node's list (unique and in
+  // insertion order); otherwise it appends everything to |out| and returns
+  // &out (possibly unsorted, with repeats). Never overlap mode.
+  const std::vector<uint32_t>* collect(std::string_view topic_or_filter, std::vector<uint32_t>& out) const;
   bool empty() const { return nodes_.size() <= 1 && (nodes_.empty() || nodes_[0].entries.empty()); }
 
  private:

@@ -138,10 +138,9 @@ const std::vector<uint32_t>& ruleCandidates(const CompiledPolicy& c, const Reque
   if (r.family != ActionFamily::kTopic || list.size() <= kLinearScanMax) return list;
   const TopicIndex& trie = (effect == Effect::kForbid ? c.forbid_index : c.permit_index)[index];
   std::vector<uint32_t>& out = candidateBuffer(buffer);
-  if (r.action != Action::kMqttSubscribe) {
-    trie.candidates(r.resource, false, out);
-  } else if (effect == Effect::kPermit) {
-    trie.candidates(r.resource, false, out);
+  if (r.action != Action::kMqttSubscribe || effect == Effect::kPermit) {
+    const std::vector<uint32_t>* found = trie.collect(r.resource, out);
+    if (found != &out) return *found;  // one trie node: already unique and in file order
   } else {
     trie.candidates(r.filter, true, out);
     if (!r.share_group.empty()) trie.candidates(r.resource, true, out);
@@ -252,6 +251,41 @@ void TopicIndex::subtree(uint32_t node, std::vector<uint32_t>& out) const {
   for (const auto& [level, child] : n.children) subtree(child, out);
 }
 
+const std::vector<uint32_t>* TopicIndex::collect(std::string_view text, std::vector<uint32_t>& out) const {
+  static const std::vector<uint32_t> kNone;
+  const std::vector<uint32_t>* only = &kNone;
+  int contributing = 0;
+  auto take = [&](const std::vector<uint32_t>& entries) {
+    if (entries.empty()) return;
+    if (++contributing == 1) {
+      only = &entries;
+      return;
+    }
+    if (contributing == 2) out.insert(out.end(), only->begin(), only->end());
+    out.insert(out.end(), entries.begin(), entries.end());
+  };
+  if (!nodes_.empty()) {
+    uint32_t node = 0;
+    std::string_view rest = text;
+    while (true) {
+      const Node& n = nodes_[node];
+      take(n.entries);
+      size_t slash = rest.find('/');
+      std::string_view level = rest.substr(0, slash);
+      if (level == "+" || level == "#") break;
+      auto it = n.children.find(level);
+      if (it == n.children.end()) break;
+      node = it->second;
+      if (slash == std::string_view::npos) {
+        take(nodes_[node].entries);
+        break;
+      }
+      rest.remove_prefix(slash + 1);
+    }
+  }
+  return contributing >= 2 ? &out : only;
+}
+
 void TopicIndex::candidates(std::string_view text, bool overlap, std::vector<uint32_t>& out) const {
   if (nodes_.empty()) return;
   uint32_t node = 0;
@@ -321,12 +355,16 @@ Decision Policy::authorize(const Principal& principal, std::string_view action, 
   // needs a flow from one of them listing the action.
   const Flow* used_flow = nullptr;
   if (needsFlowCheck(r.action) && !c.services.empty()) {
-    std::vector<uint32_t>& reached = candidateBuffer(1);
-    c.service_index.candidates(r.action == Action::kMqttSubscribe ? r.filter : r.resource,
-                               r.action == Action::kMqttSubscribe, reached);
-    sortUnique(reached);
+    std::vector<uint32_t>& buffer = candidateBuffer(1);
+    const std::vector<uint32_t>* reached = &buffer;
+    if (r.action == Action::kMqttSubscribe) {
+      c.service_index.candidates(r.filter, /*overlap=*/true, buffer);
+    } else {
+      reached = c.service_index.collect(r.resource, buffer);
+    }
+    if (reached == &buffer) sortUnique(buffer);
     std::vector<MissingFlow> missing;  // allocates only when a flow is missing
-    for (uint32_t s : reached) {
+    for (uint32_t s : *reached) {
       const Service& service = c.services[s];
       if (segments.inSegment(service.segment) || !serviceReached(service, r)) continue;
       const Flow* found = nullptr;

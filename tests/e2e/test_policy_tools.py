@@ -114,6 +114,20 @@ class PolicyToolsTest(FleetTestCase):
         server = self.fleet.cli_json("policy", "lint")
         self.assertIn("findings", server)
 
+    def test_apply_dry_run_stores_nothing(self):
+        before = self.fleet.cli_json("policy", "show")["version"]
+        path = os.path.join(self.fleet.tmp, "dry.yaml")
+        with open(path, "w") as f:
+            f.write(VEHICLE.replace("careless", "careful").replace('resources: ["#"]', 'resources: ["media/#"]'))
+        j = self.fleet.cli_json("policy", "apply", "--dry-run", path)
+        self.assertTrue(j["dry_run"])
+        self.assertFalse(j["would_lock_out"])
+        self.assertIn("ivi-1", j["changed_principals"])
+        self.assertEqual(self.fleet.cli_json("policy", "show")["version"], before)
+        r = self.fleet.cli("policy", "apply", "--dry-run", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("nothing was stored", r.stdout)
+
     def test_help_of_every_policy_command(self):
         for cmd in ("explain", "test", "lint", "diff", "history", "rollback", "apply"):
             r = self.fleet.run(WARDEN, "policy", cmd, "--help")

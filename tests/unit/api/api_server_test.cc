@@ -573,6 +573,33 @@ TEST_F(ApiServerTest, PolicyHistoryVersionsAndRollback) {
             403);
 }
 
+TEST_F(ApiServerTest, PolicyDryRunStoresNothingAndListsChanges) {
+  addDevice("cam-1", "camera");
+  std::string text = std::string(policy::defaultPolicyYaml()) +
+                     "  - {id: cams, effect: permit, principals: {role: camera}, actions: [mqtt:subscribe], "
+                     "resources: [\"video/#\"]}\n";
+  ASSERT_EQ(admin("PUT", "/v1/policy", std::string(policy::defaultPolicyYaml()), {{"Content-Type", "text/yaml"}}).status,
+            200);  // v2: the snapshot now holds cam-1
+  auto res = admin("PUT", "/v1/policy?dry_run=true", text, {{"Content-Type", "text/yaml"}});
+  ASSERT_EQ(res.status, 200) << res.body;
+  auto j = json::parse(res.body);
+  EXPECT_EQ(j["dry_run"], true);
+  EXPECT_EQ(j["would_lock_out"], false);
+  EXPECT_EQ(j["changed_principals"], json::array({"cam-1"}));
+  ASSERT_FALSE(j["changes"].empty());
+  EXPECT_EQ(j["changes"][0]["resource"], "video/#");
+  EXPECT_EQ(j["changes"][0]["after"]["decision"], "permit");
+  EXPECT_EQ(json::parse(admin("GET", "/v1/policy").body)["version"], 2);  // nothing stored
+  auto invalid = admin("PUT", "/v1/policy?dry_run=true", "rules: [", {{"Content-Type", "text/yaml"}});
+  EXPECT_EQ(invalid.status, 400);
+  std::string lockout =
+      "rules:\n  - id: x\n    effect: permit\n    principals: {kind: user, id: admin}\n    actions: [\"admin:device.list\"]\n"
+      "    resources: [\"*\"]\n";
+  auto locked = admin("PUT", "/v1/policy?dry_run=true", lockout, {{"Content-Type", "text/yaml"}});
+  ASSERT_EQ(locked.status, 200);
+  EXPECT_EQ(json::parse(locked.body)["would_lock_out"], true);
+}
+
 TEST_F(ApiServerTest, RollbackRefusesLockoutUnlessForced) {
   std::string lockout =
       "rules:\n  - id: x\n    effect: permit\n    principals: {kind: user, id: admin}\n"

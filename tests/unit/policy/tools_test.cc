@@ -10,6 +10,7 @@
 
 #include "policy/policy.h"
 #include "policy/policy_diff.h"
+#include "policy/policy_impact.h"
 #include "policy/policy_lint.h"
 #include "policy/policy_test_suite.h"
 
@@ -201,6 +202,44 @@ rules:
   PolicyDiff same = diffPolicies(*a, *a);
   EXPECT_TRUE(same.identical());
   EXPECT_EQ(same.text, "");
+}
+
+TEST(PolicyImpact, ListsPrincipalsWhoseDecisionsChange) {
+  auto before = mustParse(R"yaml(rules:
+  - {id: ops, effect: permit, principals: {kind: user, id: admin}, actions: ["admin:*"], resources: ["*"]}
+  - {id: own, effect: permit, principals: {role: sensor}, actions: [mqtt:publish], resources: ["t/${principal.id}/#"]}
+)yaml");
+  auto after = mustParse(R"yaml(segments:
+  edge: {role: sensor}
+rules:
+  - {id: ops, effect: permit, principals: {kind: user, id: admin}, actions: ["admin:device.list"], resources: ["*"]}
+  - {id: own, effect: permit, principals: {role: sensor}, actions: [mqtt:publish], resources: ["t/${principal.id}/#"]}
+  - {id: cam, effect: permit, principals: {role: camera}, actions: [mqtt:subscribe], resources: ["video/#"]}
+)yaml");
+  Principal sensor;
+  sensor.id = "s1";
+  sensor.role = "sensor";
+  Principal camera;
+  camera.id = "c1";
+  camera.role = "camera";
+  Principal admin;
+  admin.id = "admin";
+  admin.kind = core::PrincipalKind::kUser;
+  Context ctx;
+  PolicyImpact impact = comparePolicies(*before, *after, {sensor, camera, admin}, ctx);
+  EXPECT_EQ(impact.principals_checked, 3u);
+  EXPECT_EQ(impact.changed_principals, (std::vector<std::string>{"c1", "admin"}));
+  bool camera_subscribe = false;
+  bool admin_apply = false;
+  for (const DecisionChange& c : impact.changes) {
+    camera_subscribe = camera_subscribe || (c.principal == "c1" && c.action == "mqtt:subscribe" &&
+                                            c.resource == "video/#" && !c.before.permit && c.after.permit);
+    admin_apply = admin_apply || (c.principal == "admin" && c.action == "admin:policy.apply" && c.before.permit &&
+                                  !c.after.permit);
+  }
+  EXPECT_TRUE(camera_subscribe);
+  EXPECT_TRUE(admin_apply);
+  EXPECT_TRUE(comparePolicies(*before, *before, {sensor, camera, admin}, ctx).changes.empty());
 }
 
 TEST(PolicyExamples, EveryExampleParsesPassesItsTestsAndLintsClean) {
