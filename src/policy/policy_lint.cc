@@ -24,9 +24,11 @@ bool selectorCovers(const PrincipalSelector& broad, const PrincipalSelector& nar
     });
   };
   if (!covers(broad.ids, narrow.ids) || !covers(broad.roles, narrow.roles)) return false;
-  for (const auto& [key, set] : broad.labels) {
-    auto it = std::find_if(narrow.labels.begin(), narrow.labels.end(), [&](const auto& l) { return l.first == key; });
-    if (it == narrow.labels.end() || !covers(set, it->second)) return false;
+  for (const auto& label : broad.labels) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one.
+    const std::string& key = label.first;
+    auto it = std::find_if(narrow.labels.begin(), narrow.labels.end(), [&key](const auto& l) { return l.first == key; });
+    if (it == narrow.labels.end() || !covers(label.second, it->second)) return false;
   }
   if (!broad.segments.empty()) {
     auto b = broad.segments;

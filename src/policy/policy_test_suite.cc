@@ -124,7 +124,10 @@ class TestFileReader {
   core::Status readPrincipal(const YamlNode& node, Principal& p) const {
     if (node.type != YamlNode::Type::kMap) return error(node, "'principal' must be a mapping such as {id: s1}");
     bool have_id = false;
-    for (const auto& [key, value] : node.entries) {
+    for (const YamlEntry& entry : node.entries) {
+      // Not a structured binding: clang 14 (the fuzz build) cannot capture one.
+      const YamlNode& key = entry.key;
+      const YamlNode& value = entry.value;
       const std::string& k = key.scalar;
       if (k == "labels") {
         if (value.type != YamlNode::Type::kMap) return error(value, "'labels' must be a mapping");
