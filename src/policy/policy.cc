@@ -385,6 +385,7 @@ Decision Policy::authorize(const Principal& principal, std::string_view action, 
     if (!missing.empty()) {
       Decision d = deny("default-deny", "no_flow");
       d.missing_flows = std::move(missing);
+      d.valid_until = deadline;  // a forbid's window may open: the reason would change
       return d;
     }
   }

@@ -75,6 +75,7 @@ Decision decide(const Policy& policy, const Principal& p, std::string_view actio
     if (!missing.empty()) {
       Decision d{false, "default-deny", "no_flow"};
       d.missing_flows = missing;
+      d.valid_until = deadline;
       return d;
     }
   }
