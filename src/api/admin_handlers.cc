@@ -173,8 +173,11 @@ std::optional<ServerResponse> ApiServer::Impl::authorizeOperator(OperatorIdentit
     op.rule = decision.rule;
     return std::nullopt;
   }
+  // The short form of the decision (docs/policy.md, "Explanations").
+  nlohmann::json short_form = decisionToJson(decision);
+  nlohmann::json detail = {{"missing_flows", short_form["missing_flows"]}, {"valid_until", short_form["valid_until"]}};
   recordEvent(monitor::event_type::kAdminDeny, op.spiffe_id, op.spiffe_id, action, resource, "deny", decision.rule,
-              decision.reason);
+              decision.reason, detail);
   std::string message = fmt::format("the policy does not allow {} to perform {} on '{}' ({}, rule {})", op.spiffe_id,
                                     action, resource, decision.reason, decision.rule);
   nlohmann::json body = {{"error", "permission_denied"},
