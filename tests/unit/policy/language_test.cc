@@ -597,3 +597,41 @@ TEST(PolicyLanguage, IpAddressParsing) {
 
 }  // namespace
 }  // namespace warden::policy
+
+namespace warden::policy {
+namespace {
+
+TEST(PolicyLimits, TooManySegmentsServicePatternsAndFlows) {
+  std::string segments = "segments:\n";
+  for (int i = 0; i < 256; ++i) segments += "  s" + std::to_string(i) + ": {role: r}\n";
+  EXPECT_NE(parseError(segments + "rules: []\n").find("segments is over the limit of 255"), std::string::npos);
+
+  std::string services = "segments:\n  a: {role: r}\nservices:\n";
+  for (int i = 0; i < 1001; ++i) services += "  v" + std::to_string(i) + ": {segment: a, mqtt: [\"t" + std::to_string(i) + "\"]}\n";
+  EXPECT_NE(parseError(services + "rules: []\n").find("services is over the limit of 1000"), std::string::npos);
+
+  std::string patterns = "segments:\n  a: {role: r}\nservices:\n";
+  for (int v = 0; v < 3; ++v) {
+    patterns += "  v" + std::to_string(v) + ": {segment: a, mqtt: [";
+    for (int i = 0; i < 700; ++i) patterns += std::string(i ? "," : "") + "\"t" + std::to_string(v) + "/" + std::to_string(i) + "\"";
+    patterns += "]}\n";
+  }
+  patterns += "rules: []\n";
+  EXPECT_NE(parseError(patterns).find("more than 2000 service patterns"), std::string::npos);
+}
+
+TEST(PolicyLimits, SegmentsMayNameEarlierSegments) {
+  auto p = mustParse(R"yaml(
+segments:
+  sensors: {role: sensor}
+  plant1-sensors: {segment: sensors, labels: {site: plant1}}
+rules: []
+)yaml");
+  EXPECT_EQ(p->segmentsOf(device("s", "sensor", {{"site", "plant1"}})),
+            (std::vector<std::string>{"sensors", "plant1-sensors"}));
+  EXPECT_EQ(p->segmentsOf(device("s", "sensor", {{"site", "plant2"}})), (std::vector<std::string>{"sensors"}));
+  EXPECT_TRUE(p->segmentsOf(device("c", "camera")).empty());
+}
+
+}  // namespace
+}  // namespace warden::policy
