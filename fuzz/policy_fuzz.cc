@@ -3,7 +3,10 @@
 // labels hold '/', '+', '#', '$' and NUL) and checks invariants that hold for
 // every policy: a decision carries a rule and a reason, a permit is never
 // "default-deny", and requests the engine must refuse whatever the policy
-// says (invalid filters, unknown actions) are refused.
+// says (invalid filters, unknown actions) are refused. With a request context
+// (time, address, posture), explain agrees with authorize, no_flow names its
+// missing flows, and a deadline never lies in the past.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +34,17 @@ std::vector<Principal> principals() {
       {"", PrincipalKind::kDevice, "", {{"site", "a/b"}, {"line", "+"}, {"x", "#"}}, false},
       {"$SYS", PrincipalKind::kDevice, "$share", {{"site", std::string("a\0b", 3)}, {"line", ""}}, true},
   };
+}
+
+std::vector<warden::policy::Context> contexts() {
+  std::vector<warden::policy::Context> out(3);
+  out[0].time = std::chrono::system_clock::time_point(std::chrono::seconds(1772442000));  // 2026-03-02 09:00Z, Monday
+  out[0].source_ip = warden::policy::IpAddress::parse("10.1.2.3");
+  out[0].protocol = "mqtt";
+  out[0].mfa = true;
+  out[1].time = std::chrono::system_clock::time_point(std::chrono::seconds(1774742400));  // 2026-03-29, DST change
+  out[1].source_ip = warden::policy::IpAddress::parse("fd00::1");
+  return out;  // out[2]: everything absent
 }
 
 struct Request {
@@ -80,6 +94,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(!policy.authorize(p, "mqtt:publish", "a/+").permit);
     check(!policy.authorize(p, "admin:*", "*").permit);
     check(!policy.authorize(p, "*", "*").permit);
+  }
+  static const std::vector<warden::policy::Context> kContexts = contexts();
+  Principal posture = kPrincipals[0];
+  posture.trust = 80;
+  posture.firmware_approved = true;
+  posture.attestation_assurance = warden::policy::AttestationAssurance::kTpm;
+  posture.attestation_age = std::chrono::minutes(5);
+  posture.cert_age = std::chrono::hours(30);
+  for (const warden::policy::Context& ctx : kContexts) {
+    const Principal* subjects[] = {&posture, &kPrincipals[1], &kPrincipals[4]};
+    for (const Principal* p : subjects) {
+      for (const Request& r : kRequests) {
+        warden::policy::Decision d = policy.authorize(*p, r.action, r.resource, ctx);
+        check(d.permit == (d.reason == "permitted"));
+        check((d.reason == "no_flow") == !d.missing_flows.empty());
+        if (d.valid_until && ctx.time) check(*d.valid_until > *ctx.time);
+        warden::policy::Explanation e = policy.explain(*p, r.action, r.resource, ctx);
+        check(e.decision.permit == d.permit && e.decision.reason == d.reason && e.decision.rule == d.rule);
+        for (const auto& line : e.rules) check(line.matched == line.why_not.empty());
+      }
+    }
+    (void)policy.segmentsOf(posture);
   }
   return 0;
 }

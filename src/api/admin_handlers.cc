@@ -4,6 +4,7 @@
 // allocator (aligned_new / operator delete pair) in some coroutines.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <set>
 #include <unordered_set>
 
 #include "api/api_json.h"
@@ -17,9 +18,29 @@
 #include "monitor/event.h"
 #include "monitor/event_log.h"
 #include "policy/policy.h"
+#include "policy/policy_impact.h"
+#include "policy/policy_test_suite.h"
 #include "store/store.h"
 
 namespace warden::api {
+
+namespace {
+
+// queryFlag reports whether |query| ("a=1&b=true") sets |name| to true or 1.
+bool queryFlag(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    if (pair == std::string(name) + "=true" || pair == std::string(name) + "=1") return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+constexpr size_t kDryRunPrincipals = 10000;
+
+}  // namespace
 namespace {
 
 constexpr int64_t kDefaultEventLimit = 1000;
@@ -152,8 +173,11 @@ std::optional<ServerResponse> ApiServer::Impl::authorizeOperator(OperatorIdentit
     op.rule = decision.rule;
     return std::nullopt;
   }
+  // The short form of the decision (docs/policy.md, "Explanations").
+  nlohmann::json short_form = decisionToJson(decision);
+  nlohmann::json detail = {{"missing_flows", short_form["missing_flows"]}, {"valid_until", short_form["valid_until"]}};
   recordEvent(monitor::event_type::kAdminDeny, op.spiffe_id, op.spiffe_id, action, resource, "deny", decision.rule,
-              decision.reason);
+              decision.reason, detail);
   std::string message = fmt::format("the policy does not allow {} to perform {} on '{}' ({}, rule {})", op.spiffe_id,
                                     action, resource, decision.reason, decision.rule);
   nlohmann::json body = {{"error", "permission_denied"},
@@ -204,8 +228,16 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
     case RouteKind::kDeviceRevoke:
     case RouteKind::kDeviceQuarantine:
     case RouteKind::kDeviceRelease: co_return co_await deviceStateChange(op, route.kind, route.device);
-    case RouteKind::kPolicyApply: co_return co_await policyApply(op, req);
+    case RouteKind::kPolicyApply: {
+      const bool force = queryFlag(route.query, "force");
+      if (queryFlag(route.query, "dry_run")) co_return co_await policyDryRun(op, req);
+      co_return co_await policyApply(op, req, force);
+    }
     case RouteKind::kPolicyShow: co_return co_await policyShow();
+    case RouteKind::kPolicyExplain: co_return co_await policyExplain(req);
+    case RouteKind::kPolicyHistory: co_return co_await policyHistory();
+    case RouteKind::kPolicyVersion: co_return co_await policyVersion(route);
+    case RouteKind::kPolicyRollback: co_return co_await policyRollback(op, req);
     case RouteKind::kEventsRead: co_return co_await eventsRead(route);
     default: co_return errorResponse(http::status::not_found, "not_found", "no such endpoint");
   }
@@ -367,9 +399,98 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceStateChange(const Operato
   co_return jsonResponse(http::status::ok, {{"name", name}, {"state", state}, {"changed", *changed}});
 }
 
-asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdentity& op, const ServerRequest& req) {
+
+asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIdentity& op, const ServerRequest& req) {
   std::string filename = "policy";
   if (auto h = req["X-Warden-Filename"]; !h.empty()) filename = sanitizeFilename(std::string_view(h.data(), h.size()));
+  auto snapshot = deps_.snapshot.get();
+  if (!snapshot || !snapshot->policy || !snapshot->fleet) {
+    co_return errorResponse(http::status::service_unavailable, "unavailable", "no policy is loaded yet");
+  }
+  struct DryRun {
+    core::Status status = core::Status::ok();
+    nlohmann::json answer;
+  };
+  auto work = [snapshot, text = req.body(), filename, user = op.name]() -> DryRun {
+    DryRun out;
+    auto parsed = policy::Policy::parse(text, filename);
+    if (!parsed.isOk()) {
+      out.status = parsed.status();
+      return out;
+    }
+    // The principal side: every registered principal (sampled), probed with
+    // the requests either policy talks about.
+    std::vector<policy::Principal> principals;
+    size_t total = snapshot->fleet->devices.size();
+    for (const auto& [name, dev] : snapshot->fleet->devices) {
+      if (principals.size() >= kDryRunPrincipals) break;
+      if (dev.state == store::DeviceState::kRevoked) continue;
+      policy::Principal p;
+      p.id = name;
+      p.kind = core::PrincipalKind::kDevice;
+      p.role = dev.role;
+      p.labels = dev.labels;
+      p.quarantined = dev.state == store::DeviceState::kQuarantined;
+      principals.push_back(std::move(p));
+    }
+    std::set<std::string> users;
+    for (const auto& [serial, u] : snapshot->fleet->user_serials) users.insert(u);
+    total += users.size();
+    for (const std::string& u : users) {
+      if (principals.size() >= kDryRunPrincipals) break;
+      policy::Principal p;
+      p.id = u;
+      p.kind = core::PrincipalKind::kUser;
+      principals.push_back(std::move(p));
+    }
+    policy::Context ctx;
+    ctx.time = std::chrono::system_clock::now();
+    policy::PolicyImpact impact = policy::comparePolicies(*snapshot->policy, **parsed, principals, ctx);
+    policy::Principal caller;
+    caller.id = user;
+    caller.kind = core::PrincipalKind::kUser;
+    bool keeps_apply = (*parsed)->authorize(caller, "admin:policy.apply", "*", ctx).permit;
+    nlohmann::json changes = nlohmann::json::array();
+    for (const policy::DecisionChange& c : impact.changes) {
+      changes.push_back({{"principal", c.principal},
+                         {"action", c.action},
+                         {"resource", c.resource},
+                         {"before", decisionToJson(c.before)},
+                         {"after", decisionToJson(c.after)}});
+    }
+    out.answer = {{"dry_run", true},
+                  {"valid", true},
+                  {"would_lock_out", !keeps_apply},
+                  {"principals_total", total},
+                  {"principals_checked", impact.principals_checked},
+                  {"requests_checked", impact.requests_checked},
+                  {"changed_principals", impact.changed_principals},
+                  {"changes", std::move(changes)},
+                  {"changes_truncated", impact.truncated},
+                  // The live-session side (sessions that would be cut or lose
+                  // subscriptions) is computed by the gateway's session
+                  // registry; until it reports, this is null.
+                  {"sessions", nullptr}};
+    return out;
+  };
+  DryRun result = co_await onWorker(work);
+  if (!result.status.isOk()) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument", result.status.message());
+  }
+  co_return jsonResponse(http::status::ok, result.answer);
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdentity& op, const ServerRequest& req,
+                                                           bool force) {
+  std::string filename = "policy";
+  if (auto h = req["X-Warden-Filename"]; !h.empty()) filename = sanitizeFilename(std::string_view(h.data(), h.size()));
+  std::string text = req.body();
+  co_return co_await storePolicy(op, text, filename, force, 0);
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::storePolicy(const OperatorIdentity& op, const std::string& text,
+                                                           const std::string& filename, bool force,
+                                                           int64_t rolled_back_from) {
   struct Applied {
     core::Status status;
     int http_status = 200;
@@ -378,7 +499,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdent
   };
   const std::string spiffe = op.spiffe_id;
   const std::string user = op.name;
-  auto work6 = [this, text = req.body(), filename, spiffe, user]() -> Applied {
+  auto work6 = [this, text, filename, spiffe, user, force]() -> Applied {
     Applied out;
     auto parsed = policy::Policy::parse(text, filename);
     if (!parsed.isOk()) {
@@ -391,10 +512,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdent
     caller.id = user;
     caller.kind = core::PrincipalKind::kUser;
     policy::Decision keep = (*parsed)->authorize(caller, "admin:policy.apply", "*");
-    if (!keep.permit) {
+    if (!keep.permit && !force) {
       out.status = core::failedPrecondition(fmt::format(
           "refused: under this policy {} would lose admin:policy.apply ({}, rule {}); keep a rule that permits "
-          "admin:policy.apply for kind: user, id: {}",
+          "admin:policy.apply for kind: user, id: {}, or pass --force",
           spiffe, keep.reason, keep.rule, user));
       out.http_status = 409;
       out.rule = keep.rule;
@@ -422,9 +543,155 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyApply(const OperatorIdent
     co_return statusResponse(applied.status);
   }
   co_await publishChange();
+  nlohmann::json detail = {{"version", applied.version}};
+  if (rolled_back_from > 0) detail["rolled_back_from"] = rolled_back_from;
+  if (force) detail["force"] = true;
   recordEvent(monitor::event_type::kPolicyApply, op.spiffe_id, op.spiffe_id, "admin:policy.apply", "*", "permit",
-              op.rule, std::string(monitor::reason::kPermitted), {{"version", applied.version}});
-  co_return jsonResponse(http::status::ok, {{"version", applied.version}});
+              op.rule, std::string(monitor::reason::kPermitted), detail);
+  nlohmann::json answer = {{"version", applied.version}};
+  if (rolled_back_from > 0) answer["from"] = rolled_back_from;
+  co_return jsonResponse(http::status::ok, answer);
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::policyExplain(const ServerRequest& req) {
+  auto body = parseJsonBody(req, /*required=*/true);
+  if (!body.isOk()) co_return statusResponse(body.status());
+  if (auto s = checkKnownKeys(*body, {"principal", "action", "resource", "context"}); !s.isOk()) {
+    co_return statusResponse(s);
+  }
+  auto text = [&](const char* key) -> std::string {
+    auto it = body->find(key);
+    return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string who = text("principal");
+  const std::string action = text("action");
+  const std::string resource = text("resource");
+  if (who.empty() || action.empty() || resource.empty()) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument",
+                            "'principal', 'action' and 'resource' are required strings");
+  }
+  policy::Context ctx;
+  ctx.time = std::chrono::system_clock::now();
+  if (auto it = body->find("context"); it != body->end() && !it->is_null()) {
+    if (!it->is_object()) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument", "'context' must be an object");
+    }
+    for (auto c = it->begin(); c != it->end(); ++c) {
+      std::string value = c.value().is_string() ? c.value().get<std::string>() : c.value().dump();
+      core::Status st = policy::setContextField(ctx, c.key(), value);
+      if (!st.isOk()) co_return errorResponse(http::status::bad_request, "invalid_argument", st.message());
+    }
+  }
+  auto snapshot = deps_.snapshot.get();
+  if (!snapshot || !snapshot->policy || !snapshot->fleet) {
+    co_return errorResponse(http::status::service_unavailable, "unavailable", "no policy is loaded yet");
+  }
+  // Resolve the principal as the gateway and the admin API see it.
+  policy::Principal p;
+  std::string name = who;
+  std::optional<core::PrincipalKind> kind;
+  if (who.rfind("spiffe://", 0) == 0) {
+    auto id = core::parseSpiffeId(who);
+    if (!id.isOk() || id->trust_domain != config_.trust_domain) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument",
+                              fmt::format("'{}' is not a SPIFFE ID of trust domain {}", who.substr(0, 200),
+                                          config_.trust_domain));
+    }
+    name = id->name;
+    kind = id->kind;
+  }
+  const identity::DeviceEntry* dev = snapshot->fleet->findDevice(name);
+  bool is_user = false;
+  for (const auto& [serial, user] : snapshot->fleet->user_serials) is_user = is_user || user == name;
+  if ((!kind || *kind == core::PrincipalKind::kDevice) && dev != nullptr) {
+    p.id = name;
+    p.kind = core::PrincipalKind::kDevice;
+    p.role = dev->role;
+    p.labels = dev->labels;
+    p.quarantined = dev->state == store::DeviceState::kQuarantined;
+  } else if ((!kind || *kind == core::PrincipalKind::kUser) && is_user) {
+    p.id = name;
+    p.kind = core::PrincipalKind::kUser;
+  } else {
+    co_return errorResponse(http::status::not_found, "not_found",
+                            fmt::format("no registered principal '{}': give a device or user name, or its SPIFFE ID",
+                                        who.substr(0, 200)));
+  }
+  policy::Explanation e = snapshot->policy->explain(p, action, resource, ctx);
+  nlohmann::json out = explanationToJson(e);
+  out["principal"] = {{"id", p.id},
+                      {"kind", std::string(core::principalKindName(p.kind))},
+                      {"spiffe_id", core::makeSpiffeId(config_.trust_domain, p.kind, p.id)},
+                      {"segments", snapshot->policy->segmentsOf(p)}};
+  out["action"] = action;
+  out["resource"] = resource;
+  co_return jsonResponse(http::status::ok, out);
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::policyHistory() {
+  auto work = [this]() { return deps_.store.listPolicyVersions(10000); };
+  auto versions = co_await onWorker(work);
+  if (!versions.isOk()) co_return statusResponse(versions.status());
+  nlohmann::json list = nlohmann::json::array();
+  for (const store::PolicyVersion& v : *versions) {
+    list.push_back({{"version", v.version},
+                    {"created_at", core::formatRfc3339(core::fromUnixSeconds(v.created_at))},
+                    {"actor", v.actor}});
+  }
+  int64_t active = versions->empty() ? 0 : versions->front().version;
+  co_return jsonResponse(http::status::ok, {{"active", active}, {"versions", list}});
+}
+
+namespace {
+
+std::optional<int64_t> parseVersion(std::string_view s) {
+  if (s.empty() || s.size() > 15) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v > 0 ? std::optional<int64_t>(v) : std::nullopt;
+}
+
+}  // namespace
+
+asio::awaitable<ServerResponse> ApiServer::Impl::policyVersion(const Route& route) {
+  auto version = parseVersion(route.version);
+  if (!version) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument", "the version must be a positive integer");
+  }
+  auto work = [this, v = *version]() { return deps_.store.policyVersion(v); };
+  auto found = co_await onWorker(work);
+  if (!found.isOk()) co_return statusResponse(found.status());
+  if (!found->has_value()) {
+    co_return errorResponse(http::status::not_found, "not_found",
+                            fmt::format("there is no policy version {} (see `warden policy history`)", *version));
+  }
+  co_return jsonResponse(http::status::ok, policyToJson(**found));
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::policyRollback(const OperatorIdentity& op, const ServerRequest& req) {
+  auto body = parseJsonBody(req, /*required=*/true);
+  if (!body.isOk()) co_return statusResponse(body.status());
+  if (auto s = checkKnownKeys(*body, {"version", "force"}); !s.isOk()) co_return statusResponse(s);
+  auto it = body->find("version");
+  if (it == body->end() || !it->is_number_integer() || it->get<int64_t>() <= 0) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument", "'version' must be a positive integer");
+  }
+  const int64_t version = it->get<int64_t>();
+  bool force = false;
+  if (auto f = body->find("force"); f != body->end() && f->is_boolean()) force = f->get<bool>();
+  auto work = [this, version]() { return deps_.store.policyVersion(version); };
+  auto found = co_await onWorker(work);
+  if (!found.isOk()) co_return statusResponse(found.status());
+  if (!found->has_value()) {
+    co_return errorResponse(http::status::not_found, "not_found",
+                            fmt::format("there is no policy version {} (see `warden policy history`)", version));
+  }
+  std::string text = (*found)->text;
+  std::string filename = fmt::format("policy v{}", version);
+  co_return co_await storePolicy(op, text, filename, force, version);
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::policyShow() {

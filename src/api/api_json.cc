@@ -40,4 +40,34 @@ nlohmann::json policyToJson(const store::PolicyVersion& policy) {
   };
 }
 
+nlohmann::json decisionToJson(const policy::Decision& d) {
+  nlohmann::json missing = nlohmann::json::array();
+  for (const policy::MissingFlow& m : d.missing_flows) {
+    missing.push_back({{"from", m.from}, {"to", m.to}, {"action", m.action}});
+  }
+  return {
+      {"decision", d.permit ? "permit" : "deny"},
+      {"reason", d.reason},
+      {"rule", d.rule},
+      {"flow", d.flow.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.flow)},
+      {"missing_flows", std::move(missing)},
+      {"valid_until", d.valid_until ? core::formatRfc3339(*d.valid_until) : std::string("none")},
+  };
+}
+
+nlohmann::json explanationToJson(const policy::Explanation& e) {
+  nlohmann::json out = decisionToJson(e.decision);
+  nlohmann::json rules = nlohmann::json::array();
+  for (const policy::RuleExplanation& r : e.rules) {
+    rules.push_back({{"id", r.id}, {"effect", r.effect}, {"matched", r.matched}, {"why_not", r.why_not}});
+  }
+  out["rules"] = std::move(rules);
+  return out;
+}
+
+nlohmann::json lintFindingToJson(const policy::LintFinding& f) {
+  return {{"code", f.code}, {"rule", f.rule},     {"file", f.file},
+          {"line", f.line}, {"column", f.column}, {"message", f.message}};
+}
+
 }  // namespace warden::api

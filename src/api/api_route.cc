@@ -83,6 +83,16 @@ Route matchRoute(std::string_view method, std::string_view target) {
     }
     return withQuery(std::move(r));
   }
+  if (path == "/v1/policy/explain") return withQuery(single(method, "POST", RouteKind::kPolicyExplain));
+  if (path == "/v1/policy/versions") return withQuery(single(method, "GET", RouteKind::kPolicyHistory));
+  if (path == "/v1/policy/rollback") return withQuery(single(method, "POST", RouteKind::kPolicyRollback));
+  if (constexpr std::string_view kVersions = "/v1/policy/versions/"; path.starts_with(kVersions)) {
+    std::string_view version = path.substr(kVersions.size());
+    if (version.empty() || version.find('/') != std::string_view::npos) return route;
+    Route r = single(method, "GET", RouteKind::kPolicyVersion);
+    r.version = std::string(version);
+    return withQuery(std::move(r));
+  }
   if (path == "/v1/events") return withQuery(single(method, "GET", RouteKind::kEventsRead));
   if (path == "/v1/devices") {
     Route r;
@@ -137,6 +147,10 @@ std::string_view adminAction(RouteKind kind) {
     case RouteKind::kDeviceRelease: return "admin:device.release";
     case RouteKind::kPolicyApply: return "admin:policy.apply";
     case RouteKind::kPolicyShow: return "admin:policy.show";
+    case RouteKind::kPolicyExplain: return "admin:policy.explain";
+    case RouteKind::kPolicyHistory:
+    case RouteKind::kPolicyVersion: return "admin:policy.history";
+    case RouteKind::kPolicyRollback: return "admin:policy.apply";
     case RouteKind::kEventsRead: return "admin:events.read";
     default: return "";
   }

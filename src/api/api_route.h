@@ -26,6 +26,10 @@ enum class RouteKind {
   kDeviceRelease,       // POST /v1/devices/{name}/release
   kPolicyApply,         // PUT  /v1/policy
   kPolicyShow,          // GET  /v1/policy
+  kPolicyExplain,       // POST /v1/policy/explain
+  kPolicyHistory,       // GET  /v1/policy/versions
+  kPolicyVersion,       // GET  /v1/policy/versions/{version}
+  kPolicyRollback,      // POST /v1/policy/rollback
   kEventsRead,          // GET  /v1/events
 };
 
@@ -33,6 +37,7 @@ enum class RouteKind {
 struct Route {
   RouteKind kind = RouteKind::kNotFound;
   std::string device;  // {name} segment, unvalidated (check with isValidName)
+  std::string version;  // {version} segment of /v1/policy/versions/{version}, unvalidated
   std::string query;   // text after '?', undecoded
   std::string allow;   // for kMethodNotAllowed: the Allow header value
 };

@@ -102,8 +102,20 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                                             const ServerRequest& req);
   asio::awaitable<ServerResponse> deviceStateChange(const OperatorIdentity& op, RouteKind kind,
                                                   const std::string& name);
-  asio::awaitable<ServerResponse> policyApply(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> policyApply(const OperatorIdentity& op, const ServerRequest& req, bool force);
   asio::awaitable<ServerResponse> policyShow();
+  // policyDryRun answers PUT /v1/policy?dry_run=true: validity, the lock-out
+  // check and the principals whose decisions would change; stores nothing.
+  asio::awaitable<ServerResponse> policyDryRun(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> policyExplain(const ServerRequest& req);
+  asio::awaitable<ServerResponse> policyHistory();
+  asio::awaitable<ServerResponse> policyVersion(const Route& route);
+  asio::awaitable<ServerResponse> policyRollback(const OperatorIdentity& op, const ServerRequest& req);
+  // storePolicy validates |text|, refuses (unless |force|) a policy under
+  // which |op| loses admin:policy.apply, stores it as a new version and
+  // publishes it; shared by apply and rollback.
+  asio::awaitable<ServerResponse> storePolicy(const OperatorIdentity& op, const std::string& text, const std::string& filename,
+                                              bool force, int64_t rolled_back_from);
   asio::awaitable<ServerResponse> eventsRead(const Route& route);
 
   // --- plumbing ---

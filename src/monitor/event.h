@@ -51,6 +51,7 @@ inline constexpr std::string_view kEnrolled = "enrolled";
 inline constexpr std::string_view kRenewed = "renewed";
 inline constexpr std::string_view kForbidden = "forbidden";
 inline constexpr std::string_view kNoPermit = "no_permit";
+inline constexpr std::string_view kNoFlow = "no_flow";
 inline constexpr std::string_view kQuarantined = "quarantined";
 // MQTT request checks.
 inline constexpr std::string_view kInvalidFilter = "invalid_filter";

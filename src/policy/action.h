@@ -25,8 +25,10 @@ enum class Action : uint8_t {
   kAdminPolicyApply,
   kAdminPolicyShow,
   kAdminEventsRead,
+  kAdminPolicyExplain,
+  kAdminPolicyHistory,
 };
-inline constexpr size_t kActionCount = 15;
+inline constexpr size_t kActionCount = 17;
 
 // ActionFamily decides how a resource pattern is read for an action.
 enum class ActionFamily : uint8_t {

@@ -2,12 +2,16 @@
 // policy v0 language (docs/policy.md). Each check reports the position of
 // the offending node and what to write instead.
 
+#include <optional>
 #include <unordered_map>
+
+#include <date/tz.h>
 
 #include <fmt/format.h>
 
 #include "core/names.h"
 #include "policy/compiled_policy.h"
+#include "policy/topic.h"
 
 namespace warden::policy {
 namespace {
@@ -29,20 +33,41 @@ class PolicyCompiler {
     if (root.type != YamlNode::Type::kMap) {
       return error(root, fmt::format("the policy must be a mapping with a 'rules:' key, not a {}", root.typeName()));
     }
-    bool have_rules = false;
+    const YamlNode* timezone = nullptr;
+    const YamlNode* segments = nullptr;
+    const YamlNode* services = nullptr;
+    const YamlNode* flows = nullptr;
+    const YamlNode* rules = nullptr;
     for (const auto& [key, value] : root.entries) {
-      // Top-level sections. The full language (issue "Policy engine and
-      // micro-segmentation") adds `segments`, `services`, `flows` and
-      // `timezone` here; until then they are unknown keys.
       if (key.scalar == "rules") {
-        WARDEN_RETURN_IF_ERROR(compileRules(value, out));
-        have_rules = true;
+        rules = &value;
+      } else if (key.scalar == "timezone") {
+        timezone = &value;
+      } else if (key.scalar == "segments") {
+        segments = &value;
+      } else if (key.scalar == "services") {
+        services = &value;
+      } else if (key.scalar == "flows") {
+        flows = &value;
       } else {
-        return error(key, fmt::format("unknown top-level key '{}': a v0 policy has only 'rules:'",
+        return error(key, fmt::format("unknown top-level key '{}': use timezone, segments, services, flows and rules",
                                       shortened(key.scalar)));
       }
     }
-    if (!have_rules) return error(root, "the policy has no 'rules:' list: add one (see docs/policy.md)");
+    if (rules == nullptr) return error(root, "the policy has no 'rules:' list: add one (see docs/policy.md)");
+    out_ = &out;
+    out.zone = locateZone("UTC");
+    if (timezone != nullptr) {
+      WARDEN_RETURN_IF_ERROR(compileZone(*timezone, out.zone));
+      out.has_timezone = true;
+    }
+    Segment quarantine;
+    quarantine.name = "quarantine";
+    out.segments.push_back(std::move(quarantine));
+    if (segments != nullptr) WARDEN_RETURN_IF_ERROR(compileSegments(*segments, out));
+    if (services != nullptr) WARDEN_RETURN_IF_ERROR(compileServices(*services, out));
+    if (flows != nullptr) WARDEN_RETURN_IF_ERROR(compileFlows(*flows, out));
+    WARDEN_RETURN_IF_ERROR(compileRules(*rules, out));
     buildIndex(out);
     return core::Status::ok();
   }
@@ -81,6 +106,8 @@ class PolicyCompiler {
     const YamlNode* principals = nullptr;
     const YamlNode* actions = nullptr;
     const YamlNode* resources = nullptr;
+    const YamlNode* when = nullptr;
+    const YamlNode* timezone = nullptr;
     for (const auto& [key, value] : node.entries) {
       const std::string& k = key.scalar;
       if (k == "id") {
@@ -98,10 +125,13 @@ class PolicyCompiler {
           return error(value, fmt::format("'description' must be a string, not a {}", value.typeName()));
         }
         rule.description = value.scalar;
+      } else if (k == "when") {
+        when = &value;
+      } else if (k == "timezone") {
+        timezone = &value;
       } else {
-        // The full language adds `when:` (conditions) here.
         return error(key, fmt::format("unknown key '{}' in a rule: use id, effect, description, principals, "
-                                      "actions and resources",
+                                      "actions, resources, when and timezone",
                                       shortened(k)));
       }
     }
@@ -118,6 +148,267 @@ class PolicyCompiler {
     WARDEN_RETURN_IF_ERROR(compileSelector(*principals, rule.principals));
     WARDEN_RETURN_IF_ERROR(compileActions(*actions, rule));
     WARDEN_RETURN_IF_ERROR(compileResources(*resources, rule));
+    rule.resources_pos = resources->pos;
+    const date::time_zone* zone = out_->zone;
+    if (timezone != nullptr) WARDEN_RETURN_IF_ERROR(compileZone(*timezone, zone));
+    if (when != nullptr) WARDEN_RETURN_IF_ERROR(compileWhen(*when, zone, rule));
+    return core::Status::ok();
+  }
+
+  core::Status compileZone(const YamlNode& node, const date::time_zone*& zone) {
+    if (node.type != YamlNode::Type::kScalar) {
+      return error(node, fmt::format("'timezone' must be an IANA zone name such as Europe/Berlin, not a {}",
+                                     node.typeName()));
+    }
+    zone = locateZone(node.scalar);
+    if (zone == nullptr) {
+      return error(node, fmt::format("unknown time zone '{}': use an IANA name such as Europe/Berlin or UTC",
+                                     shortened(node.scalar)));
+    }
+    return core::Status::ok();
+  }
+
+  core::Status compileWhen(const YamlNode& node, const date::time_zone* zone, CompiledRule& rule) {
+    if (node.type != YamlNode::Type::kSequence) {
+      return error(node, fmt::format("'when' must be a list of conditions such as [\"principal.trust >= 70\"], "
+                                     "not a {}",
+                                     node.typeName()));
+    }
+    if (node.items.empty()) return error(node, "'when' is an empty list: list at least one condition or remove it");
+    if (node.items.size() > kMaxConditions) {
+      return error(node, fmt::format("{} conditions is over the limit of {} per rule", node.items.size(),
+                                     kMaxConditions));
+    }
+    SegmentResolver resolve = [this](std::string_view name) { return segmentIndex(name); };
+    for (const YamlNode& item : node.items) {
+      WARDEN_ASSIGN_OR_RETURN(Condition c, parseCondition(item, filename_, zone, resolve));
+      rule.conditions.push_back(std::move(c));
+    }
+    return core::Status::ok();
+  }
+
+  std::optional<uint32_t> segmentIndex(std::string_view name) const {
+    for (uint32_t i = 0; i < out_->segments.size(); ++i) {
+      if (out_->segments[i].name == name) return i;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<uint32_t> serviceIndex(std::string_view name) const {
+    for (uint32_t i = 0; i < out_->services.size(); ++i) {
+      if (out_->services[i].name == name) return i;
+    }
+    return std::nullopt;
+  }
+
+  core::Status checkNewName(const YamlNode& key, std::string_view what) {
+    if (!core::isValidName(key.scalar)) {
+      return error(key, fmt::format("invalid {} name '{}': use lowercase letters, digits and '-'", what,
+                                    shortened(key.scalar)));
+    }
+    if (key.scalar == "quarantine") return error(key, "'quarantine' is the built-in segment: pick another name");
+    if (segmentIndex(key.scalar) || serviceIndex(key.scalar)) {
+      return error(key, fmt::format("'{}' is already a segment or service name: segments and services share one "
+                                    "namespace",
+                                    key.scalar));
+    }
+    return core::Status::ok();
+  }
+
+  core::Status compileSegments(const YamlNode& node, CompiledPolicy& out) {
+    if (node.type != YamlNode::Type::kMap) {
+      return error(node, fmt::format("'segments' must be a mapping NAME: SELECTOR such as edge: {{role: sensor}}, "
+                                     "not a {}",
+                                     node.typeName()));
+    }
+    if (node.entries.size() + 1 > kMaxSegments) {
+      return error(node, fmt::format("{} segments is over the limit of {}", node.entries.size(), kMaxSegments - 1));
+    }
+    for (const auto& [key, value] : node.entries) {
+      WARDEN_RETURN_IF_ERROR(checkNewName(key, "segment"));
+      Segment seg;
+      seg.name = key.scalar;
+      seg.pos = key.pos;
+      // Selectors may name only segments defined above, which rules out cycles.
+      WARDEN_RETURN_IF_ERROR(compileSelector(value, seg.selector, /*in_segment=*/true));
+      out.segments.push_back(std::move(seg));
+    }
+    return core::Status::ok();
+  }
+
+  core::Status compileServices(const YamlNode& node, CompiledPolicy& out) {
+    if (node.type != YamlNode::Type::kMap) {
+      return error(node, fmt::format("'services' must be a mapping NAME: {{segment: S, mqtt: [PATTERNS]}}, not a {}",
+                                     node.typeName()));
+    }
+    if (node.entries.size() > kMaxServices) {
+      return error(node, fmt::format("{} services is over the limit of {}", node.entries.size(), kMaxServices));
+    }
+    struct Owned {
+      uint32_t service;
+      const YamlNode* node;
+    };
+    std::vector<Owned> patterns;
+    for (const auto& [key, value] : node.entries) {
+      WARDEN_RETURN_IF_ERROR(checkNewName(key, "service"));
+      if (value.type != YamlNode::Type::kMap) {
+        return error(value, fmt::format("service '{}' must be a mapping {{segment: S, mqtt: [PATTERNS]}}, not a {}",
+                                        key.scalar, value.typeName()));
+      }
+      Service svc;
+      svc.name = key.scalar;
+      svc.pos = key.pos;
+      const YamlNode* segment = nullptr;
+      const YamlNode* mqtt = nullptr;
+      for (const auto& [k, v] : value.entries) {
+        if (k.scalar == "segment") {
+          segment = &v;
+        } else if (k.scalar == "mqtt") {
+          mqtt = &v;
+        } else if (k.scalar == "description") {
+          if (v.type != YamlNode::Type::kScalar) return error(v, "'description' must be a string");
+        } else {
+          return error(k, fmt::format("unknown key '{}' in service '{}': use segment, mqtt and description",
+                                      shortened(k.scalar), key.scalar));
+        }
+      }
+      if (segment == nullptr) return error(value, fmt::format("service '{}' has no 'segment:'", key.scalar));
+      if (mqtt == nullptr) return error(value, fmt::format("service '{}' has no 'mqtt:' patterns", key.scalar));
+      if (segment->type != YamlNode::Type::kScalar) return error(*segment, "'segment' must be a segment name");
+      auto index = segmentIndex(segment->scalar);
+      if (!index) {
+        return error(*segment, fmt::format("unknown segment '{}': define it under 'segments:'",
+                                           shortened(segment->scalar)));
+      }
+      svc.segment = *index;
+      std::vector<const YamlNode*> values;
+      WARDEN_RETURN_IF_ERROR(scalarList(*mqtt, "mqtt", values));
+      for (const YamlNode* v : values) {
+        const std::string& p = v->scalar;
+        if (p.find("${") != std::string::npos) {
+          return error(*v, "service patterns are fixed topic filters: placeholders belong in rules");
+        }
+        if (p.rfind("$share", 0) == 0) return error(*v, "a service pattern names topics, not a $share subscription");
+        core::Status st = validateTopicFilter(p, 1024, 32);
+        if (!st.isOk()) {
+          return error(*v, fmt::format("'{}' is not a valid topic filter: {}", shortened(p), st.message()));
+        }
+        if (patterns.size() >= kMaxServicePatterns) {
+          return error(*v, fmt::format("more than {} service patterns in one policy", kMaxServicePatterns));
+        }
+        patterns.push_back(Owned{static_cast<uint32_t>(out.services.size()), v});
+        svc.mqtt.push_back(p);
+      }
+      out.services.push_back(std::move(svc));
+    }
+    // Services of different segments must not share a topic: otherwise a
+    // topic's segment (and so the flows it needs) would be ambiguous.
+    for (size_t i = 0; i < patterns.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        const Service& a = out.services[patterns[i].service];
+        const Service& b = out.services[patterns[j].service];
+        if (a.segment == b.segment) continue;
+        if (filtersOverlap(patterns[i].node->scalar, patterns[j].node->scalar)) {
+          return error(*patterns[i].node,
+                       fmt::format("'{}' of service '{}' (segment {}) overlaps '{}' of service '{}' (segment {}): "
+                                   "services of different segments must not share topics",
+                                   shortened(patterns[i].node->scalar), a.name, out.segments[a.segment].name,
+                                   shortened(patterns[j].node->scalar), b.name, out.segments[b.segment].name));
+        }
+      }
+    }
+    return core::Status::ok();
+  }
+
+  core::Status compileFlows(const YamlNode& node, CompiledPolicy& out) {
+    if (node.type != YamlNode::Type::kSequence) {
+      return error(node, fmt::format("'flows' must be a list of {{from: SEGMENT, to: SERVICE, actions: [...]}}, not "
+                                     "a {}",
+                                     node.typeName()));
+    }
+    if (node.items.size() > kMaxFlows) {
+      return error(node, fmt::format("{} flows is over the limit of {}", node.items.size(), kMaxFlows));
+    }
+    for (const YamlNode& item : node.items) {
+      if (item.type != YamlNode::Type::kMap) {
+        return error(item, fmt::format("a flow must be a mapping {{from: SEGMENT, to: SERVICE, actions: [...]}}, not "
+                                       "a {}",
+                                       item.typeName()));
+      }
+      Flow flow;
+      flow.pos = item.pos;
+      const YamlNode* from = nullptr;
+      const YamlNode* to = nullptr;
+      const YamlNode* actions = nullptr;
+      const YamlNode* id = nullptr;
+      for (const auto& [k, v] : item.entries) {
+        if (k.scalar == "from") {
+          from = &v;
+        } else if (k.scalar == "to") {
+          to = &v;
+        } else if (k.scalar == "actions") {
+          actions = &v;
+        } else if (k.scalar == "id") {
+          id = &v;
+        } else if (k.scalar == "description") {
+          if (v.type != YamlNode::Type::kScalar) return error(v, "'description' must be a string");
+        } else {
+          return error(k, fmt::format("unknown key '{}' in a flow: use id, from, to, actions and description",
+                                      shortened(k.scalar)));
+        }
+      }
+      if (from == nullptr || to == nullptr || actions == nullptr) {
+        return error(item, "a flow needs 'from' (a segment), 'to' (a service or segment) and 'actions'");
+      }
+      if (from->type != YamlNode::Type::kScalar) return error(*from, "'from' must be a segment name");
+      if (to->type != YamlNode::Type::kScalar) return error(*to, "'to' must be a service or segment name");
+      auto f = segmentIndex(from->scalar);
+      if (!f) {
+        return error(*from, fmt::format("unknown segment '{}' in 'from': {}", shortened(from->scalar),
+                                        serviceIndex(from->scalar) ? "a flow starts at a segment, not a service"
+                                                                    : "define it under 'segments:'"));
+      }
+      flow.from = *f;
+      if (auto s = serviceIndex(to->scalar)) {
+        flow.to_service = true;
+        flow.to = *s;
+      } else if (auto g = segmentIndex(to->scalar)) {
+        flow.to_service = false;
+        flow.to = *g;
+      } else {
+        return error(*to, fmt::format("unknown service or segment '{}' in 'to'", shortened(to->scalar)));
+      }
+      if (actions->type != YamlNode::Type::kSequence) {
+        return error(*actions, "'actions' must be a list such as [mqtt:publish]");
+      }
+      std::vector<const YamlNode*> values;
+      WARDEN_RETURN_IF_ERROR(scalarList(*actions, "actions", values));
+      constexpr ActionSet kFlowActions = actionBit(Action::kMqttPublish) | actionBit(Action::kMqttSubscribe) |
+                                         actionBit(Action::kMqttReceive);
+      for (const YamlNode* v : values) {
+        std::optional<ActionSet> set;
+        if (v->scalar == "mqtt:*" || v->scalar == "*") {
+          set = kFlowActions;
+        } else {
+          set = parseActionPattern(v->scalar);
+        }
+        if (!set || (*set & ~kFlowActions) != 0) {
+          return error(*v, fmt::format("'{}' is not a flow action: flows list mqtt:publish, mqtt:subscribe, "
+                                       "mqtt:receive or mqtt:*",
+                                       shortened(v->scalar)));
+        }
+        flow.actions |= *set;
+      }
+      if (id != nullptr) {
+        if (id->type != YamlNode::Type::kScalar || !core::isValidName(id->scalar)) {
+          return error(*id, "a flow id is a name: lowercase letters, digits and '-'");
+        }
+        flow.name = id->scalar;
+      } else {
+        flow.name = from->scalar + "->" + to->scalar;
+      }
+      out.flows.push_back(std::move(flow));
+    }
     return core::Status::ok();
   }
 
@@ -204,7 +495,7 @@ class PolicyCompiler {
     return core::Status::ok();
   }
 
-  core::Status compileSelector(const YamlNode& node, PrincipalSelector& sel) {
+  core::Status compileSelector(const YamlNode& node, PrincipalSelector& sel, bool in_segment = false) {
     if (node.type != YamlNode::Type::kMap) {
       return error(node, fmt::format("'principals' must be a mapping such as {{kind: device}} or {{role: sensor}}, "
                                      "not a {}",
@@ -242,12 +533,19 @@ class PolicyCompiler {
         std::vector<const YamlNode*> values;
         WARDEN_RETURN_IF_ERROR(scalarList(value, "segment", values));
         for (const YamlNode* v : values) {
-          if (v->scalar != "quarantine") {
-            return error(*v, fmt::format("unknown segment '{}': policy v0 has only the segment 'quarantine'",
+          auto index = segmentIndex(v->scalar);
+          if (!index && serviceIndex(v->scalar)) {
+            return error(*v, fmt::format("'{}' is a service, not a segment: select principals by segment",
                                          shortened(v->scalar)));
           }
+          if (!index) {
+            return error(*v, fmt::format("unknown segment '{}': {}", shortened(v->scalar),
+                                         in_segment ? "a segment's selector may name only segments defined above it"
+                                                    : "define it under 'segments:' (quarantine is built in)"));
+          }
+          if (*index == 0) sel.quarantine = true;
+          sel.segments.push_back(*index);
         }
-        sel.quarantine = true;
       } else if (k == "labels") {
         WARDEN_RETURN_IF_ERROR(compileLabels(value, sel));
       } else {
@@ -326,14 +624,32 @@ class PolicyCompiler {
   static void buildIndex(CompiledPolicy& out) {
     for (uint32_t r = 0; r < out.rules.size(); ++r) {
       const CompiledRule& rule = out.rules[r];
+      bool forbid = rule.effect == Effect::kForbid;
       for (size_t i = 0; i < kActionCount; ++i) {
-        if ((rule.actions & actionBit(static_cast<Action>(i))) == 0) continue;
-        (rule.effect == Effect::kForbid ? out.forbids : out.permits)[i].push_back(r);
+        Action a = static_cast<Action>(i);
+        if ((rule.actions & actionBit(a)) == 0) continue;
+        (forbid ? out.forbids : out.permits)[i].push_back(r);
+        if (actionFamily(a) != ActionFamily::kTopic) continue;
+        for (const ResourcePattern& p : rule.resources) {
+          (forbid ? out.forbid_index : out.permit_index)[i].insert(p.literalPrefix(), r);
+        }
+      }
+    }
+    out.flows_into.resize(out.services.size());
+    for (uint32_t s = 0; s < out.services.size(); ++s) {
+      for (const std::string& pattern : out.services[s].mqtt) {
+        auto parsed = ResourcePattern::parse(pattern);
+        out.service_index.insert(parsed.isOk() ? parsed->literalPrefix() : std::string_view(), s);
+      }
+      for (uint32_t f = 0; f < out.flows.size(); ++f) {
+        const Flow& flow = out.flows[f];
+        if (flow.to_service ? flow.to == s : flow.to == out.services[s].segment) out.flows_into[s].push_back(f);
       }
     }
   }
 
   std::string filename_;
+  CompiledPolicy* out_ = nullptr;
 };
 
 }  // namespace
@@ -344,6 +660,7 @@ core::Result<std::unique_ptr<CompiledPolicy>> compilePolicy(std::string_view yam
   PolicyCompiler compiler(filename);
   WARDEN_RETURN_IF_ERROR(compiler.compileDocument(root, *compiled));
   compiled->text.assign(yaml);
+  compiled->filename.assign(filename);
   return compiled;
 }
 

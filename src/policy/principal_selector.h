@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/spiffe_id.h"
+#include "policy/condition.h"
 #include "policy/policy.h"
 
 namespace warden::policy {
@@ -38,13 +39,14 @@ struct PrincipalSelector {
   std::optional<ValueSet> ids;
   std::optional<ValueSet> roles;
   std::vector<std::pair<std::string, ValueSet>> labels;
-  // quarantine: `segment: quarantine`, the only segment of policy v0. It
-  // matches quarantined principals only.
-  bool quarantine = false;
+  // segments: `segment: NAME` or a list (any of them). Index 0 is the
+  // built-in quarantine segment, which matches quarantined principals only.
+  std::vector<uint32_t> segments;
+  bool quarantine = false;  // segments contains 0
 
-  bool matches(const Principal& p) const {
+  // matchesAttributes checks every key but `segment`.
+  bool matchesAttributes(const Principal& p) const {
     if ((kinds & kindBit(p.kind)) == 0) return false;
-    if (quarantine && !p.quarantined) return false;
     if (ids && !ids->matches(p.id)) return false;
     if (roles && !roles->matches(p.role)) return false;
     for (const auto& [key, set] : labels) {
@@ -52,6 +54,30 @@ struct PrincipalSelector {
       if (it == p.labels.end() || !set.matches(it->second)) return false;
     }
     return true;
+  }
+
+  // matches checks every key; segment membership comes from |lookup|
+  // (selector view: a quarantined principal keeps the segments its
+  // attributes select, and is also in quarantine).
+  bool matches(const Principal& p, SegmentLookup& lookup) const {
+    if (!matchesAttributes(p)) return false;
+    if (segments.empty()) return true;
+    for (uint32_t s : segments) {
+      if (lookup.selectorSegment(s)) return true;
+    }
+    return false;
+  }
+
+  // failedKey names the first key that does not match (for explanations).
+  std::string_view failedKey(const Principal& p, SegmentLookup& lookup) const {
+    if ((kinds & kindBit(p.kind)) == 0) return "kind";
+    if (ids && !ids->matches(p.id)) return "id";
+    if (roles && !roles->matches(p.role)) return "role";
+    for (const auto& [key, set] : labels) {
+      auto it = p.labels.find(key);
+      if (it == p.labels.end() || !set.matches(it->second)) return "labels";
+    }
+    return matches(p, lookup) ? "" : "segment";
   }
 };
 

@@ -51,6 +51,7 @@ class TreeBuilder : public YAML::EventHandler {
     node.type = YamlNode::Type::kScalar;
     node.pos = toPosition(mark);
     node.scalar = value;
+    node.quoted = tag == "!";
     attach(std::move(node));
   }
 

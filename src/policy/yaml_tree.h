@@ -27,6 +27,7 @@ struct YamlNode {
   Type type = Type::kNull;
   YamlPosition pos;
   std::string scalar;  // kScalar only
+  bool quoted = false;  // kScalar only: written in quotes (column points at the quote)
   std::vector<YamlNode> items;  // kSequence only
   std::vector<YamlEntry> entries;  // kMap only, in file order
 

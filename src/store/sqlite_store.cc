@@ -506,6 +506,39 @@ class SqliteStoreImpl final : public Store {
     return std::optional<PolicyVersion>(std::move(p));
   }
 
+  Result<std::optional<PolicyVersion>> policyVersion(int64_t version) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT version, text, created_at, actor FROM policies WHERE version = ?"));
+    st.bind(1, version);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<PolicyVersion>();
+    PolicyVersion p;
+    p.version = st.int64(0);
+    p.text = st.text(1);
+    p.created_at = st.int64(2);
+    p.actor = st.text(3);
+    return std::optional<PolicyVersion>(std::move(p));
+  }
+
+  Result<std::vector<PolicyVersion>> listPolicyVersions(size_t limit) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT version, created_at, actor FROM policies ORDER BY version DESC LIMIT ?"));
+    st.bind(1, static_cast<int64_t>(limit));
+    std::vector<PolicyVersion> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      PolicyVersion p;
+      p.version = st.int64(0);
+      p.created_at = st.int64(1);
+      p.actor = st.text(2);
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
   Result<std::vector<EventRecord>> appendEvents(std::vector<EventRecord> batch) override {
     std::lock_guard lock(mu_);
     if (batch.empty()) return batch;

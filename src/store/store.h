@@ -162,6 +162,11 @@ class Store {
   virtual core::Result<int64_t> insertPolicyVersion(std::string_view text, std::string_view actor) = 0;
   // activePolicy returns the newest policy version, or nullopt if none.
   virtual core::Result<std::optional<PolicyVersion>> activePolicy() = 0;
+  // policyVersion returns version |version|, or nullopt if there is none.
+  virtual core::Result<std::optional<PolicyVersion>> policyVersion(int64_t version) = 0;
+  // listPolicyVersions returns up to |limit| versions, newest first, without
+  // their text.
+  virtual core::Result<std::vector<PolicyVersion>> listPolicyVersions(size_t limit) = 0;
 
   // --- events ----------------------------------------------------------
   // appendEvents inserts |batch| in one transaction, assigns increasing ids

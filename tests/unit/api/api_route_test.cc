@@ -16,6 +16,15 @@ TEST(MatchRoute, MapsEveryEndpoint) {
   EXPECT_EQ(matchRoute("GET", "/v1/devices").kind, RouteKind::kDeviceList);
   EXPECT_EQ(matchRoute("PUT", "/v1/policy").kind, RouteKind::kPolicyApply);
   EXPECT_EQ(matchRoute("GET", "/v1/policy").kind, RouteKind::kPolicyShow);
+  EXPECT_EQ(matchRoute("POST", "/v1/policy/explain").kind, RouteKind::kPolicyExplain);
+  EXPECT_EQ(matchRoute("GET", "/v1/policy/versions").kind, RouteKind::kPolicyHistory);
+  EXPECT_EQ(matchRoute("POST", "/v1/policy/rollback").kind, RouteKind::kPolicyRollback);
+  Route version = matchRoute("GET", "/v1/policy/versions/12");
+  EXPECT_EQ(version.kind, RouteKind::kPolicyVersion);
+  EXPECT_EQ(version.version, "12");
+  EXPECT_EQ(matchRoute("GET", "/v1/policy/explain").kind, RouteKind::kMethodNotAllowed);
+  EXPECT_EQ(matchRoute("GET", "/v1/policy/versions/1/x").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("PUT", "/v1/policy?force=true").query, "force=true");
   EXPECT_EQ(matchRoute("GET", "/v1/events?since=3").kind, RouteKind::kEventsRead);
 }
 
@@ -63,6 +72,10 @@ TEST(AdminAction, EveryAdminRouteHasItsAction) {
   EXPECT_EQ(adminAction(RouteKind::kDeviceRelease), "admin:device.release");
   EXPECT_EQ(adminAction(RouteKind::kPolicyApply), "admin:policy.apply");
   EXPECT_EQ(adminAction(RouteKind::kPolicyShow), "admin:policy.show");
+  EXPECT_EQ(adminAction(RouteKind::kPolicyExplain), "admin:policy.explain");
+  EXPECT_EQ(adminAction(RouteKind::kPolicyHistory), "admin:policy.history");
+  EXPECT_EQ(adminAction(RouteKind::kPolicyVersion), "admin:policy.history");
+  EXPECT_EQ(adminAction(RouteKind::kPolicyRollback), "admin:policy.apply");
   EXPECT_EQ(adminAction(RouteKind::kEventsRead), "admin:events.read");
   EXPECT_FALSE(isAdminRoute(RouteKind::kEstSimpleEnroll));
   EXPECT_FALSE(isAdminRoute(RouteKind::kHealth));

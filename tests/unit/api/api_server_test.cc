@@ -497,6 +497,125 @@ TEST_F(ApiServerTest, PolicyDenialIs403WithRuleAndReason) {
   EXPECT_EQ(j["reason"], "no_permit");
 }
 
+TEST_F(ApiServerTest, PolicyExplainResolvesNamesAndSpiffeIds) {
+  addDevice("ivi-1", "headunit");
+  std::string vehicle = std::string(policy::defaultPolicyYaml()) + R"yaml(
+  - id: careless
+    effect: permit
+    principals: {kind: device}
+    actions: [mqtt:publish]
+    resources: ["#"]
+segments:
+  head: {role: headunit}
+  chassis: {role: brake}
+services:
+  brakes: {segment: chassis, mqtt: ["vehicle/+/brake/#"]}
+)yaml";
+  ASSERT_EQ(admin("PUT", "/v1/policy", vehicle, {{"Content-Type", "text/yaml"}}).status, 200);
+  json body = {{"principal", "ivi-1"}, {"action", "mqtt:publish"}, {"resource", "vehicle/v1/brake/cmd"},
+               {"context", {{"source_ip", "10.0.0.7"}}}};
+  auto res = admin("POST", "/v1/policy/explain", body.dump(), {{"Content-Type", "application/json"}});
+  ASSERT_EQ(res.status, 200) << res.body;
+  auto j = json::parse(res.body);
+  EXPECT_EQ(j["decision"], "deny");
+  EXPECT_EQ(j["reason"], "no_flow");
+  EXPECT_EQ(j["rule"], "default-deny");
+  EXPECT_EQ(j["missing_flows"], (json::array({{{"from", "head"}, {"to", "brakes"}, {"action", "mqtt:publish"}}})));
+  EXPECT_EQ(j["principal"]["segments"], json::array({"head"}));
+  ASSERT_EQ(j["rules"].size(), 1u);
+  EXPECT_EQ(j["rules"][0]["id"], "careless");
+  EXPECT_EQ(j["rules"][0]["matched"], true);
+
+  body["principal"] = "spiffe://warden.local/device/ivi-1";
+  body["resource"] = "media/now";
+  auto permit = admin("POST", "/v1/policy/explain", body.dump(), {{"Content-Type", "application/json"}});
+  ASSERT_EQ(permit.status, 200) << permit.body;
+  EXPECT_EQ(json::parse(permit.body)["decision"], "permit");
+
+  body["principal"] = "admin";
+  body["action"] = "admin:policy.apply";
+  body["resource"] = "*";
+  auto user = admin("POST", "/v1/policy/explain", body.dump(), {{"Content-Type", "application/json"}});
+  ASSERT_EQ(user.status, 200) << user.body;
+  EXPECT_EQ(json::parse(user.body)["rule"], "operators");
+
+  body["principal"] = "nobody";
+  EXPECT_EQ(admin("POST", "/v1/policy/explain", body.dump(), {{"Content-Type", "application/json"}}).status, 404);
+  body["principal"] = "ivi-1";
+  body["context"] = {{"time", "yesterday"}};
+  EXPECT_EQ(admin("POST", "/v1/policy/explain", body.dump(), {{"Content-Type", "application/json"}}).status, 400);
+}
+
+TEST_F(ApiServerTest, PolicyHistoryVersionsAndRollback) {
+  std::string v1 = json::parse(admin("GET", "/v1/policy").body)["text"];
+  std::string v2 = v1 + "  - {id: extra, effect: permit, principals: {kind: device}, actions: [mqtt:publish], resources: [\"a\"]}\n";
+  ASSERT_EQ(admin("PUT", "/v1/policy", v2, {{"Content-Type", "text/yaml"}}).status, 200);
+  auto history = json::parse(admin("GET", "/v1/policy/versions").body);
+  EXPECT_EQ(history["active"], 2);
+  ASSERT_EQ(history["versions"].size(), 2u);
+  EXPECT_EQ(history["versions"][0]["version"], 2);
+  EXPECT_EQ(history["versions"][1]["version"], 1);
+  EXPECT_EQ(json::parse(admin("GET", "/v1/policy/versions/1").body)["text"], v1);
+  EXPECT_EQ(admin("GET", "/v1/policy/versions/9").status, 404);
+  EXPECT_EQ(admin("GET", "/v1/policy/versions/x").status, 400);
+
+  auto rolled = admin("POST", "/v1/policy/rollback", json{{"version", 1}}.dump(), {{"Content-Type", "application/json"}});
+  ASSERT_EQ(rolled.status, 200) << rolled.body;
+  EXPECT_EQ(json::parse(rolled.body), (json{{"version", 3}, {"from", 1}}));
+  EXPECT_EQ(json::parse(admin("GET", "/v1/policy").body)["text"], v1);
+
+  std::string lockout =
+      "rules:\n  - id: x\n    effect: permit\n    principals: {kind: user, id: admin}\n    actions: [\"admin:device.list\"]\n"
+      "    resources: [\"*\"]\n";
+  ASSERT_EQ(admin("PUT", "/v1/policy?force=true", lockout, {{"Content-Type", "text/yaml"}}).status, 200);  // v4
+  // Locked out now: the operator may not even roll back.
+  EXPECT_EQ(admin("POST", "/v1/policy/rollback", json{{"version", 1}}.dump(), {{"Content-Type", "application/json"}}).status,
+            403);
+}
+
+TEST_F(ApiServerTest, PolicyDryRunStoresNothingAndListsChanges) {
+  addDevice("cam-1", "camera");
+  std::string text = std::string(policy::defaultPolicyYaml()) +
+                     "  - {id: cams, effect: permit, principals: {role: camera}, actions: [mqtt:subscribe], "
+                     "resources: [\"video/#\"]}\n";
+  ASSERT_EQ(admin("PUT", "/v1/policy", std::string(policy::defaultPolicyYaml()), {{"Content-Type", "text/yaml"}}).status,
+            200);  // v2: the snapshot now holds cam-1
+  auto res = admin("PUT", "/v1/policy?dry_run=true", text, {{"Content-Type", "text/yaml"}});
+  ASSERT_EQ(res.status, 200) << res.body;
+  auto j = json::parse(res.body);
+  EXPECT_EQ(j["dry_run"], true);
+  EXPECT_EQ(j["would_lock_out"], false);
+  EXPECT_EQ(j["changed_principals"], json::array({"cam-1"}));
+  ASSERT_FALSE(j["changes"].empty());
+  EXPECT_EQ(j["changes"][0]["resource"], "video/#");
+  EXPECT_EQ(j["changes"][0]["after"]["decision"], "permit");
+  EXPECT_EQ(json::parse(admin("GET", "/v1/policy").body)["version"], 2);  // nothing stored
+  auto invalid = admin("PUT", "/v1/policy?dry_run=true", "rules: [", {{"Content-Type", "text/yaml"}});
+  EXPECT_EQ(invalid.status, 400);
+  std::string lockout =
+      "rules:\n  - id: x\n    effect: permit\n    principals: {kind: user, id: admin}\n    actions: [\"admin:device.list\"]\n"
+      "    resources: [\"*\"]\n";
+  auto locked = admin("PUT", "/v1/policy?dry_run=true", lockout, {{"Content-Type", "text/yaml"}});
+  ASSERT_EQ(locked.status, 200);
+  EXPECT_EQ(json::parse(locked.body)["would_lock_out"], true);
+}
+
+TEST_F(ApiServerTest, RollbackRefusesLockoutUnlessForced) {
+  std::string lockout =
+      "rules:\n  - id: x\n    effect: permit\n    principals: {kind: user, id: admin}\n"
+      "    actions: [\"admin:device.list\", \"admin:policy.apply\"]\n    resources: [\"*\"]\n";
+  std::string narrow =
+      "rules:\n  - id: x\n    effect: permit\n    principals: {kind: user, id: admin}\n    actions: [\"admin:device.list\"]\n"
+      "    resources: [\"*\"]\n";
+  ASSERT_EQ(admin("PUT", "/v1/policy", lockout, {{"Content-Type", "text/yaml"}}).status, 200);  // v2 keeps apply
+  ASSERT_EQ(admin("PUT", "/v1/policy", narrow, {{"Content-Type", "text/yaml"}}).status, 409);
+  ASSERT_EQ(admin("PUT", "/v1/policy", std::string(policy::defaultPolicyYaml()), {{"Content-Type", "text/yaml"}}).status,
+            200);  // v3
+  // v2 keeps admin:policy.apply: rollback allowed.
+  EXPECT_EQ(admin("POST", "/v1/policy/rollback", json{{"version", 2}}.dump(), {{"Content-Type", "application/json"}}).status,
+            200);
+}
+
 TEST_F(ApiServerTest, EventsLongPollWakesOnANewEvent) {
   events_->flush();
   auto first = json::parse(admin("GET", "/v1/events").body);
