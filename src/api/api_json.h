@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "monitor/decision_json.h"
 #include "policy/policy.h"
 #include "policy/policy_lint.h"
 #include "store/store.h"
@@ -25,10 +26,8 @@ nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::option
 // policyToJson returns {version, text, created_at (RFC 3339), actor}.
 nlohmann::json policyToJson(const store::PolicyVersion& policy);
 
-// decisionToJson returns the short form of a decision: {decision
-// ("permit"|"deny"), reason, rule, flow (null if none), missing_flows:
-// [{from, to, action}], valid_until (RFC 3339 or "none")}.
-nlohmann::json decisionToJson(const policy::Decision& decision);
+// decisionToJson: the short form of a decision (monitor/decision_json.h).
+using monitor::decisionToJson;
 
 // explanationToJson returns `warden policy explain -o json`: the short form
 // plus rules: [{id, effect, matched, why_not}] in file order.

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "crypto/crypto.h"
+#include "monitor/decision_json.h"
 #include "monitor/event.h"
 #include "policy/topic.h"
 
@@ -22,6 +23,8 @@ constexpr uint16_t kUpstreamKeepAlive = 60;
 constexpr auto kUpstreamPingAfter = std::chrono::seconds(30);
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 constexpr auto kRestoreWait = std::chrono::seconds(2);
+// Decisions a session remembers (per snapshot); the cache is emptied when full.
+constexpr size_t kDecisionCacheSize = 64;
 constexpr size_t kKeepBuffer = 16 * 1024;  // larger write buffers are released once written
 
 using mqtt::ProtocolVersion;
@@ -65,7 +68,13 @@ MqttSession::MqttSession(Gateway::Impl& gw, tcp::socket device, std::string remo
       dev_read_gate_(gw.io()),
       up_read_gate_(gw.io()),
       timer_(gw.io()),
-      force_close_(gw.io()) {}
+      force_close_(gw.io()) {
+  // The request context of every decision of this session.
+  boost::system::error_code ec;
+  auto peer = dev_.socket().remote_endpoint(ec);
+  if (!ec) context_.source_ip = policy::IpAddress::parse(peer.address().to_string());
+  context_.protocol = "mqtt";
+}
 
 MqttSession::~MqttSession() = default;
 
@@ -78,7 +87,8 @@ void MqttSession::start() {
 // Events and decisions
 
 void MqttSession::recordEvent(std::string_view type, std::string_view reason, std::string_view action,
-                              std::string_view resource, std::string_view decision, std::string_view rule) {
+                              std::string_view resource, std::string_view decision, std::string_view rule,
+                              const policy::Decision* decided) {
   monitor::Event e;
   e.type = type;
   e.principal = peer_.spiffe_id;
@@ -89,6 +99,13 @@ void MqttSession::recordEvent(std::string_view type, std::string_view reason, st
   e.rule = rule;
   e.reason = reason;
   e.detail = nlohmann::json{{"remote", remote_}};
+  if (decided != nullptr) {
+    // The decision's short form: flow, missing flows, validity.
+    nlohmann::json short_form = monitor::decisionToJson(*decided);
+    e.detail["flow"] = std::move(short_form["flow"]);
+    e.detail["missing_flows"] = std::move(short_form["missing_flows"]);
+    e.detail["valid_until"] = std::move(short_form["valid_until"]);
+  }
   gw_.record(std::move(e));
 }
 
@@ -107,7 +124,7 @@ void MqttSession::recordDeny(std::string_view action, std::string_view resource,
   }
   if (v.emit_deny) {
     recordEvent(monitor::event_type::kDeny, reason_override.empty() ? std::string_view(d.reason) : reason_override,
-                action, resource, "deny", d.rule);
+                action, resource, "deny", d.rule, &d);
   }
 }
 
@@ -143,15 +160,38 @@ bool MqttSession::refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>
 }
 
 policy::Decision MqttSession::authorize(std::string_view action, std::string_view resource) {
-  // The snapshot this session holds is current while the generation is.
+  // The snapshot this session holds is current while the generation is;
+  // the decision cache lives as long as the snapshot.
   const uint64_t generation = gw_.snapshots().generation();
   if (generation != held_generation_ || !held_snap_) {
     auto snap = gw_.snapshots().get();
     refreshPrincipal(snap);
     held_generation_ = generation;
+    decision_cache_.clear();
   }
   if (!identity_valid_) return policy::Decision{false, "default-deny", identity_why_};
-  return held_snap_->policy->authorize(principal_, action, resource);
+  const core::SystemTime now = gw_.clock().now();
+  cache_key_.assign(action);
+  cache_key_.push_back('\0');
+  cache_key_.append(resource);
+  if (auto it = decision_cache_.find(cache_key_); it != decision_cache_.end()) {
+    if (!it->second.valid_until || *it->second.valid_until > now) return it->second;
+    decision_cache_.erase(it);  // its deadline passed
+  }
+  principal_.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - peer_.not_before);
+  context_.time = now;
+  policy::Decision d = held_snap_->policy->authorize(principal_, action, resource, context_);
+  if (d.valid_until) noteDeadline(*d.valid_until);
+  if (decision_cache_.size() >= kDecisionCacheSize) decision_cache_.clear();
+  decision_cache_.emplace(cache_key_, d);
+  return d;
+}
+
+void MqttSession::noteDeadline(core::SystemTime t) {
+  if (next_deadline_ && *next_deadline_ <= t) return;
+  next_deadline_ = t;
+  // The keep-alive loop sleeps up to 5 s: wake it to sleep until |t| instead.
+  if (state_ == State::kConnected) timer_.cancel();
 }
 
 // ---------------------------------------------------------------------------
@@ -305,8 +345,21 @@ asio::awaitable<void> MqttSession::timers() {
       sendUpstream(mqtt::Pingreq{});
       last_upstream_tx_ = now;
     }
+    // A decision in effect reached its deadline (a time window's boundary,
+    // an age threshold): re-evaluate as after a policy change.
+    if (next_deadline_ && gw_.clock().now() >= *next_deadline_) {
+      next_deadline_.reset();
+      decision_cache_.clear();
+      reevaluate(nullptr);
+      if (state_ >= State::kClosing) co_return;
+    }
+    auto until_deadline = std::chrono::milliseconds(5000);
+    if (next_deadline_) {
+      until_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(*next_deadline_ - gw_.clock().now()) +
+                       std::chrono::milliseconds(1);
+    }
     auto tick = std::min<std::chrono::milliseconds>(
-        {std::chrono::milliseconds(5000), until_expiry,
+        {std::chrono::milliseconds(5000), until_expiry, until_deadline,
          std::chrono::duration_cast<std::chrono::milliseconds>(keepalive_limit - (now - last_device_rx_)) +
              std::chrono::milliseconds(10)});
     timer_.expires_after(tick);

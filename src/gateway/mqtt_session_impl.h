@@ -102,7 +102,11 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void recordDeny(std::string_view action, std::string_view resource, const policy::Decision& d,
                   std::string_view reason_override = {});
   void recordEvent(std::string_view type, std::string_view reason, std::string_view action = {},
-                   std::string_view resource = {}, std::string_view decision = {}, std::string_view rule = {});
+                   std::string_view resource = {}, std::string_view decision = {}, std::string_view rule = {},
+                   const policy::Decision* decided = nullptr);
+  // noteDeadline records when a decision in effect may change; the
+  // keep-alive loop re-evaluates the session then.
+  void noteDeadline(core::SystemTime t);
 
   void sendDevice(const mqtt::Packet& packet);
   void sendUpstream(const mqtt::Packet& packet);
@@ -148,6 +152,10 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   const DecisionSnapshot* principal_snap_ = nullptr;   // identity only, never dereferenced
   std::shared_ptr<const DecisionSnapshot> held_snap_;  // keeps principal_snap_'s address unique
   uint64_t held_generation_ = 0;                       // SnapshotHolder::generation() of held_snap_
+  policy::Context context_;                            // source address, protocol; time set per decision
+  std::unordered_map<std::string, policy::Decision> decision_cache_;  // "action\0resource", this snapshot
+  std::string cache_key_;                              // reused lookup key
+  std::optional<core::SystemTime> next_deadline_;      // earliest valid_until of the decisions taken
   bool identity_valid_ = false;
   std::string identity_why_;
 

@@ -52,6 +52,7 @@ PeerIdentity checkDevicePeer(X509* cert, long verify_result, const identity::Fle
   p.device = id->name;
   p.spiffe_id = uris[0];
   p.serial_hex = crypto::serialHex(cert);
+  p.not_before = crypto::notBefore(cert);
   p.not_after = crypto::notAfter(cert);
   const identity::DeviceEntry* dev = fleet ? fleet->findDevice(id->name) : nullptr;
   if (dev == nullptr) {

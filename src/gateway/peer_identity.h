@@ -16,6 +16,7 @@ struct PeerIdentity {
   std::string device;         // device name (also the SPIFFE ID's name)
   std::string spiffe_id;      // the certificate's URI SAN
   std::string serial_hex;
+  core::SystemTime not_before{};
   core::SystemTime not_after{};
   std::string reason;         // tls_reject reason when !ok
   std::string detail;         // one line for the log and the event detail

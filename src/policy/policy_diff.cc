@@ -37,11 +37,21 @@ std::string zoneName(const date::time_zone* z) { return z == nullptr ? "UTC" : z
 std::string ruleSignature(const CompiledPolicy& c, const CompiledRule& r) {
   std::string s = fmt::format("{}|{}|{}|{}|", static_cast<int>(r.effect), r.actions, selector(c, r.principals),
                               r.description);
-  for (const ResourcePattern& p : r.resources) s += p.text() + "\n";
+  // Appended piece by piece: g++ 12 -O3 reports a false -Wrestrict on
+  // string concatenations here.
+  for (const ResourcePattern& p : r.resources) {
+    s += p.text();
+    s += '\n';
+  }
   for (const Condition& cond : r.conditions) {
-    s += cond.text + "@" + zoneName(cond.zone);
-    for (const TimeWindow& w : cond.windows) s += "," + zoneName(w.zone);
-    s += "\n";
+    s += cond.text;
+    s += '@';
+    s += zoneName(cond.zone);
+    for (const TimeWindow& w : cond.windows) {
+      s += ',';
+      s += zoneName(w.zone);
+    }
+    s += '\n';
   }
   return s;
 }

@@ -30,7 +30,7 @@ void addPatterns(const CompiledPolicy& c, const Principal& p, Action a, std::set
   for (const CompiledRule& rule : c.rules) {
     if ((rule.actions & actionBit(a)) == 0) continue;
     for (const ResourcePattern& pattern : rule.resources) {
-      if (pattern.expand(p, family, /*fail_closed=*/true, expanded) == Expansion::kMatchAny) expanded = "*";
+      if (pattern.expand(p, family, /*fail_closed=*/true, expanded) == Expansion::kMatchAny) expanded.assign(1, '*');
       out.insert(expanded);
     }
   }

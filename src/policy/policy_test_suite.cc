@@ -1,6 +1,5 @@
 #include "policy/policy_test_suite.h"
 
-#include <sstream>
 
 #include <date/date.h>
 #include <fmt/format.h>
@@ -216,17 +215,62 @@ class TestFileReader {
 }  // namespace
 
 std::optional<std::chrono::system_clock::time_point> parseTimestamp(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), read by hand (strict,
+  // and without date::parse, which g++ 12 -O3 warns about).
   if (text.size() < 20 || text.size() > 40) return std::nullopt;
-  std::string s(text);
-  date::sys_time<std::chrono::milliseconds> tp;
-  if (s.back() == 'Z' || s.back() == 'z') {
-    s.back() = '+';
-    s += "00:00";
+  size_t pos = 0;
+  auto number = [&](size_t digits, int& out) {
+    if (pos + digits > text.size()) return false;
+    out = 0;
+    for (size_t i = 0; i < digits; ++i) {
+      char c = text[pos + i];
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + (c - '0');
+    }
+    pos += digits;
+    return true;
+  };
+  auto expect = [&](std::string_view chars) {
+    if (pos >= text.size() || chars.find(text[pos]) == std::string_view::npos) return false;
+    ++pos;
+    return true;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!number(4, y) || !expect("-") || !number(2, mo) || !expect("-") || !number(2, d) || !expect("Tt") ||
+      !number(2, h) || !expect(":") || !number(2, mi) || !expect(":") || !number(2, sec)) {
+    return std::nullopt;
   }
-  std::istringstream in(s);
-  in >> date::parse("%FT%T%Ez", tp);
-  if (in.fail()) return std::nullopt;
-  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
+  std::chrono::nanoseconds fraction{0};
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    int64_t scale = 100'000'000;
+    size_t start = pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      fraction += std::chrono::nanoseconds((text[pos] - '0') * scale);
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  std::chrono::minutes offset{0};
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else {
+    if (pos >= text.size() || (text[pos] != '+' && text[pos] != '-')) return std::nullopt;
+    const bool negative = text[pos] == '-';
+    ++pos;
+    int oh = 0, om = 0;
+    if (!number(2, oh) || !expect(":") || !number(2, om) || oh > 23 || om > 59) return std::nullopt;
+    offset = std::chrono::hours(oh) + std::chrono::minutes(om);
+    if (negative) offset = -offset;
+  }
+  if (pos != text.size()) return std::nullopt;
+  const date::year_month_day ymd{date::year(y), date::month(static_cast<unsigned>(mo)),
+                                 date::day(static_cast<unsigned>(d))};
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  auto t = date::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) + std::chrono::seconds(sec) +
+           fraction - offset;
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(t);
 }
 
 std::string formatTimestamp(std::chrono::system_clock::time_point t) {

@@ -1,0 +1,94 @@
+"""The gateway decides with the request's context: the device's source
+address, the protocol and the time; a decision that holds only until a time
+window closes is re-evaluated on the live session when it does. Denials in
+the event log carry the decision's short form."""
+
+import datetime
+import time
+import unittest
+
+from policies import OPERATORS
+from warden_fixture import FleetTestCase
+
+DISCONNECT = 0xE0
+
+
+class PolicyContextTest(FleetTestCase):
+
+    def test_source_address_and_protocol_conditions(self):
+        f = self.fleet
+        policy = "rules:" + OPERATORS + """
+  - id: ctx-connect
+    effect: permit
+    principals: {role: ctxsensor}
+    actions: [mqtt:connect]
+    resources: ["${principal.id}"]
+    when:
+      - context.protocol == mqtt
+  - id: from-loopback
+    effect: permit
+    principals: {role: ctxsensor}
+    actions: [mqtt:publish, mqtt:subscribe, mqtt:receive]
+    resources: ["ctx/loop/#"]
+    when:
+      - context.source_ip in 127.0.0.0/8
+  - id: from-plant-network
+    effect: permit
+    principals: {role: ctxsensor}
+    actions: [mqtt:publish, mqtt:subscribe, mqtt:receive]
+    resources: ["ctx/plant/#"]
+    when:
+      - context.source_ip in 10.0.0.0/8
+"""
+        r = f.apply_policy(policy)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dev = f.device("ctx-sensor", "ctxsensor")
+        c = self.closing(f.paho(dev))
+        self.assertEqual(c.subscribe("ctx/loop/a")[0], 1)
+        self.assertEqual(c.subscribe("ctx/plant/a")[0], 0x87)
+        e = f.wait_event(lambda e: e["type"] == "deny" and e.get("resource") == "ctx/plant/a")
+        self.assertEqual(e["reason"], "no_permit")
+        self.assertIn("missing_flows", e["detail"])
+        self.assertEqual(e["detail"]["valid_until"], "none")
+
+    def test_time_window_closes_on_a_live_session(self):
+        f = self.fleet
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if now.second >= 50:  # leave the session time to connect inside the window
+            time.sleep(61 - now.second)
+            now = datetime.datetime.now(datetime.timezone.utc)
+        start = now.replace(second=0, microsecond=0)
+        end = start + datetime.timedelta(minutes=1)
+        window = f"{start:%H:%M}-{end:%H:%M} UTC"
+        policy = "rules:" + OPERATORS + f"""
+  - id: shift-connect
+    effect: permit
+    principals: {{role: shiftsensor}}
+    actions: [mqtt:connect]
+    resources: ["${{principal.id}}"]
+    when:
+      - context.time in {window}
+"""
+        r = f.apply_policy(policy)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dev = f.device("shift-sensor", "shiftsensor")
+        c = self.closing(f.paho(dev))
+        self.assertEqual(c.rc_value(c.connack[0]), 0, "connect refused inside the window")
+        # The window ends at |end|: the session must be cut then, not later.
+        deadline = (end - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        e = f.wait_event(lambda e: e["type"] == "disconnect"
+                         and e.get("principal", "").endswith("/device/shift-sensor"),
+                         timeout=deadline + 15)
+        cut_at = datetime.datetime.now(datetime.timezone.utc)
+        self.assertGreaterEqual(cut_at, end - datetime.timedelta(seconds=1))
+        self.assertLess((cut_at - end).total_seconds(), 10, "cut long after the window closed")
+        self.assertEqual(e["reason"], "policy_changed")
+        self.assertTrue(c.disconnected.wait(5))
+        self.assertEqual(c.rc_value(c.disconnect_rc), 0x87)
+        deny = f.wait_event(lambda e: e["type"] == "deny" and e.get("action") == "mqtt:connect"
+                            and e.get("principal", "").endswith("/device/shift-sensor"))
+        self.assertEqual(deny["reason"], "no_permit")
+
+
+if __name__ == "__main__":
+    unittest.main()
