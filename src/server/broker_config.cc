@@ -88,6 +88,9 @@ acl_file {out}/acl
 persistence true
 persistence_location {out}/
 persistent_client_expiration 1d
+# Its only client is the gateway, which forwards each packet at once: no
+# Nagle delay on the way back.
+set_tcp_nodelay true
 log_dest stderr
 log_type error
 log_type warning
