@@ -492,18 +492,23 @@ class SqliteStoreImpl final : public Store {
     return version;
   }
 
+  // policyVersionFromRow reads a "version, text, created_at, actor" row.
+  static PolicyVersion policyVersionFromRow(Statement& st) {
+    PolicyVersion p;
+    p.version = st.int64(0);
+    p.text = st.text(1);
+    p.created_at = st.int64(2);
+    p.actor = st.text(3);
+    return p;
+  }
+
   Result<std::optional<PolicyVersion>> activePolicy() override {
     std::lock_guard lock(mu_);
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
         db(), "SELECT version, text, created_at, actor FROM policies ORDER BY version DESC LIMIT 1"));
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<PolicyVersion>();
-    PolicyVersion p;
-    p.version = st.int64(0);
-    p.text = st.text(1);
-    p.created_at = st.int64(2);
-    p.actor = st.text(3);
-    return std::optional<PolicyVersion>(std::move(p));
+    return std::optional<PolicyVersion>(policyVersionFromRow(st));
   }
 
   Result<std::optional<PolicyVersion>> policyVersion(int64_t version) override {
@@ -513,12 +518,7 @@ class SqliteStoreImpl final : public Store {
     st.bind(1, version);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<PolicyVersion>();
-    PolicyVersion p;
-    p.version = st.int64(0);
-    p.text = st.text(1);
-    p.created_at = st.int64(2);
-    p.actor = st.text(3);
-    return std::optional<PolicyVersion>(std::move(p));
+    return std::optional<PolicyVersion>(policyVersionFromRow(st));
   }
 
   Result<std::vector<PolicyVersion>> listPolicyVersions(size_t limit) override {

@@ -10,37 +10,20 @@
 #include <gtest/gtest.h>
 
 #include "policy/policy.h"
+#include "unit/testing/policy_helpers.h"
 
 namespace warden::policy {
 namespace {
+
+using testing::device;
+using testing::mustParse;
+using testing::parseError;
 
 using core::PrincipalKind;
 using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
 using TimePoint = std::chrono::system_clock::time_point;
-
-std::shared_ptr<const Policy> mustParse(std::string_view yaml) {
-  auto result = Policy::parse(yaml, "test.yaml");
-  EXPECT_TRUE(result.isOk()) << result.status().message();
-  return result.isOk() ? *result : nullptr;
-}
-
-std::string parseError(std::string_view yaml) {
-  auto result = Policy::parse(yaml, "test.yaml");
-  if (result.isOk()) return "";
-  EXPECT_EQ(result.status().code(), core::ErrorCode::kInvalidArgument);
-  return result.status().message();
-}
-
-Principal device(std::string id, std::string role = "", core::Labels labels = {}) {
-  Principal p;
-  p.id = std::move(id);
-  p.kind = PrincipalKind::kDevice;
-  p.role = std::move(role);
-  p.labels = std::move(labels);
-  return p;
-}
 
 // utc parses "YYYY-MM-DDTHH:MM:SSZ".
 TimePoint utc(const std::string& text) {

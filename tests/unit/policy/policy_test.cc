@@ -1,6 +1,7 @@
 #include "policy/policy.h"
 
 #include "policy/topic.h"
+#include "unit/testing/policy_helpers.h"
 
 #include <filesystem>
 #include <fstream>
@@ -13,25 +14,11 @@
 namespace warden::policy {
 namespace {
 
+using testing::device;
+using testing::mustParse;
+using testing::parseError;
+
 using core::PrincipalKind;
-
-std::shared_ptr<const Policy> mustParse(std::string_view yaml) {
-  auto result = Policy::parse(yaml, "test.yaml");
-  EXPECT_TRUE(result.isOk()) << result.status().message();
-  return result.isOk() ? *result : nullptr;
-}
-
-// parseError returns the error message of parsing |yaml|, or "" if it parsed.
-std::string parseError(std::string_view yaml) {
-  auto result = Policy::parse(yaml, "test.yaml");
-  if (result.isOk()) return "";
-  EXPECT_EQ(result.status().code(), core::ErrorCode::kInvalidArgument);
-  return result.status().message();
-}
-
-Principal device(std::string id, std::string role = "", core::Labels labels = {}) {
-  return Principal{std::move(id), PrincipalKind::kDevice, std::move(role), std::move(labels), false};
-}
 
 Principal quarantined(Principal p) {
   p.quarantined = true;
