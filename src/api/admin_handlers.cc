@@ -410,6 +410,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIden
   struct DryRun {
     core::Status status = core::Status::ok();
     nlohmann::json answer;
+    std::shared_ptr<const policy::Policy> parsed;
   };
   auto work = [snapshot, text = req.body(), filename, user = op.name]() -> DryRun {
     DryRun out;
@@ -443,6 +444,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIden
       p.kind = core::PrincipalKind::kUser;
       principals.push_back(std::move(p));
     }
+    out.parsed = *parsed;
     policy::Context ctx;
     ctx.time = std::chrono::system_clock::now();
     policy::PolicyImpact impact = policy::comparePolicies(*snapshot->policy, **parsed, principals, ctx);
@@ -466,17 +468,27 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIden
                   {"requests_checked", impact.requests_checked},
                   {"changed_principals", impact.changed_principals},
                   {"changes", std::move(changes)},
-                  {"changes_truncated", impact.truncated},
-                  // The live-session side (sessions that would be cut or lose
-                  // subscriptions) is computed by the gateway's session
-                  // registry; until it reports, this is null.
-                  {"sessions", nullptr}};
+                  {"changes_truncated", impact.truncated}};
     return out;
   };
   DryRun result = co_await onWorker(work);
   if (!result.status.isOk()) {
     co_return errorResponse(http::status::bad_request, "invalid_argument", result.status.message());
   }
+  // The live-session side, from the gateway's sessions (back on the io thread).
+  std::vector<gateway::SessionImpact> impacts = deps_.gateway.dryRun(*result.parsed);
+  nlohmann::json cut = nlohmann::json::array();
+  nlohmann::json lose = nlohmann::json::array();
+  nlohmann::json restore = nlohmann::json::array();
+  for (const gateway::SessionImpact& i : impacts) {
+    if (i.would_cut) cut.push_back({{"device", i.device}, {"reason", i.reason}, {"rule", i.rule}});
+    if (!i.filters_lost.empty()) lose.push_back({{"device", i.device}, {"filters", i.filters_lost}});
+    if (!i.filters_restored.empty()) restore.push_back({{"device", i.device}, {"filters", i.filters_restored}});
+  }
+  result.answer["sessions"] = {{"live", impacts.size()},
+                               {"would_cut", std::move(cut)},
+                               {"would_lose_subscriptions", std::move(lose)},
+                               {"would_restore_subscriptions", std::move(restore)}};
   co_return jsonResponse(http::status::ok, result.answer);
 }
 

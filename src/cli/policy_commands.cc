@@ -97,7 +97,26 @@ int policyApply(const PolicyFlags& f, const GlobalFlags& global) {
       }
     }
     if (a.value("changes_truncated", false)) out += "  ... more changes not listed\n";
-    out += "live sessions: computed by the gateway at apply time (not part of the dry run yet)\n";
+    if (a.contains("sessions") && a["sessions"].is_object()) {
+      const nlohmann::json& live = a["sessions"];
+      out += fmt::format("{} live sessions: {} would be cut, {} would lose subscriptions, {} would get some back\n",
+                         live.value("live", 0), live["would_cut"].size(), live["would_lose_subscriptions"].size(),
+                         live["would_restore_subscriptions"].size());
+      for (const auto& c : live["would_cut"]) {
+        out += fmt::format("  cut      {:20} ({}, {})\n", c.value("device", ""), c.value("reason", ""),
+                           c.value("rule", ""));
+      }
+      for (const auto& l : live["would_lose_subscriptions"]) {
+        for (const auto& filter : l["filters"]) {
+          out += fmt::format("  suspend  {:20} {}\n", l.value("device", ""), filter.get<std::string>());
+        }
+      }
+      for (const auto& r : live["would_restore_subscriptions"]) {
+        for (const auto& filter : r["filters"]) {
+          out += fmt::format("  restore  {:20} {}\n", r.value("device", ""), filter.get<std::string>());
+        }
+      }
+    }
     printOut(out);
   } else {
     std::string version = answer->is_object() && answer->contains("version") ? answer->at("version").dump() : "?";
@@ -425,7 +444,7 @@ void addPolicyCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
   apply->add_option("FILE", flags->file, "policy YAML file (at most 1 MiB)")->required();
   apply->add_flag("--force", flags->force, "apply even if you would lose admin:policy.apply under the new policy");
   apply->add_flag("--dry-run", flags->dry_run,
-                  "validate and show the impact (principals whose decisions change) without storing anything");
+                  "validate and show the impact (live sessions cut or restricted, principals whose decisions change) without storing anything");
   addClientOptions(apply, flags->client);
   apply->footer(std::string(R"(
 Examples:
@@ -445,7 +464,9 @@ with connect under the principal's own id, every resource pattern of either
 policy expanded for it, every service pattern, and admin actions for users).
 JSON: {dry_run, valid, would_lock_out, principals_total, principals_checked,
 requests_checked, changed_principals, changes: [{principal, action,
-resource, before, after}], changes_truncated, sessions}. It exits 0
+resource, before, after}], changes_truncated, sessions: {live, would_cut:
+[{device, reason, rule}], would_lose_subscriptions: [{device, filters}],
+would_restore_subscriptions: [{device, filters}]}}. It exits 0
 whenever it answers.)") + kClientFooter);
   table.add(apply, [flags, &global] { return policyApply(*flags, global); });
 

@@ -179,6 +179,14 @@ void Gateway::closeDevice(const std::string& name, uint8_t reason_code, std::str
                           std::function<void()> done) {
   impl_->closeDevice(name, reason_code, std::move(reason), std::move(done));
 }
+std::vector<SessionImpact> Gateway::dryRun(const policy::Policy& candidate) const {
+  std::vector<SessionImpact> out;
+  for (auto& s : impl_->registry().all()) {
+    if (auto impact = s->dryRun(candidate)) out.push_back(std::move(*impact));
+  }
+  return out;
+}
+
 std::vector<std::string> Gateway::connectedDevices() const { return impl_->registry().deviceNames(); }
 void Gateway::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
 

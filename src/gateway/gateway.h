@@ -57,6 +57,16 @@ struct GatewayConfig {
 // current DecisionSnapshot and forwards what is permitted to the upstream
 // broker over its own TLS connection. All methods run on the io thread of the
 // io_context given to the constructor.
+// SessionImpact is what a candidate policy would do to one live session.
+struct SessionImpact {
+  std::string device;
+  bool would_cut = false;                  // mqtt:connect no longer permitted
+  std::string reason;                      // of the connect denial, when would_cut
+  std::string rule;
+  std::vector<std::string> filters_lost;      // active filters that would be suspended
+  std::vector<std::string> filters_restored;  // suspended filters that would come back
+};
+
 class Gateway {
  public:
   // |io_context| is a boost::asio::io_context* (kept opaque so that this
@@ -82,6 +92,9 @@ class Gateway {
   // DISCONNECT |reason_code| (DISCONNECT 0x00 upstream, no will) and records
   // |reason| in the disconnect event; |done| runs once the session is closed.
   void closeDevice(const std::string& name, uint8_t reason_code, std::string reason, std::function<void()> done);
+  // dryRun says what |candidate| would do to the live sessions if it were
+  // applied now, changing nothing (io thread only).
+  std::vector<SessionImpact> dryRun(const policy::Policy& candidate) const;
   // connectedDevices returns the names of devices with a live session (io thread only).
   std::vector<std::string> connectedDevices() const;
   // shutdown stops accepting, sends DISCONNECT 0x8B to every device and

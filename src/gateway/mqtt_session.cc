@@ -187,6 +187,30 @@ policy::Decision MqttSession::authorize(std::string_view action, std::string_vie
   return d;
 }
 
+std::optional<SessionImpact> MqttSession::dryRun(const policy::Policy& candidate) {
+  if (state_ != State::kConnected || !identity_valid_) return std::nullopt;
+  const core::SystemTime now = gw_.clock().now();
+  policy::Principal principal = principal_;
+  principal.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - peer_.not_before);
+  policy::Context context = context_;
+  context.time = now;
+  SessionImpact impact;
+  impact.device = device_;
+  policy::Decision connect = candidate.authorize(principal, "mqtt:connect", device_, context);
+  if (!connect.permit) {
+    impact.would_cut = true;
+    impact.reason = connect.reason;
+    impact.rule = connect.rule;
+    return impact;
+  }
+  for (const SessionFilter& f : filters_) {
+    bool permitted = candidate.authorize(principal, "mqtt:subscribe", f.sub.filter, context).permit;
+    if (!f.suspended && !permitted) impact.filters_lost.push_back(f.sub.filter);
+    if (f.suspended && permitted) impact.filters_restored.push_back(f.sub.filter);
+  }
+  return impact;
+}
+
 void MqttSession::noteDeadline(core::SystemTime t) {
   if (next_deadline_ && *next_deadline_ <= t) return;
   next_deadline_ = t;

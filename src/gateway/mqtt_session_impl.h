@@ -43,6 +43,9 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // DISCONNECT 0x00 upstream (no will; with Session Expiry 0 if |purge|).
   // |done| runs once both connections are closed.
   void cut(uint8_t reason_code, std::string reason, bool purge, std::function<void()> done);
+  // dryRun says what |candidate| would do to this session if applied now;
+  // nullopt unless the session is connected (changes nothing).
+  std::optional<SessionImpact> dryRun(const policy::Policy& candidate);
   // abort closes both sockets at once (gateway destruction).
   void abort();
   const std::string& device() const { return device_; }

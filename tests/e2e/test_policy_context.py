@@ -4,6 +4,7 @@ window closes is re-evaluated on the live session when it does. Denials in
 the event log carry the decision's short form."""
 
 import datetime
+import os
 import time
 import unittest
 
@@ -50,6 +51,52 @@ class PolicyContextTest(FleetTestCase):
         self.assertEqual(e["reason"], "no_permit")
         self.assertIn("missing_flows", e["detail"])
         self.assertEqual(e["detail"]["valid_until"], "none")
+
+    def test_dry_run_reports_live_sessions_and_changes_nothing(self):
+        f = self.fleet
+        base = "rules:" + OPERATORS + """
+  - id: dry-connect
+    effect: permit
+    principals: {role: [dryreader, drycutme]}
+    actions: [mqtt:connect]
+    resources: ["${principal.id}"]
+  - id: dry-read
+    effect: permit
+    principals: {role: dryreader}
+    actions: [mqtt:subscribe, mqtt:receive]
+    resources: ["dry/a/#", "dry/b/#"]
+  - id: dry-write
+    effect: permit
+    principals: {role: drycutme}
+    actions: [mqtt:publish]
+    resources: ["dry/#"]
+"""
+        self.assertEqual(f.apply_policy(base).returncode, 0)
+        reader = f.device("dry-reader", "dryreader")
+        writer = f.device("dry-writer", "drycutme")
+        r = self.closing(f.paho(reader))
+        self.assertEqual(r.subscribe("dry/a/#")[0], 1)
+        self.assertEqual(r.subscribe("dry/b/#")[0], 1)
+        w = self.closing(f.paho(writer))
+        # Candidate: the writer may no longer connect, the reader loses dry/b.
+        candidate = base.replace('{role: [dryreader, drycutme]}', '{role: dryreader}') \
+                        .replace('["dry/a/#", "dry/b/#"]', '["dry/a/#"]')
+        path = os.path.join(f.tmp, "dry-candidate.yaml")
+        with open(path, "w") as fh:
+            fh.write(candidate)
+        j = f.cli_json("policy", "apply", "--dry-run", path)
+        live = j["sessions"]
+        self.assertGreaterEqual(live["live"], 2)
+        self.assertIn({"device": "dry-writer", "reason": "no_permit", "rule": "default-deny"}, live["would_cut"])
+        self.assertIn({"device": "dry-reader", "filters": ["dry/b/#"]}, live["would_lose_subscriptions"])
+        text = f.cli("policy", "apply", "--dry-run", path)
+        self.assertEqual(text.returncode, 0)
+        self.assertIn("dry-writer", text.stdout)
+        self.assertIn("suspend", text.stdout)
+        # Nothing changed: both sessions are live and the reader still gets dry/b.
+        w.publish("dry/b/x", b"still", qos=1)
+        self.assertTrue(r.wait_messages(1, topic="dry/b/x"))
+        self.assertFalse(w.disconnected.is_set())
 
     def test_time_window_closes_on_a_live_session(self):
         f = self.fleet
