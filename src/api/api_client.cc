@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <csignal>
 #include <charconv>
 #include <cstring>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <optional>
 #include <fmt/format.h>
 #include <openssl/err.h>
@@ -562,6 +564,12 @@ Result<HttpResponse> ApiClient::send(const HttpRequest& request) {
       request.target.find_first_of(" \r\n") != std::string::npos) {
     return core::invalidArgument("invalid request target");
   }
+
+  // OpenSSL writes the socket with write(): a server that answers early and
+  // closes (413, 429) must be an error here, not a SIGPIPE that kills the CLI
+  // or the agent with no message.
+  static std::once_flag sigpipe_once;
+  std::call_once(sigpipe_once, [] { std::signal(SIGPIPE, SIG_IGN); });
 
   Connection conn;
   WARDEN_ASSIGN_OR_RETURN(conn.fd, connectTcp(options_.server, options_.connect_timeout));
