@@ -268,7 +268,7 @@ struct ManySessions {
 };
 
 void openMany(asio::io_context& io, ssl::context& ctx, const TargetOptions& target,
-              const std::vector<std::string>& names, int concurrency, ManySessions& m) {
+              const std::vector<std::string>& names, int concurrency, ManySessions& m, int filters = 0) {
   m.conns.resize(names.size());
   m.closed_ns.assign(names.size(), 0);
   size_t next = 0;
@@ -281,6 +281,10 @@ void openMany(asio::io_context& io, ssl::context& ctx, const TargetOptions& targ
             m.conns[i] = std::make_unique<DeviceConnection>(io.get_executor(), ctx);
             try {
               co_await m.conns[i]->open(target, names[i]);
+              for (int f = 0; f < filters; ++f) {
+                const std::string filter = fmt::format("bench/{}/f{}", names[i], f);
+                co_await m.conns[i]->subscribe(filter);
+              }
               ++m.ok;
               asio::co_spawn(
                   io,
@@ -313,7 +317,7 @@ int idle(const IdleOptions& o) {
   asio::io_context io;
   ManySessions m;
   const int64_t t0 = nowNs();
-  openMany(io, *ctx, o.target, names, o.concurrency, m);
+  openMany(io, *ctx, o.target, names, o.concurrency, m, o.filters);
   const double secs = static_cast<double>(nowNs() - t0) / 1e9;
   fmt::print("READY ok={} failed={} open_s={:.1f}{}\n", m.ok, m.failed, secs,
              m.first_error.empty() ? "" : " first_error=\"" + m.first_error + "\"");

@@ -51,6 +51,7 @@ int runMaxRate(const MaxRateOptions& options);
 struct IdleOptions {
   TargetOptions target;
   int count = 0, concurrency = 32;
+  int filters = 0;  // each session subscribes to bench/<name>/f0..f<filters-1>
   double hold_max_s = 600;
 };
 // runIdle opens |count| MQTT sessions, prints "READY ..." and holds them

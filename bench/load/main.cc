@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
   addTarget(i, target, idle.target);
   i->add_option("--count", idle.count, "sessions")->required()->check(CLI::Range(1, 1000000));
   i->add_option("--concurrency", idle.concurrency, "handshakes in flight")->check(CLI::Range(1, 4096));
+  i->add_option("--filters", idle.filters, "subscribe each session to bench/<name>/f0..fN-1 (QoS 0)")
+      ->check(CLI::Range(0, 100));
   i->add_option("--hold-max", idle.hold_max_s, "give up holding after this many seconds");
 
   warden::bench::RevokeOptions rev;

@@ -123,12 +123,24 @@ asio::awaitable<void> Gateway::Impl::acceptLoop() {
 }
 
 void Gateway::Impl::reevaluate(std::function<void()> done) {
-  auto countdown = std::make_shared<Countdown>(io_, std::move(done));
+  const auto start = std::chrono::steady_clock::now();
+  auto sessions = registry_.all();
+  auto finished = [start, n = sessions.size(), done = std::move(done)]() {
+    // Every affected session is closed (DISCONNECT sent) or restricted.
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    spdlog::info("re-evaluation of {} live sessions complete in {:.1f} ms", n, ms);
+    if (done) done();
+  };
+  auto countdown = std::make_shared<Countdown>(io_, std::move(finished));
   auto snap = snapshots_.get();
   if (snap) purgeNewlyRevoked(*snap);
-  for (auto& s : registry_.all()) {
+  for (auto& s : sessions) {
     s->reevaluate([countdown] {});
   }
+  // Cuts have queued their DISCONNECT and suspended filters deliver nothing
+  // from here on.
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("re-evaluated {} live sessions in {:.1f} ms", sessions.size(), ms);
 }
 
 void Gateway::Impl::purgeNewlyRevoked(const DecisionSnapshot& snap) {

@@ -2,6 +2,7 @@
 // policy v0 language (docs/policy.md). Each check reports the position of
 // the offending node and what to write instead.
 
+#include <algorithm>
 #include <optional>
 #include <unordered_map>
 
@@ -492,6 +493,10 @@ class PolicyCompiler {
       }
       out.values.push_back(v->scalar);
     }
+    // Sorted once here so that matching is a binary search (selectors may
+    // list thousands of device ids).
+    std::sort(out.values.begin(), out.values.end());
+    out.values.erase(std::unique(out.values.begin(), out.values.end()), out.values.end());
     return core::Status::ok();
   }
 

@@ -2,6 +2,7 @@
 
 // principal_selector.h (private to src/policy): a rule's `principals:`.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,7 +16,8 @@
 
 namespace warden::policy {
 
-// ValueSet is one selector value: "*" (any non-empty value) or any of a list.
+// ValueSet is one selector value: "*" (any non-empty value) or any of a
+// list, kept sorted and unique by the parser.
 struct ValueSet {
   bool any = false;
   std::vector<std::string> values;
@@ -23,10 +25,9 @@ struct ValueSet {
   bool matches(std::string_view v) const {
     if (v.empty()) return false;
     if (any) return true;
-    for (const std::string& s : values) {
-      if (s == v) return true;
-    }
-    return false;
+    auto it = std::lower_bound(values.begin(), values.end(), v,
+                               [](const std::string& a, std::string_view b) { return std::string_view(a) < b; });
+    return it != values.end() && *it == v;
   }
 };
 
