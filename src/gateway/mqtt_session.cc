@@ -178,8 +178,7 @@ policy::Decision MqttSession::authorize(std::string_view action, std::string_vie
     if (!it->second.valid_until || *it->second.valid_until > now) return it->second;
     decision_cache_.erase(it);  // its deadline passed
   }
-  principal_.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - peer_.not_before);
-  context_.time = now;
+  stampNow(principal_, context_, now);
   policy::Decision d = held_snap_->policy->authorize(principal_, action, resource, context_);
   if (d.valid_until) noteDeadline(*d.valid_until);
   if (decision_cache_.size() >= kDecisionCacheSize) decision_cache_.clear();
@@ -187,13 +186,17 @@ policy::Decision MqttSession::authorize(std::string_view action, std::string_vie
   return d;
 }
 
+void MqttSession::stampNow(policy::Principal& principal, policy::Context& context, core::SystemTime now) const {
+  principal.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - peer_.not_before);
+  context.time = now;
+}
+
 std::optional<SessionImpact> MqttSession::dryRun(const policy::Policy& candidate) {
   if (state_ != State::kConnected || !identity_valid_) return std::nullopt;
   const core::SystemTime now = gw_.clock().now();
   policy::Principal principal = principal_;
-  principal.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - peer_.not_before);
   policy::Context context = context_;
-  context.time = now;
+  stampNow(principal, context, now);
   SessionImpact impact;
   impact.device = device_;
   policy::Decision connect = candidate.authorize(principal, "mqtt:connect", device_, context);
@@ -1055,21 +1058,28 @@ void MqttSession::completeGatewayOp(uint16_t upstream_id, const std::vector<uint
   if (continuation) continuation(codes);
 }
 
-void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
-  auto id_it = up_ids_.find(s.packet_id);
-  if (id_it == up_ids_.end()) return;
+std::optional<MqttSession::PendingSubscribe> MqttSession::takeAcknowledged(
+    std::unordered_map<uint16_t, PendingSubscribe>& pending, uint16_t upstream_id,
+    const std::vector<uint8_t>& codes) {
+  auto id_it = up_ids_.find(upstream_id);
+  if (id_it == up_ids_.end()) return std::nullopt;
   if (id_it->second.gateway) {
-    completeGatewayOp(s.packet_id, s.reason_codes);
-    return;
+    completeGatewayOp(upstream_id, codes);
+    return std::nullopt;
   }
-  auto it = pending_subs_.find(s.packet_id);
-  if (it == pending_subs_.end()) {
-    releaseUpstreamId(s.packet_id);
-    return;
+  std::optional<PendingSubscribe> out;
+  if (auto it = pending.find(upstream_id); it != pending.end()) {
+    out = std::move(it->second);
+    pending.erase(it);
   }
-  PendingSubscribe pending = std::move(it->second);
-  pending_subs_.erase(it);
-  releaseUpstreamId(s.packet_id);
+  releaseUpstreamId(upstream_id);
+  return out;
+}
+
+void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
+  std::optional<PendingSubscribe> acked = takeAcknowledged(pending_subs_, s.packet_id, s.reason_codes);
+  if (!acked) return;
+  PendingSubscribe& pending = *acked;
   for (size_t k = 0; k < pending.forwarded.size(); ++k) {
     size_t i = pending.forwarded[k];
     uint8_t code = k < s.reason_codes.size() ? s.reason_codes[k] : rc::kUnspecifiedError;
@@ -1096,20 +1106,9 @@ void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
 }
 
 void MqttSession::handleUpstreamUnsuback(mqtt::Unsuback& u) {
-  auto id_it = up_ids_.find(u.packet_id);
-  if (id_it == up_ids_.end()) return;
-  if (id_it->second.gateway) {
-    completeGatewayOp(u.packet_id, u.reason_codes);
-    return;
-  }
-  auto it = pending_unsubs_.find(u.packet_id);
-  if (it == pending_unsubs_.end()) {
-    releaseUpstreamId(u.packet_id);
-    return;
-  }
-  PendingSubscribe pending = std::move(it->second);
-  pending_unsubs_.erase(it);
-  releaseUpstreamId(u.packet_id);
+  std::optional<PendingSubscribe> acked = takeAcknowledged(pending_unsubs_, u.packet_id, u.reason_codes);
+  if (!acked) return;
+  PendingSubscribe& pending = *acked;
   for (size_t k = 0; k < pending.forwarded.size(); ++k) {
     pending.codes[pending.forwarded[k]] = k < u.reason_codes.size() ? u.reason_codes[k] : rc::kSuccess;
   }

@@ -94,6 +94,12 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void handleDeviceDisconnect(mqtt::Disconnect& d);
   void handleUpstreamFrame(const mqtt::FrameView& frame);
   void handleBrokerPublish(mqtt::Publish& p);
+  // takeAcknowledged resolves the upstream packet id of a SUBACK/UNSUBACK:
+  // a gateway-originated operation is completed here (nullopt); otherwise it
+  // returns the device's pending request from |pending| (nullopt if none).
+  // The id is released either way.
+  std::optional<PendingSubscribe> takeAcknowledged(std::unordered_map<uint16_t, PendingSubscribe>& pending,
+                                                   uint16_t upstream_id, const std::vector<uint8_t>& codes);
   void handleUpstreamSuback(mqtt::Suback& s);
   void handleUpstreamUnsuback(mqtt::Unsuback& u);
 
@@ -110,6 +116,9 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // noteDeadline records when a decision in effect may change; the
   // keep-alive loop re-evaluates the session then.
   void noteDeadline(core::SystemTime t);
+  // stampNow sets the inputs of a decision taken at |now|: the certificate's
+  // age and the context's time.
+  void stampNow(policy::Principal& principal, policy::Context& context, core::SystemTime now) const;
 
   void sendDevice(const mqtt::Packet& packet);
   void sendUpstream(const mqtt::Packet& packet);

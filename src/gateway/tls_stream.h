@@ -54,7 +54,6 @@ class TlsStream {
   // close ends the TCP connection at once (no close_notify: the MQTT layer
   // has said what it had to) and cancels pending operations.
   void close();
-  bool isOpen() const { return socket_.is_open(); }
 
   struct BioState;  // for the BIO in tls_stream.cc
 
