@@ -13,6 +13,7 @@
 // the clock's own cost, about 20 ns, is included).
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,7 +21,9 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include "gateway/decision_cache.h"
 #include "policy/policy.h"
+#include "synthetic_policy.h"
 
 namespace {
 
@@ -137,93 +140,11 @@ void BM_AuthorizeConnect(benchmark::State& state) {
 }
 BENCHMARK(BM_AuthorizeConnect);
 
-// --- the synthetic 1,000-rule policy -------------------------------------
+// --- the synthetic 1,000-rule policy (bench/synthetic_policy.h) -----------
 
-constexpr int kSegments = 100;
-constexpr int kRulesPerSegment = 10;  // 9 permits + 1 forbid
-constexpr int kPrincipals = 10000;
-
-std::string syntheticPolicyYaml() {
-  std::string y = "segments:\n";
-  for (int i = 0; i < kSegments; ++i) y += fmt::format("  seg-{0}: {{role: role-{0}}}\n", i);
-  y += "services:\n";
-  for (int i = 0; i < kSegments; ++i) y += fmt::format("  svc-{0}: {{segment: seg-{0}, mqtt: [\"s{0}/#\"]}}\n", i);
-  y += "flows:\n";
-  for (int i = 0; i < kSegments; ++i) {
-    y += fmt::format("  - {{from: seg-{}, to: svc-{}, actions: [mqtt:publish]}}\n", i, (i + 1) % kSegments);
-  }
-  y += "rules:\n";
-  for (int i = 0; i < kSegments; ++i) {
-    for (int j = 0; j + 1 < kRulesPerSegment; ++j) {
-      y += fmt::format(
-          "  - id: seg-{0}-r{1}\n    effect: permit\n    principals: {{segment: seg-{0}}}\n"
-          "    actions: [mqtt:publish, mqtt:subscribe]\n    resources: [\"s{0}/${{principal.id}}/r{1}/#\"]\n",
-          i, j);
-    }
-    y += fmt::format(
-        "  - id: seg-{0}-forbid\n    effect: forbid\n    principals: {{segment: seg-{0}}}\n"
-        "    actions: [mqtt:publish]\n    resources: [\"s{0}/+/forbidden/#\"]\n",
-        i);
-  }
-  return y;
-}
-
-const Policy& syntheticPolicy() {
-  static std::shared_ptr<const Policy> policy = [] {
-    auto p = Policy::parse(syntheticPolicyYaml(), "synthetic.yaml");
-    if (!p.isOk()) {
-      fmt::print(stderr, "{}\n", p.status().message());
-      std::abort();
-    }
-    return *p;
-  }();
-  return *policy;
-}
-
-struct SyntheticRequest {
-  const Principal* principal;
-  std::string resource;
-  bool permit;
-};
-
-const std::vector<Principal>& syntheticPrincipals() {
-  static const std::vector<Principal> principals = [] {
-    std::vector<Principal> out;
-    for (int k = 0; k < kPrincipals; ++k) {
-      out.push_back(Principal{fmt::format("dev-{}", k), PrincipalKind::kDevice, fmt::format("role-{}", k % kSegments),
-                              {{"site", "plant1"}}, false});
-    }
-    return out;
-  }();
-  return principals;
-}
-
-// syntheticRequests: 4,096 requests, alternately permitted and denied.
-std::vector<SyntheticRequest> syntheticRequests(bool subscribe) {
-  const auto& principals = syntheticPrincipals();
-  std::mt19937 rng(42);
-  std::vector<SyntheticRequest> out;
-  for (int n = 0; n < 4096; ++n) {
-    const Principal& p = principals[rng() % principals.size()];
-    int seg = std::stoi(p.role.substr(5));
-    int j = static_cast<int>(rng() % (kRulesPerSegment - 1));
-    bool permit = n % 2 == 0;
-    std::string r;
-    if (subscribe) {
-      r = permit ? fmt::format("s{}/{}/r{}/+", seg, p.id, j) : fmt::format("s{}/+/r{}/#", seg, j);
-    } else if (permit) {
-      r = fmt::format("s{}/{}/r{}/temp", seg, p.id, j);
-    } else {
-      switch (rng() % 3) {
-        case 0: r = fmt::format("s{}/dev-x{}/r{}/temp", seg, n, j); break;     // no permit
-        case 1: r = fmt::format("s{}/{}/forbidden/x", seg, p.id); break;      // forbidden
-        default: r = fmt::format("s{}/{}/r{}/temp", (seg + 2) % kSegments, p.id, j); break;  // no flow
-      }
-    }
-    out.push_back(SyntheticRequest{&p, std::move(r), permit});
-  }
-  return out;
-}
+using warden::bench::SyntheticRequest;
+using warden::bench::syntheticPolicy;
+using warden::bench::syntheticRequests;
 
 void runSynthetic(benchmark::State& state, std::string_view action, const std::vector<SyntheticRequest>& requests) {
   const Policy& policy = syntheticPolicy();
@@ -254,16 +175,99 @@ void runSynthetic(benchmark::State& state, std::string_view action, const std::v
 }
 
 void BM_SyntheticPublish1000Rules(benchmark::State& state) {
-  static const std::vector<SyntheticRequest> requests = syntheticRequests(false);
+  static const std::vector<SyntheticRequest> requests = syntheticRequests(false, 4096);
   runSynthetic(state, "mqtt:publish", requests);
 }
 BENCHMARK(BM_SyntheticPublish1000Rules);
 
 void BM_SyntheticSubscribe1000Rules(benchmark::State& state) {
-  static const std::vector<SyntheticRequest> requests = syntheticRequests(true);
+  static const std::vector<SyntheticRequest> requests = syntheticRequests(true, 4096);
   runSynthetic(state, "mqtt:subscribe", requests);
 }
 BENCHMARK(BM_SyntheticSubscribe1000Rules);
+
+// --- sessions with and without the decision cache ----------------------------
+//
+// The gateway decides through a per-session DecisionCache (64 entries, dropped
+// when the snapshot changes). A device talks on a handful of topics, so its
+// session mostly hits. 64 sessions (synthetic principals), 8 topics each (4
+// permitted, 4 denied for the three deny reasons), 4,096 requests in a random
+// order; the same sequence with the cache on and off.
+
+struct SessionRequest {
+  uint32_t session;
+  std::string topic;
+  bool permit;
+};
+
+std::vector<SessionRequest> sessionRequests() {
+  constexpr int kSessions = 64;
+  const auto& principals = warden::bench::syntheticPrincipals();
+  std::vector<std::vector<SyntheticRequest>> topics(kSessions);
+  for (int s = 0; s < kSessions; ++s) {
+    const Principal& p = principals[static_cast<size_t>(s) * 151 % principals.size()];
+    const int seg = std::stoi(p.role.substr(5));
+    for (int j = 0; j < 4; ++j) topics[s].push_back({&p, fmt::format("s{}/{}/r{}/temp", seg, p.id, j), true});
+    topics[s].push_back({&p, fmt::format("s{}/dev-x/r0/temp", seg), false});                              // no permit
+    topics[s].push_back({&p, fmt::format("s{}/{}/forbidden/x", seg, p.id), false});                        // forbidden
+    topics[s].push_back({&p, fmt::format("s{}/{}/r0/temp", (seg + 2) % 100, p.id), false});                 // no flow
+    topics[s].push_back({&p, fmt::format("s{}/{}/r1/temp", (seg + 3) % 100, p.id), false});                 // no flow
+  }
+  std::mt19937 rng(7);
+  std::vector<SessionRequest> out;
+  for (int n = 0; n < 4096; ++n) {
+    uint32_t s = rng() % kSessions;
+    const SyntheticRequest& r = topics[s][rng() % topics[s].size()];
+    out.push_back(SessionRequest{s, r.resource, r.permit});
+  }
+  return out;
+}
+
+void runSessions(benchmark::State& state, bool cached) {
+  static const std::vector<SessionRequest> requests = sessionRequests();
+  const Policy& policy = syntheticPolicy();
+  const auto& principals = warden::bench::syntheticPrincipals();
+  std::vector<warden::gateway::DecisionCache> caches(64);
+  warden::policy::Context ctx;
+  ctx.time = std::chrono::system_clock::time_point(std::chrono::seconds(1772442000));
+  std::vector<uint32_t> samples;
+  samples.reserve(1 << 20);
+  size_t i = 0;
+  for (auto _ : state) {
+    const SessionRequest& r = requests[i++ & 4095];
+    const Principal& who = principals[static_cast<size_t>(r.session) * 151 % principals.size()];
+    auto start = std::chrono::steady_clock::now();
+    bool permit;
+    if (cached) {
+      warden::gateway::DecisionCache& cache = caches[r.session];
+      const warden::policy::Decision* d = cache.find("mqtt:publish", r.topic, *ctx.time);
+      if (d == nullptr) d = &cache.insert(policy.authorize(who, "mqtt:publish", r.topic, ctx));
+      permit = d->permit;
+    } else {
+      permit = policy.authorize(who, "mqtt:publish", r.topic, ctx).permit;
+    }
+    auto end = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(permit);
+    if (permit != r.permit) {
+      state.SkipWithError("unexpected decision");
+      break;
+    }
+    if (samples.size() < samples.capacity()) {
+      samples.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count()));
+    }
+  }
+  if (samples.empty()) return;
+  std::sort(samples.begin(), samples.end());
+  state.counters["p50_ns"] = samples[samples.size() / 2];
+  state.counters["p99_ns"] = samples[samples.size() * 99 / 100];
+  state.counters["requests"] = static_cast<double>(samples.size());
+}
+
+void BM_SessionsPublish1000RulesCacheOff(benchmark::State& state) { runSessions(state, false); }
+BENCHMARK(BM_SessionsPublish1000RulesCacheOff);
+
+void BM_SessionsPublish1000RulesCacheOn(benchmark::State& state) { runSessions(state, true); }
+BENCHMARK(BM_SessionsPublish1000RulesCacheOn);
 
 }  // namespace
 

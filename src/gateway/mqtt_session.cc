@@ -159,7 +159,7 @@ bool MqttSession::refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>
   return identity_valid_;
 }
 
-policy::Decision MqttSession::authorize(std::string_view action, std::string_view resource) {
+const policy::Decision& MqttSession::authorize(std::string_view action, std::string_view resource) {
   // The snapshot this session holds is current while the generation is;
   // the decision cache lives as long as the snapshot.
   const uint64_t generation = gw_.snapshots().generation();
@@ -169,20 +169,15 @@ policy::Decision MqttSession::authorize(std::string_view action, std::string_vie
     held_generation_ = generation;
     decision_cache_.clear();
   }
-  if (!identity_valid_) return policy::Decision{false, "default-deny", identity_why_};
-  const core::SystemTime now = gw_.clock().now();
-  cache_key_.assign(action);
-  cache_key_.push_back('\0');
-  cache_key_.append(resource);
-  if (auto it = decision_cache_.find(cache_key_); it != decision_cache_.end()) {
-    if (!it->second.valid_until || *it->second.valid_until > now) return it->second;
-    decision_cache_.erase(it);  // its deadline passed
+  if (!identity_valid_) {
+    identity_denial_ = policy::Decision{false, "default-deny", identity_why_};
+    return identity_denial_;
   }
+  const core::SystemTime now = gw_.clock().now();
+  if (const policy::Decision* hit = decision_cache_.find(action, resource, now)) return *hit;
   stampNow(principal_, context_, now);
-  policy::Decision d = held_snap_->policy->authorize(principal_, action, resource, context_);
+  const policy::Decision& d = decision_cache_.insert(held_snap_->policy->authorize(principal_, action, resource, context_));
   if (d.valid_until) noteDeadline(*d.valid_until);
-  if (decision_cache_.size() >= kDecisionCacheSize) decision_cache_.clear();
-  decision_cache_.emplace(cache_key_, d);
   return d;
 }
 
@@ -453,7 +448,7 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
     refuseConnect(rc::kV311IdentifierRejected, rc::kClientIdentifierNotValid, er::kClientIdMismatch);
     co_return;
   }
-  policy::Decision d = authorize("mqtt:connect", device_);
+  const policy::Decision& d = authorize("mqtt:connect", device_);
   if (!d.permit) {
     recordDeny("mqtt:connect", device_, d);
     refuseConnect(rc::kV311NotAuthorized, rc::kNotAuthorized, d.reason);
@@ -753,13 +748,13 @@ void MqttSession::handleDevicePublish(mqtt::Publish& p) {
     return;
   }
   std::string_view action = "mqtt:publish";
-  policy::Decision d = authorize(action, p.topic);
-  if (d.permit && p.retain) {
+  const policy::Decision* d = &authorize(action, p.topic);
+  if (d->permit && p.retain) {
     action = "mqtt:retain";
-    d = authorize(action, p.topic);
+    d = &authorize(action, p.topic);
   }
-  if (!d.permit) {
-    recordDeny(action, p.topic, d);
+  if (!d->permit) {
+    recordDeny(action, p.topic, *d);
     if (p.qos == 1) {
       mqtt::Puback ack;
       ack.packet_id = p.packet_id;
@@ -821,7 +816,7 @@ void MqttSession::handleDeviceSubscribe(mqtt::Subscribe& s) {
       protocolViolation(rc::kProtocolError, er::kProtocolError, "No Local on a shared subscription");
       return;
     }
-    policy::Decision d = authorize("mqtt:subscribe", sub.filter);
+    const policy::Decision& d = authorize("mqtt:subscribe", sub.filter);
     if (!d.permit) {
       pending.codes[i] = denied;
       recordDeny("mqtt:subscribe", sub.filter, d);
@@ -1019,7 +1014,7 @@ void MqttSession::handleBrokerPublish(mqtt::Publish& p) {
   p.properties.topic_alias.reset();  // never requested upstream (Topic Alias Maximum 0)
   bool deliver = !p.topic.empty() && filterActiveFor(p.topic);
   if (deliver) {
-    policy::Decision d = authorize("mqtt:receive", p.topic);
+    const policy::Decision& d = authorize("mqtt:receive", p.topic);
     if (!d.permit) {
       deliver = false;
       recordDeny("mqtt:receive", p.topic, d);

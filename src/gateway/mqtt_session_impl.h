@@ -17,6 +17,7 @@
 
 #include <boost/asio.hpp>
 
+#include "gateway/decision_cache.h"
 #include "gateway/gateway_impl.h"
 #include "gateway/mqtt/codec.h"
 #include "gateway/peer_identity.h"
@@ -104,7 +105,9 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void handleUpstreamUnsuback(mqtt::Unsuback& u);
 
   // Authorization against the current snapshot (the one decision function).
-  policy::Decision authorize(std::string_view action, std::string_view resource);
+  // authorize decides (action, resource) for this session through its
+  // decision cache. The reference stays valid until the next authorize call.
+  const policy::Decision& authorize(std::string_view action, std::string_view resource);
   // refreshPrincipal rebuilds principal_ from |snap|; false if the device may
   // no longer hold a session (gone, revoked, pending, serial no longer valid).
   bool refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>& snap, std::string* why = nullptr);
@@ -165,11 +168,11 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   std::shared_ptr<const DecisionSnapshot> held_snap_;  // keeps principal_snap_'s address unique
   uint64_t held_generation_ = 0;                       // SnapshotHolder::generation() of held_snap_
   policy::Context context_;                            // source address, protocol; time set per decision
-  std::unordered_map<std::string, policy::Decision> decision_cache_;  // "action\0resource", this snapshot
-  std::string cache_key_;                              // reused lookup key
+  DecisionCache decision_cache_;                       // decisions under held_snap_
   std::optional<core::SystemTime> next_deadline_;      // earliest valid_until of the decisions taken
   bool identity_valid_ = false;
   std::string identity_why_;
+  policy::Decision identity_denial_;                   // what authorize returns while !identity_valid_
 
   mqtt::Connect connect_;            // as received (credentials dropped)
   bool will_sent_upstream_ = false;  // the broker holds a will for this session
