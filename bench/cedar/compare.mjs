@@ -15,7 +15,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const cedar = require('@cedar-policy/cedar-wasm/nodejs');
+let cedar;
+try {
+  cedar = require('@cedar-policy/cedar-wasm/nodejs');
+} catch (e) {
+  console.error(`compare.mjs: cannot load @cedar-policy/cedar-wasm (${e.code}); run scripts/setup, which installs it into bench/cedar/node_modules`);
+  process.exit(2);
+}
 
 function usage(msg) {
   console.error(`compare.mjs: ${msg}\nusage: node compare.mjs DIR [--iterations N (default: one per request)] [--max-seconds S (default 60)]`);
