@@ -3,6 +3,7 @@
 // compiled_policy.h (private to src/policy): the immutable form of a policy
 // that Policy::authorize reads.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -110,7 +111,34 @@ struct CompiledPolicy {
   // into it or into its segment.
   TopicIndex service_index;
   std::vector<std::vector<uint32_t>> flows_into;
+  // Segments by principal attribute: a principal can only be in a segment
+  // whose selector lists its role, or names no role (or "*"). Both lists in
+  // file order, without quarantine (index 0). See segmentCandidates.
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> segments_by_role;  // sorted by role
+  std::vector<uint32_t> segments_any_role;
 };
+
+// forEachSegmentCandidate calls |f(s)| in file order for every segment but
+// quarantine that a principal with |role| may be in, until |f| returns true.
+template <typename F>
+void forEachSegmentCandidate(const CompiledPolicy& c, std::string_view role, F&& f) {
+  static const std::vector<uint32_t> kNone;
+  const std::vector<uint32_t>* by_role = &kNone;
+  auto it = std::lower_bound(c.segments_by_role.begin(), c.segments_by_role.end(), role,
+                             [](const auto& entry, std::string_view r) { return std::string_view(entry.first) < r; });
+  if (it != c.segments_by_role.end() && it->first == role) by_role = &it->second;
+  auto a = by_role->begin();
+  auto b = c.segments_any_role.begin();
+  while (a != by_role->end() || b != c.segments_any_role.end()) {
+    uint32_t s;
+    if (b == c.segments_any_role.end() || (a != by_role->end() && *a < *b)) {
+      s = *a++;
+    } else {
+      s = *b++;
+    }
+    if (f(s)) return;
+  }
+}
 
 // Limits that keep a hostile policy from costing more than a large real one.
 inline constexpr size_t kMaxRules = 10000;

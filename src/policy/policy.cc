@@ -183,10 +183,14 @@ std::string Membership::segmentNames() {
 }
 
 std::string_view Membership::firstSegment() {
-  for (uint32_t s = 0; s < c_.segments.size(); ++s) {
-    if (inSegment(s)) return c_.segments[s].name;
-  }
-  return {};
+  if (p_.quarantined) return c_.segments[0].name;
+  std::string_view first;
+  forEachSegmentCandidate(c_, p_.role, [&](uint32_t s) {
+    if (!inSegment(s)) return false;
+    first = c_.segments[s].name;
+    return true;
+  });
+  return first;
 }
 
 RuleOutcome evaluateRule(const CompiledRule& rule, const Principal& p, const Context& ctx, const Request& r,

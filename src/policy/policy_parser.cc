@@ -640,6 +640,19 @@ class PolicyCompiler {
         }
       }
     }
+    for (uint32_t s = 1; s < out.segments.size(); ++s) {
+      const std::optional<ValueSet>& roles = out.segments[s].selector.roles;
+      if (!roles || roles->any) {
+        out.segments_any_role.push_back(s);
+        continue;
+      }
+      for (const std::string& role : roles->values) {
+        auto it = std::lower_bound(out.segments_by_role.begin(), out.segments_by_role.end(), role,
+                                   [](const auto& entry, const std::string& r) { return entry.first < r; });
+        if (it == out.segments_by_role.end() || it->first != role) it = out.segments_by_role.insert(it, {role, {}});
+        it->second.push_back(s);
+      }
+    }
     out.flows_into.resize(out.services.size());
     for (uint32_t s = 0; s < out.services.size(); ++s) {
       for (const std::string& pattern : out.services[s].mqtt) {
