@@ -91,6 +91,48 @@ class TopicIndex {
   std::vector<Node> nodes_;
 };
 
+// RoleIndex lists items (segments, rules) by the principal role they
+// require: an item whose selector lists roles (or, for a rule, selects only
+// segments that all list roles) is filed under each of those roles; every
+// other item under |any|. A principal can only match the items of its role
+// and |any|. All lists are in file order.
+struct RoleIndex {
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> by_role;  // sorted by role
+  std::vector<uint32_t> any;
+
+  // add files |item| under |roles| (nullptr: any role). Items come in
+  // increasing order.
+  void add(const std::vector<std::string>* roles, uint32_t item) {
+    if (roles == nullptr) {
+      any.push_back(item);
+      return;
+    }
+    for (const std::string& role : *roles) {
+      auto it = std::lower_bound(by_role.begin(), by_role.end(), role,
+                                 [](const auto& entry, const std::string& r) { return entry.first < r; });
+      if (it == by_role.end() || it->first != role) it = by_role.insert(it, {role, {}});
+      if (it->second.empty() || it->second.back() != item) it->second.push_back(item);
+    }
+  }
+
+  // forEach calls |f(item)| in file order for the items a principal with
+  // |role| may match, until |f| returns true.
+  template <typename F>
+  void forEach(std::string_view role, F&& f) const {
+    static const std::vector<uint32_t> kNone;
+    const std::vector<uint32_t>* mine = &kNone;
+    auto it = std::lower_bound(by_role.begin(), by_role.end(), role,
+                               [](const auto& entry, std::string_view r) { return std::string_view(entry.first) < r; });
+    if (it != by_role.end() && it->first == role) mine = &it->second;
+    auto a = mine->begin();
+    auto b = any.begin();
+    while (a != mine->end() || b != any.end()) {
+      const uint32_t item = (b == any.end() || (a != mine->end() && *a < *b)) ? *a++ : *b++;
+      if (f(item)) return;
+    }
+  }
+};
+
 struct CompiledPolicy {
   std::string text;
   std::string filename;
@@ -111,34 +153,13 @@ struct CompiledPolicy {
   // into it or into its segment.
   TopicIndex service_index;
   std::vector<std::vector<uint32_t>> flows_into;
-  // Segments by principal attribute: a principal can only be in a segment
-  // whose selector lists its role, or names no role (or "*"). Both lists in
-  // file order, without quarantine (index 0). See segmentCandidates.
-  std::vector<std::pair<std::string, std::vector<uint32_t>>> segments_by_role;  // sorted by role
-  std::vector<uint32_t> segments_any_role;
+  // The principal-attribute index: segments and, per action, rules by the
+  // role they require (see RoleIndex).
+  RoleIndex segment_roles;
+  std::array<RoleIndex, kActionCount> forbid_roles;
+  std::array<RoleIndex, kActionCount> permit_roles;
 };
 
-// forEachSegmentCandidate calls |f(s)| in file order for every segment but
-// quarantine that a principal with |role| may be in, until |f| returns true.
-template <typename F>
-void forEachSegmentCandidate(const CompiledPolicy& c, std::string_view role, F&& f) {
-  static const std::vector<uint32_t> kNone;
-  const std::vector<uint32_t>* by_role = &kNone;
-  auto it = std::lower_bound(c.segments_by_role.begin(), c.segments_by_role.end(), role,
-                             [](const auto& entry, std::string_view r) { return std::string_view(entry.first) < r; });
-  if (it != c.segments_by_role.end() && it->first == role) by_role = &it->second;
-  auto a = by_role->begin();
-  auto b = c.segments_any_role.begin();
-  while (a != by_role->end() || b != c.segments_any_role.end()) {
-    uint32_t s;
-    if (b == c.segments_any_role.end() || (a != by_role->end() && *a < *b)) {
-      s = *a++;
-    } else {
-      s = *b++;
-    }
-    if (f(s)) return;
-  }
-}
 
 // Limits that keep a hostile policy from costing more than a large real one.
 inline constexpr size_t kMaxRules = 10000;

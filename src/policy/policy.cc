@@ -127,17 +127,26 @@ void sortUnique(std::vector<uint32_t>& v) {
 }
 
 // ruleCandidates returns the rules of |effect| naming r.action that might
-// match |r|, in file order: from the topic trie for topic actions, else the
-// per-action list.
-const std::vector<uint32_t>& ruleCandidates(const CompiledPolicy& c, const Request& r, Effect effect, int buffer) {
+// match |r| for principal |p|, in file order: from the topic trie for topic
+// actions, else from the per-action role index (the rules |p|'s role can
+// match).
+const std::vector<uint32_t>& ruleCandidates(const CompiledPolicy& c, const Request& r, const Principal& p,
+                                            Effect effect, int buffer) {
   const size_t index = static_cast<size_t>(r.action);
   const auto& list = (effect == Effect::kForbid ? c.forbids : c.permits)[index];
-  // A short list is cheaper to scan than the trie is to walk (a hash per
-  // topic level); both yield the rules that can match, in file order.
+  // A short list is cheaper to scan than an index is to consult; every
+  // path yields the rules that can match, in file order.
   constexpr size_t kLinearScanMax = 16;
-  if (r.family != ActionFamily::kTopic || list.size() <= kLinearScanMax) return list;
-  const TopicIndex& trie = (effect == Effect::kForbid ? c.forbid_index : c.permit_index)[index];
+  if (list.size() <= kLinearScanMax) return list;
   std::vector<uint32_t>& out = candidateBuffer(buffer);
+  if (r.family != ActionFamily::kTopic) {
+    (effect == Effect::kForbid ? c.forbid_roles : c.permit_roles)[index].forEach(p.role, [&](uint32_t rule) {
+      out.push_back(rule);
+      return false;
+    });
+    return out;
+  }
+  const TopicIndex& trie = (effect == Effect::kForbid ? c.forbid_index : c.permit_index)[index];
   if (r.action != Action::kMqttSubscribe || effect == Effect::kPermit) {
     const std::vector<uint32_t>* found = trie.collect(r.resource, out);
     if (found != &out) return *found;  // one trie node: already unique and in file order
@@ -185,7 +194,7 @@ std::string Membership::segmentNames() {
 std::string_view Membership::firstSegment() {
   if (p_.quarantined) return c_.segments[0].name;
   std::string_view first;
-  forEachSegmentCandidate(c_, p_.role, [&](uint32_t s) {
+  c_.segment_roles.forEach(p_.role, [&](uint32_t s) {
     if (!inSegment(s)) return false;
     first = c_.segments[s].name;
     return true;
@@ -346,7 +355,7 @@ Decision Policy::authorize(const Principal& principal, std::string_view action, 
   Deadline deadline;
 
   // 1-2. A matching forbid beats every permit, quarantined or not.
-  for (uint32_t i : ruleCandidates(c, r, Effect::kForbid, 0)) {
+  for (uint32_t i : ruleCandidates(c, r, principal, Effect::kForbid, 0)) {
     const CompiledRule& rule = c.rules[i];
     if (evaluateRule(rule, principal, ctx, r, segments, deadline) == RuleOutcome::kMatched) {
       Decision d = deny(rule.id, "forbidden");
@@ -397,7 +406,7 @@ Decision Policy::authorize(const Principal& principal, std::string_view action, 
   // 4. The first matching permit in file order. A quarantined principal
   // gets only permits that select `segment: quarantine`.
   bool blocked_by_quarantine = false;
-  for (uint32_t i : ruleCandidates(c, r, Effect::kPermit, 2)) {
+  for (uint32_t i : ruleCandidates(c, r, principal, Effect::kPermit, 2)) {
     const CompiledRule& rule = c.rules[i];
     RuleOutcome o = evaluateRule(rule, principal, ctx, r, segments, deadline);
     if (o == RuleOutcome::kMatched) {

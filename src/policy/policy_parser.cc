@@ -626,14 +626,38 @@ class PolicyCompiler {
     return core::Status::ok();
   }
 
+  // requiredRoles: the roles a principal must have to match |selector|, or
+  // nullptr when any role may (no role key, "*", or a segment that takes
+  // any role). Computed from segments before rules, so |out.segments|'
+  // selectors are final.
+  static std::optional<std::vector<std::string>> requiredRoles(const CompiledPolicy& out,
+                                                               const PrincipalSelector& selector) {
+    if (selector.roles) {
+      if (selector.roles->any) return std::nullopt;
+      return selector.roles->values;
+    }
+    if (selector.segments.empty()) return std::nullopt;
+    std::vector<std::string> roles;
+    for (uint32_t s : selector.segments) {
+      if (s == 0 || s >= out.segments.size()) return std::nullopt;  // quarantine: any role
+      const std::optional<ValueSet>& seg_roles = out.segments[s].selector.roles;
+      if (!seg_roles || seg_roles->any) return std::nullopt;
+      roles.insert(roles.end(), seg_roles->values.begin(), seg_roles->values.end());
+    }
+    return roles;
+  }
+
   static void buildIndex(CompiledPolicy& out) {
     for (uint32_t r = 0; r < out.rules.size(); ++r) {
       const CompiledRule& rule = out.rules[r];
       bool forbid = rule.effect == Effect::kForbid;
+      const auto required = requiredRoles(out, rule.principals);
+      const std::vector<std::string>* roles = required ? &*required : nullptr;
       for (size_t i = 0; i < kActionCount; ++i) {
         Action a = static_cast<Action>(i);
         if ((rule.actions & actionBit(a)) == 0) continue;
         (forbid ? out.forbids : out.permits)[i].push_back(r);
+        (forbid ? out.forbid_roles : out.permit_roles)[i].add(roles, r);
         if (actionFamily(a) != ActionFamily::kTopic) continue;
         for (const ResourcePattern& p : rule.resources) {
           (forbid ? out.forbid_index : out.permit_index)[i].insert(p.literalPrefix(), r);
@@ -641,17 +665,8 @@ class PolicyCompiler {
       }
     }
     for (uint32_t s = 1; s < out.segments.size(); ++s) {
-      const std::optional<ValueSet>& roles = out.segments[s].selector.roles;
-      if (!roles || roles->any) {
-        out.segments_any_role.push_back(s);
-        continue;
-      }
-      for (const std::string& role : roles->values) {
-        auto it = std::lower_bound(out.segments_by_role.begin(), out.segments_by_role.end(), role,
-                                   [](const auto& entry, const std::string& r) { return entry.first < r; });
-        if (it == out.segments_by_role.end() || it->first != role) it = out.segments_by_role.insert(it, {role, {}});
-        it->second.push_back(s);
-      }
+      auto roles = requiredRoles(out, out.segments[s].selector);
+      out.segment_roles.add(roles ? &*roles : nullptr, s);
     }
     out.flows_into.resize(out.services.size());
     for (uint32_t s = 0; s < out.services.size(); ++s) {

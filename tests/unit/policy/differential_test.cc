@@ -88,11 +88,18 @@ class Generator {
       }
     }
     y += "rules:\n";
-    int rules = 1 + below(8);
+    // Sometimes more rules per action than the engine scans linearly, so
+    // its indexes (topic trie, principal roles) decide the candidates.
+    int rules = coin(25) ? 17 + below(30) : 1 + below(8);
     for (int i = 0; i < rules; ++i) {
       bool forbid = coin(30);
       y += fmt::format("  - id: r{}\n    effect: {}\n    principals: {}\n", i, forbid ? "forbid" : "permit",
                        selector(segments));
+      if (coin(20)) {
+        std::vector<std::string> ids = {"\"${principal.id}\"", "\"*\"", pick(ids_)};
+        y += fmt::format("    actions: [mqtt:connect]\n    resources: [{}]\n", pick(ids));
+        continue;
+      }
       std::vector<std::string> actions = {"mqtt:publish", "mqtt:subscribe", "mqtt:receive", "mqtt:retain"};
       std::string a = pick(actions);
       if (coin(30)) a += ", " + pick(actions);
