@@ -1,6 +1,10 @@
 #include "policy/policy_lint.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -42,16 +46,152 @@ bool selectorCovers(const PrincipalSelector& broad, const PrincipalSelector& nar
 
 bool isTopicPattern(const ResourcePattern& p) { return !p.hasSubstitutions(); }
 
-// impossibleCondition finds a condition no value can satisfy.
-const Condition* impossibleCondition(const CompiledRule& rule) {
+// NeverHolds says why a permit's conditions cannot all hold: the condition
+// that emptied the set of possible values, and the one it contradicts (or
+// nullptr when it cannot hold on its own).
+struct NeverHolds {
+  const Condition* condition;
+  const Condition* contradicts;
+};
+
+// impossibleConditions finds, for a permit (absent values fail a permit),
+// conditions on one attribute that no value satisfies together: numeric
+// ranges (trust 0-100, assurance none..tpm, ages >= 0) that become empty,
+// equalities and `in` lists on one string attribute or weekday sets with no
+// common value, a boolean required both true and false.
+std::optional<NeverHolds> impossibleConditions(const CompiledRule& rule) {
+  auto pathKey = [](AttributePath path) { return std::to_string(static_cast<int>(path)) + "/"; };
+  struct Range {
+    int64_t lo, hi;
+    const Condition* last = nullptr;
+  };
+  std::vector<std::pair<std::string, Range>> ranges;  // key: path (+ label key)
+  std::vector<std::pair<std::string, std::pair<std::vector<std::string>, const Condition*>>> allowed;
+  std::vector<std::pair<std::string, std::pair<uint8_t, const Condition*>>> days;
+  std::vector<std::pair<std::string, std::pair<bool, const Condition*>>> booleans;
+  auto slot = [](auto& table, const std::string& key) -> auto* {
+    for (auto& entry : table) {
+      if (entry.first == key) return &entry.second;
+    }
+    return static_cast<decltype(&table.front().second)>(nullptr);
+  };
+  // The selector's own kind, id and role lists bound what those attributes
+  // can be (a condition outside them "cannot hold" on its own).
+  std::vector<std::string> kinds;
+  for (core::PrincipalKind k : {core::PrincipalKind::kDevice, core::PrincipalKind::kUser, core::PrincipalKind::kService}) {
+    if ((rule.principals.kinds & kindBit(k)) != 0) kinds.emplace_back(core::principalKindName(k));
+  }
+  std::sort(kinds.begin(), kinds.end());
+  allowed.push_back({pathKey(AttributePath::kPrincipalKind), {std::move(kinds), nullptr}});
+  if (rule.principals.ids && !rule.principals.ids->any) {
+    allowed.push_back({pathKey(AttributePath::kPrincipalId), {rule.principals.ids->values, nullptr}});
+  }
+  if (rule.principals.roles && !rule.principals.roles->any) {
+    allowed.push_back({pathKey(AttributePath::kPrincipalRole), {rule.principals.roles->values, nullptr}});
+  }
   for (const Condition& c : rule.conditions) {
-    if (c.type != ValueType::kInteger) continue;
-    if ((c.op == ConditionOp::kGt && c.number >= 100) || (c.op == ConditionOp::kGe && c.number > 100) ||
-        (c.op == ConditionOp::kLt && c.number <= 0) || (c.op == ConditionOp::kEq && c.number > 100)) {
-      return &c;
+    const std::string key = pathKey(c.path) + c.label_key;
+    switch (c.type) {
+      case ValueType::kInteger:
+      case ValueType::kAssurance:
+      case ValueType::kDuration: {
+        Range* r = slot(ranges, key);
+        if (r == nullptr) {
+          int64_t hi = c.type == ValueType::kInteger ? 100 : c.type == ValueType::kAssurance ? 2 : INT64_MAX;
+          ranges.push_back({key, Range{0, hi}});
+          r = &ranges.back().second;
+        }
+        switch (c.op) {
+          case ConditionOp::kEq: r->lo = std::max(r->lo, c.number); r->hi = std::min(r->hi, c.number); break;
+          case ConditionOp::kLt: r->hi = std::min(r->hi, c.number - 1); break;
+          case ConditionOp::kLe: r->hi = std::min(r->hi, c.number); break;
+          case ConditionOp::kGt: r->lo = std::max(r->lo, c.number == INT64_MAX ? c.number : c.number + 1); break;
+          case ConditionOp::kGe: r->lo = std::max(r->lo, c.number); break;
+          default: continue;
+        }
+        if (r->lo > r->hi) return NeverHolds{&c, r->last};
+        r->last = &c;
+        break;
+      }
+      case ValueType::kString:
+      case ValueType::kKind: {
+        if (c.op != ConditionOp::kEq && c.op != ConditionOp::kIn) continue;
+        std::vector<std::string> values = c.strings;
+        std::sort(values.begin(), values.end());
+        auto* a = slot(allowed, key);
+        if (a == nullptr) {
+          allowed.push_back({key, {std::move(values), &c}});
+          continue;
+        }
+        std::vector<std::string> common;
+        std::set_intersection(a->first.begin(), a->first.end(), values.begin(), values.end(), std::back_inserter(common));
+        if (common.empty()) return NeverHolds{&c, a->second};
+        *a = {std::move(common), &c};
+        break;
+      }
+      case ValueType::kWeekday: {
+        if (c.op != ConditionOp::kIn && c.op != ConditionOp::kEq && c.op != ConditionOp::kNotIn && c.op != ConditionOp::kNe) continue;
+        uint8_t set = (c.op == ConditionOp::kIn || c.op == ConditionOp::kEq) ? c.weekdays : static_cast<uint8_t>(~c.weekdays & 0x7f);
+        auto* d = slot(days, key);
+        if (d == nullptr) {
+          if (set == 0) return NeverHolds{&c, nullptr};
+          days.push_back({key, {set, &c}});
+          continue;
+        }
+        if ((d->first & set) == 0) return NeverHolds{&c, d->second};
+        *d = {static_cast<uint8_t>(d->first & set), &c};
+        break;
+      }
+      case ValueType::kBoolean: {
+        bool want;
+        if (c.op == ConditionOp::kTrue) want = true;
+        else if (c.op == ConditionOp::kEq) want = c.boolean;
+        else if (c.op == ConditionOp::kNe) want = !c.boolean;
+        else continue;
+        auto* b = slot(booleans, key);
+        if (b == nullptr) {
+          booleans.push_back({key, {want, &c}});
+          continue;
+        }
+        if (b->first != want) return NeverHolds{&c, b->second};
+        break;
+      }
+      default: break;
     }
   }
-  return nullptr;
+  return std::nullopt;
+}
+
+// valueSetsMeet reports whether two selector values can select a common
+// value (absent: no constraint).
+bool valueSetsMeet(const std::optional<ValueSet>& a, const std::optional<ValueSet>& b) {
+  if (!a || !b || a->any || b->any) return true;
+  return std::any_of(a->values.begin(), a->values.end(), [&](const std::string& v) { return b->matches(v); });
+}
+
+// selectorsMeet reports whether some principal could be selected by both
+// (conservatively true; segment keys inside |b| are not followed).
+bool selectorsMeet(const PrincipalSelector& a, const PrincipalSelector& b) {
+  if ((a.kinds & b.kinds) == 0) return false;
+  if (!valueSetsMeet(a.ids, b.ids) || !valueSetsMeet(a.roles, b.roles)) return false;
+  for (const auto& label : a.labels) {
+    const std::string& key = label.first;
+    auto it = std::find_if(b.labels.begin(), b.labels.end(), [&key](const auto& l) { return l.first == key; });
+    if (it != b.labels.end() && !valueSetsMeet(label.second, it->second)) return false;
+  }
+  return true;
+}
+
+// unreachableSegments reports whether a rule's selector names segments and
+// its own keys (kind, id, role, labels) exclude every member of each of
+// them, e.g. {role: sensor, segment: plant} where plant is {role: controller}.
+bool unreachableSegments(const CompiledPolicy& c, const PrincipalSelector& selector) {
+  if (selector.segments.empty()) return false;
+  for (uint32_t s : selector.segments) {
+    if (s == 0 || s >= c.segments.size()) return false;  // quarantine: anyone may land there
+    if (selectorsMeet(selector, c.segments[s].selector)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -68,8 +208,21 @@ std::vector<LintFinding> lintPolicy(const Policy& policy) {
   for (const CompiledRule& rule : c.rules) {
     // never-matches: an impossible condition, or a permit whose every topic
     // lies in services no selected segment may reach.
-    if (const Condition* bad = impossibleCondition(rule)) {
-      add("never-matches", rule.id, bad->pos, fmt::format("rule '{}' never matches: '{}' cannot hold", rule.id, bad->text));
+    std::optional<NeverHolds> never;
+    if (rule.effect == Effect::kPermit) never = impossibleConditions(rule);
+    if (never && never->contradicts == nullptr) {
+      add("never-matches", rule.id, never->condition->pos,
+          fmt::format("rule '{}' never matches: '{}' cannot hold for the principals it selects", rule.id,
+                      never->condition->text));
+    } else if (never) {
+      add("never-matches", rule.id, never->condition->pos,
+          fmt::format("rule '{}' never matches: '{}' contradicts '{}'", rule.id, never->condition->text,
+                      never->contradicts->text));
+    } else if (unreachableSegments(c, rule.principals)) {
+      add("never-matches", rule.id, rule.pos,
+          fmt::format("rule '{}' never matches: its principals' kind, id, role or labels exclude every member of "
+                      "the segments it names",
+                      rule.id));
     } else if (rule.effect == Effect::kPermit && !rule.principals.segments.empty() && !c.services.empty() &&
                (rule.actions & ~kFlowActions) == 0) {
       bool all_blocked = true;

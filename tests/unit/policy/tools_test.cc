@@ -158,6 +158,33 @@ rules:
   EXPECT_EQ(findings[0].column, 3);
 }
 
+TEST(PolicyLint, NeverMatchesFindsContradictions) {
+  auto policy = mustParse(R"yaml(segments:
+  edge: {role: sensor}
+  plant: {role: controller}
+rules:
+  - {id: trust-range, effect: permit, principals: {kind: device}, actions: [mqtt:publish], resources: ["a"], when: ["principal.trust >= 80", "principal.trust < 50"]}
+  - {id: two-roles, effect: permit, principals: {kind: device}, actions: [mqtt:publish], resources: ["a"], when: ["principal.role == sensor", "principal.role in [controller, actuator]"]}
+  - {id: kind-vs-selector, effect: permit, principals: {kind: device}, actions: [mqtt:publish], resources: ["a"], when: ["principal.kind == user"]}
+  - {id: no-weekday, effect: permit, principals: {kind: device}, actions: [mqtt:publish], resources: ["a"], when: ["context.weekday in [sat, sun]", "context.weekday in [mon, tue]"]}
+  - {id: fw-both, effect: permit, principals: {kind: device}, actions: [mqtt:publish], resources: ["a"], when: ["principal.firmware.approved", "principal.firmware.approved == false"]}
+  - {id: young-and-old, effect: permit, principals: {kind: device}, actions: [mqtt:publish], resources: ["a"], when: ["principal.cert.age > 7d", "principal.cert.age <= 2h"]}
+  - {id: wrong-segment, effect: permit, principals: {role: sensor, segment: plant}, actions: [mqtt:publish], resources: ["a"]}
+  - {id: forbid-absent-holds, effect: forbid, principals: {kind: device}, actions: [mqtt:publish], resources: ["b"], when: ["principal.trust >= 80", "principal.trust < 50"]}
+  - {id: fine, effect: permit, principals: {segment: edge}, actions: [mqtt:publish], resources: ["a"], when: ["principal.trust >= 50", "principal.trust <= 50", "principal.role == sensor", "context.weekday in [mon, sat]", "context.weekday not in [sat]"]}
+)yaml",
+                          "never.yaml");
+  auto findings = lintPolicy(*policy);
+  std::vector<std::string> want = {"never-matches:trust-range", "never-matches:two-roles",
+                                   "never-matches:kind-vs-selector", "never-matches:no-weekday",
+                                   "never-matches:fw-both", "never-matches:young-and-old",
+                                   "never-matches:wrong-segment"};
+  EXPECT_EQ(codes(findings), want);
+  ASSERT_FALSE(findings.empty());
+  EXPECT_NE(findings[0].message.find("'principal.trust < 50' contradicts 'principal.trust >= 80'"), std::string::npos)
+      << findings[0].message;
+}
+
 TEST(PolicyLint, CleanPolicyHasNoFindings) {
   auto policy = mustParse(R"yaml(segments:
   edge: {role: sensor}
