@@ -5,7 +5,8 @@
 // "default-deny", and requests the engine must refuse whatever the policy
 // says (invalid filters, unknown actions) are refused. With a request context
 // (time, address, posture), explain agrees with authorize, no_flow names its
-// missing flows, and a deadline never lies in the past.
+// missing flows, and a deadline never lies in the past. Lint runs on every
+// policy that compiles.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "policy/policy_lint.h"
 
 namespace {
 
@@ -116,6 +118,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     (void)policy.segmentsOf(posture);
+  }
+  // Lint terminates on every policy that compiles, and places each finding.
+  for (const warden::policy::LintFinding& f : warden::policy::lintPolicy(policy)) {
+    check(!f.code.empty() && !f.message.empty() && f.line > 0);
   }
   return 0;
 }
