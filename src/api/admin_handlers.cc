@@ -106,6 +106,25 @@ core::Status checkKnownKeys(const nlohmann::json& body, std::initializer_list<st
   return core::Status::ok();
 }
 
+// operatorPrincipal and operatorContext are what every decision on an
+// operator's call is taken with: the same inputs the gateway passes for a
+// device (docs/policy.md, "What the admin API passes").
+policy::Principal operatorPrincipal(const OperatorIdentity& op, core::SystemTime now) {
+  policy::Principal principal;
+  principal.id = op.name;
+  principal.kind = core::PrincipalKind::kUser;
+  principal.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - op.cert_not_before);
+  return principal;
+}
+
+policy::Context operatorContext(const OperatorIdentity& op, core::SystemTime now) {
+  policy::Context context;
+  context.time = now;
+  context.source_ip = policy::IpAddress::parse(op.address);
+  context.protocol = "http";
+  return context;
+}
+
 }  // namespace
 
 std::variant<OperatorIdentity, ServerResponse> ApiServer::Impl::authenticateOperator(const PeerInfo& peer,
@@ -153,7 +172,7 @@ std::variant<OperatorIdentity, ServerResponse> ApiServer::Impl::authenticateOper
     return deny(http::status::unauthorized, "unauthenticated", spiffe, monitor::reason::kUnknownSerial,
                 "the operator certificate is unknown to this server or has been revoked");
   }
-  return OperatorIdentity{id->name, spiffe, ""};
+  return OperatorIdentity{id->name, spiffe, "", peer.address, crypto::notBefore(cert)};
 }
 
 std::optional<ServerResponse> ApiServer::Impl::authorizeOperator(OperatorIdentity& op, RouteKind kind,
@@ -162,10 +181,8 @@ std::optional<ServerResponse> ApiServer::Impl::authorizeOperator(OperatorIdentit
   auto snapshot = deps_.snapshot.get();
   policy::Decision decision;
   if (snapshot && snapshot->policy) {
-    policy::Principal principal;
-    principal.id = op.name;
-    principal.kind = core::PrincipalKind::kUser;
-    decision = snapshot->policy->authorize(principal, action, resource);
+    const core::SystemTime now = deps_.clock.now();
+    decision = snapshot->policy->authorize(operatorPrincipal(op, now), action, resource, operatorContext(op, now));
   } else {
     decision = {false, "default-deny", std::string(monitor::reason::kNoPermit)};  // nothing decided: deny
   }
@@ -412,7 +429,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIden
     nlohmann::json answer;
     std::shared_ptr<const policy::Policy> parsed;
   };
-  auto work = [snapshot, text = req.body(), filename, user = op.name]() -> DryRun {
+  auto work = [snapshot, text = req.body(), filename, op, now = deps_.clock.now()]() -> DryRun {
     DryRun out;
     auto parsed = policy::Policy::parse(text, filename);
     if (!parsed.isOk()) {
@@ -448,10 +465,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIden
     policy::Context ctx;
     ctx.time = std::chrono::system_clock::now();
     policy::PolicyImpact impact = policy::comparePolicies(*snapshot->policy, **parsed, principals, ctx);
-    policy::Principal caller;
-    caller.id = user;
-    caller.kind = core::PrincipalKind::kUser;
-    bool keeps_apply = (*parsed)->authorize(caller, "admin:policy.apply", "*", ctx).permit;
+    bool keeps_apply =
+        (*parsed)->authorize(operatorPrincipal(op, now), "admin:policy.apply", "*", operatorContext(op, now)).permit;
     nlohmann::json changes = nlohmann::json::array();
     for (const policy::DecisionChange& c : impact.changes) {
       changes.push_back({{"principal", c.principal},
@@ -511,7 +526,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::storePolicy(const OperatorIdent
   };
   const std::string spiffe = op.spiffe_id;
   const std::string user = op.name;
-  auto work6 = [this, text, filename, spiffe, user, force]() -> Applied {
+  auto work6 = [this, text, filename, spiffe, user, force, op, now = deps_.clock.now()]() -> Applied {
     Applied out;
     auto parsed = policy::Policy::parse(text, filename);
     if (!parsed.isOk()) {
@@ -519,11 +534,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::storePolicy(const OperatorIdent
       out.http_status = 400;
       return out;
     }
-    // Refuse a policy that would lock the caller out of policy changes.
-    policy::Principal caller;
-    caller.id = user;
-    caller.kind = core::PrincipalKind::kUser;
-    policy::Decision keep = (*parsed)->authorize(caller, "admin:policy.apply", "*");
+    // Refuse a policy that would lock the caller out of policy changes
+    // (decided as its next call would be: same address, protocol, time).
+    policy::Decision keep =
+        (*parsed)->authorize(operatorPrincipal(op, now), "admin:policy.apply", "*", operatorContext(op, now));
     if (!keep.permit && !force) {
       out.status = core::failedPrecondition(fmt::format(
           "refused: under this policy {} would lose admin:policy.apply ({}, rule {}); keep a rule that permits "

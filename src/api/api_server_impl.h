@@ -25,6 +25,7 @@
 #include "api/api_route.h"
 #include "api/api_server.h"
 #include "api/failure_limiter.h"
+#include "core/clock.h"
 #include "core/status.h"
 #include "crypto/openssl_ptr.h"
 #include "identity/registry.h"
@@ -56,6 +57,8 @@ struct OperatorIdentity {
   std::string name;       // user name ("admin")
   std::string spiffe_id;  // spiffe://td/user/name
   std::string rule;       // the policy rule that permitted the current call
+  std::string address;    // the caller's IP address (context.source_ip)
+  core::SystemTime cert_not_before{};  // principal.cert.age is measured from it
 };
 
 // Response builders.

@@ -52,6 +52,46 @@ class PolicyContextTest(FleetTestCase):
         self.assertIn("missing_flows", e["detail"])
         self.assertEqual(e["detail"]["valid_until"], "none")
 
+    def test_admin_api_decides_with_source_address_protocol_and_cert_age(self):
+        """Operators' calls carry the same context as device packets:
+        context.source_ip (the caller's address), context.protocol = http,
+        context.time and principal.cert.age."""
+        f = self.fleet
+        policy = """rules:
+  - id: operators-from-loopback
+    effect: permit
+    principals: {kind: user, id: admin}
+    actions: ["admin:*"]
+    resources: ["*"]
+    when:
+      - context.source_ip in 127.0.0.0/8
+      - context.protocol == http
+      - principal.cert.age >= 0s
+  - id: list-only-from-plant
+    effect: forbid
+    principals: {kind: user}
+    actions: [admin:device.list]
+    resources: ["*"]
+    when:
+      - context.source_ip not in 10.0.0.0/8
+"""
+        r = f.apply_policy(policy)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        shown = f.cli("policy", "show")
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        listed = f.cli("device", "list")
+        self.assertNotEqual(listed.returncode, 0)
+        self.assertIn("list-only-from-plant", listed.stderr)
+        e = f.wait_event(lambda e: e["type"] == "admin_deny" and e.get("action") == "admin:device.list")
+        self.assertEqual(e["reason"], "forbidden")
+        self.assertEqual(e["rule"], "list-only-from-plant")
+        # A permit whose address condition cannot hold for 127.0.0.1 leaves
+        # the operator with nothing: apply refuses without --force.
+        locked = policy.replace("127.0.0.0/8", "10.0.0.0/8")
+        r = f.apply_policy(locked)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("admin:policy.apply", r.stderr)
+
     def test_dry_run_reports_live_sessions_and_changes_nothing(self):
         f = self.fleet
         base = "rules:" + OPERATORS + """
