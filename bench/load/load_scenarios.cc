@@ -26,30 +26,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// percentileNs returns the |q| quantile (nearest rank) of sorted |v|.
-int64_t percentileNs(const std::vector<int64_t>& v, double q) {
-  if (v.empty()) return 0;
-  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
-}
-
-// cpuTicks returns utime + stime of |pid| from /proc/PID/stat, in clock ticks.
-int64_t cpuTicks(int pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t paren = all.rfind(')');
-  if (paren == std::string::npos) return -1;
-  std::istringstream rest(all.substr(paren + 2));
-  std::string field;
-  int64_t utime = 0, stime = 0;
-  // Fields after the command: 3 state ... 14 utime, 15 stime (proc(5)).
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoll(field);
-    if (i == 15) stime = std::stoll(field);
-  }
-  return utime + stime;
-}
-
 std::string randomSuffix() { return fmt::format("{:x}{:x}", ::getpid(), nowNs() & 0xffffff); }
 
 // buildPayload fills |size| bytes (at least 16): send time, sequence, padding.

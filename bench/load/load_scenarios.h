@@ -15,10 +15,13 @@ struct ProvisionOptions {
   std::string dir, out, prefix = "bench-", role = "bench";
   std::string policy_file;  // optional: stored as the active policy
   int count = 0;
+  bool tokens = false;  // pending devices with tokens (OUT/tokens.txt) instead of enrolled ones
 };
 // runProvision adds |count| active devices with library-issued certificates
 // to the store of data dir |dir| (serve must not be running) and writes
 // OUT/<name>.crt (leaf + issuing CA), OUT/<name>.key and OUT/devices.txt.
+// With |tokens| it adds pending devices and writes OUT/tokens.txt ("NAME
+// TOKEN" lines, 0600) for `warden-load enroll`.
 int runProvision(const ProvisionOptions& options);
 
 struct TargetOptions {
@@ -68,5 +71,16 @@ struct RevokeOptions {
 // runRevoke opens |count| sessions, then revokes the devices one by one
 // through the admin API and measures request -> socket close.
 int runRevoke(const RevokeOptions& options);
+
+struct EnrollLoadOptions {
+  std::string api_host = "127.0.0.1";
+  uint16_t api_port = 0;
+  std::string ca, tokens;
+  int concurrency = 16;
+  std::vector<int> cpu_pids;  // processes whose CPU time is read around the run
+};
+// runEnroll enrolls every device of |tokens| through EST simpleenroll, each
+// over a new TLS connection, |concurrency| at a time, and reports the rate.
+int runEnroll(const EnrollLoadOptions& options);
 
 }  // namespace warden::bench

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   p->add_option("--prefix", prov.prefix, "device name prefix (names are PREFIX0, PREFIX1, ...)");
   p->add_option("--role", prov.role, "device role");
   p->add_option("--policy", prov.policy_file, "also store this policy file as the active policy version");
+  p->add_flag("--tokens", prov.tokens, "add pending devices and write OUT/tokens.txt for `warden-load enroll`");
 
   std::string target;
   warden::bench::LatencyOptions lat;
@@ -81,6 +82,15 @@ int main(int argc, char** argv) {
   r->add_option("--admin-ca", rev.admin_ca, "CA bundle that verifies the API server")->required();
   r->add_option("--count", rev.count, "sessions (devices are revoked for good)")->required()->check(CLI::Range(1, 100000));
 
+  warden::bench::EnrollLoadOptions enr;
+  std::string enroll_api;
+  auto* e = app.add_subcommand("enroll", "EST simpleenroll of every device in TOKENS, each over a new TLS connection");
+  e->add_option("--api", enroll_api, "EST/API endpoint HOST:PORT or https://HOST:PORT")->required();
+  e->add_option("--ca", enr.ca, "CA bundle that verifies the server certificate")->required();
+  e->add_option("--tokens", enr.tokens, "OUT/tokens.txt written by `warden-load provision --tokens`")->required();
+  e->add_option("--concurrency", enr.concurrency, "enrollments in flight")->check(CLI::Range(1, 4096));
+  e->add_option("--cpu-pid", enr.cpu_pids, "read this process's CPU time around the run (repeatable)");
+
   CLI11_PARSE(app, argc, argv);
 
   auto parseTarget = [&](TargetOptions& t) {
@@ -94,6 +104,15 @@ int main(int argc, char** argv) {
   if (l->parsed()) return parseTarget(lat.target) ? warden::bench::runLatency(lat) : 2;
   if (m->parsed()) return parseTarget(mr.target) ? warden::bench::runMaxRate(mr) : 2;
   if (i->parsed()) return parseTarget(idle.target) ? warden::bench::runIdle(idle) : 2;
+  if (e->parsed()) {
+    if (enroll_api.rfind("https://", 0) == 0) enroll_api = enroll_api.substr(8);
+    while (!enroll_api.empty() && enroll_api.back() == '/') enroll_api.pop_back();
+    if (!splitHostPort(enroll_api, enr.api_host, enr.api_port)) {
+      fmt::print(stderr, "warden-load: --api must be HOST:PORT, got '{}'\n", enroll_api);
+      return 2;
+    }
+    return warden::bench::runEnroll(enr);
+  }
   if (r->parsed()) {
     if (!parseTarget(rev.target)) return 2;
     if (api.rfind("https://", 0) == 0) api = api.substr(8);

@@ -59,6 +59,14 @@ core::Status provision(const ProvisionOptions& o) {
     fmt::print(stderr, "stored {} as policy version {}\n", o.policy_file, version);
   }
   std::string list;
+  if (o.tokens) {
+    for (int i = 0; i < o.count; ++i) {
+      const std::string name = fmt::format("{}{}", o.prefix, i);
+      WARDEN_ASSIGN_OR_RETURN(identity::NewDevice added, registry.addDevice(name, o.role, {}));
+      list += name + " " + added.token + "\n";
+    }
+    return core::writeFileAtomic(o.out + "/tokens.txt", list, 0600);
+  }
   for (int i = 0; i < o.count; ++i) {
     const std::string name = fmt::format("{}{}", o.prefix, i);
     WARDEN_ASSIGN_OR_RETURN(identity::NewDevice added, registry.addDevice(name, o.role, {}));
