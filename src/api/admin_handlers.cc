@@ -409,7 +409,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceStateChange(const Operato
     co_return statusResponse(changed.status());
   }
   // Reply only once every affected live session was cut or restricted.
-  if (*changed) co_await publishChange();
+  if (*changed) co_await publishChange(identity::ChangeScope::device(name));
   if (kind == RouteKind::kDeviceRevoke) co_await purgeBrokerSession(name);
   recordEvent(type, deviceSpiffeId(name), op.spiffe_id, std::string(adminAction(kind)), name, "permit", op.rule,
               std::string(monitor::reason::kPermitted), {{"changed", *changed}});

@@ -414,10 +414,10 @@ identity::LeafIssuer ApiServer::Impl::deviceLeafIssuer() const {
   };
 }
 
-asio::awaitable<void> ApiServer::Impl::publishChange() {
+asio::awaitable<void> ApiServer::Impl::publishChange(identity::ChangeScope scope) {
   // Named, not a temporary: see onWorker (GCC PR 101367).
-  std::function<void(std::function<void()>)> start = [this](std::function<void()> done) {
-    deps_.publish_change(std::move(done));
+  std::function<void(std::function<void()>)> start = [this, scope = std::move(scope)](std::function<void()> done) {
+    deps_.publish_change(scope, std::move(done));
   };
   co_await awaitCallback(std::move(start), std::chrono::seconds(10), "publishing the change to the gateway");
 }

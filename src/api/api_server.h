@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "identity/fleet_state.h"
 
 namespace warden::identity {
 class Registry;
@@ -75,10 +76,11 @@ struct ApiDeps {
   // run_blocking runs |work| on the worker thread (store, CA signing, token
   // hashing) and then |then| on the io thread.
   std::function<void(std::function<void()> work, std::function<void()> then)> run_blocking;
-  // publish_change reloads the FleetState/policy into the snapshot, has the
-  // gateway re-evaluate live sessions and calls |done| on the io thread once
-  // every affected session has been cut or restricted.
-  std::function<void(std::function<void()> done)> publish_change;
+  // publish_change brings the snapshot up to date for what |scope| names
+  // (FleetState entries of some devices, or policy and fleet alike), has the
+  // gateway re-evaluate the live sessions concerned and calls |done| on the
+  // io thread once every affected session has been cut or restricted.
+  std::function<void(identity::ChangeScope scope, std::function<void()> done)> publish_change;
   // purge_broker_session (optional) removes the device's persistent broker
   // session (no will, no queued messages); |done| runs on the io thread.
   std::function<void(const std::string& device, std::function<void()> done)> purge_broker_session;

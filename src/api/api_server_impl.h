@@ -136,7 +136,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::awaitable<std::invoke_result_t<F&>> onWorker(const F& work);
   // publishChange pushes the committed change to the gateway and returns
   // once affected live sessions were cut or restricted.
-  asio::awaitable<void> publishChange();
+  asio::awaitable<void> publishChange(identity::ChangeScope scope = identity::ChangeScope::all());
   asio::awaitable<void> purgeBrokerSession(const std::string& device);
   void recordEvent(std::string_view type, std::string principal, std::string actor, std::string action,
                    std::string resource, std::string decision, std::string rule, std::string reason,

@@ -199,7 +199,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
                {"not_after", core::formatRfc3339(core::fromUnixSeconds(outcome.not_after))},
                {"remote", peer.remote}});
   // The gateway must know the new serial before the device can use it.
-  co_await publishChange();
+  co_await publishChange(identity::ChangeScope::device(name));
   co_return issuedResponse(std::move(outcome.body));
 }
 
@@ -263,7 +263,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
                {"previous_serial", serial},
                {"not_after", core::formatRfc3339(core::fromUnixSeconds(outcome.not_after))},
                {"remote", peer.remote}});
-  co_await publishChange();
+  co_await publishChange(identity::ChangeScope::device(name));
   co_return issuedResponse(std::move(outcome.body));
 }
 

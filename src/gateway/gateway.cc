@@ -122,41 +122,58 @@ asio::awaitable<void> Gateway::Impl::acceptLoop() {
   }
 }
 
-void Gateway::Impl::reevaluate(std::function<void()> done) {
+void Gateway::Impl::reevaluate(std::function<void()> done) { reevaluate(identity::ChangeScope::all(), std::move(done)); }
+
+void Gateway::Impl::reevaluate(const identity::ChangeScope& scope, std::function<void()> done) {
   const auto start = std::chrono::steady_clock::now();
-  auto sessions = registry_.all();
-  auto finished = [start, n = sessions.size(), done = std::move(done)]() {
+  std::vector<std::shared_ptr<MqttSession>> sessions;
+  if (scope.everything) {
+    sessions = registry_.all();
+  } else {
+    for (const std::string& name : scope.devices) {
+      if (auto s = registry_.findDevice(name)) sessions.push_back(std::move(s));
+    }
+  }
+  const bool log = scope.everything;  // a device's own change is not worth two log lines
+  auto finished = [start, n = sessions.size(), log, done = std::move(done)]() {
     // Every affected session is closed (DISCONNECT sent) or restricted.
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    spdlog::info("re-evaluation of {} live sessions complete in {:.1f} ms", n, ms);
+    if (log) spdlog::info("re-evaluation of {} live sessions complete in {:.1f} ms", n, ms);
     if (done) done();
   };
   auto countdown = std::make_shared<Countdown>(io_, std::move(finished));
   auto snap = snapshots_.get();
-  if (snap) purgeNewlyRevoked(*snap);
+  if (snap) purgeNewlyRevoked(*snap, scope.everything ? nullptr : &scope.devices);
   for (auto& s : sessions) {
     s->reevaluate([countdown] {});
   }
   // Cuts have queued their DISCONNECT and suspended filters deliver nothing
   // from here on.
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("re-evaluated {} live sessions in {:.1f} ms", sessions.size(), ms);
+  if (log) spdlog::info("re-evaluated {} live sessions in {:.1f} ms", sessions.size(), ms);
 }
 
-void Gateway::Impl::purgeNewlyRevoked(const DecisionSnapshot& snap) {
+void Gateway::Impl::purgeNewlyRevoked(const DecisionSnapshot& snap, const std::vector<std::string>* devices) {
   if (!snap.fleet) return;
   auto previous = std::move(last_fleet_);
   last_fleet_ = snap.fleet;
   if (!previous) return;
-  for (const auto& [name, entry] : snap.fleet->devices) {
-    if (entry.state != store::DeviceState::kRevoked) continue;
+  auto check = [&](const std::string& name, const identity::DeviceEntry& entry) {
+    if (entry.state != store::DeviceState::kRevoked) return;
     const identity::DeviceEntry* before = previous->findDevice(name);
-    if (before == nullptr || before->state == store::DeviceState::kRevoked) continue;
-    if (registry_.findDevice(name)) continue;  // the live session purges on its cut
+    if (before == nullptr || before->state == store::DeviceState::kRevoked) return;
+    if (registry_.findDevice(name)) return;  // the live session purges on its cut
     // Offline device: drop its broker session (queued messages, will) now.
     registry_.forgetFilters(name);
     asio::co_spawn(io_, purgeBrokerSession(*this, name), asio::detached);
+  };
+  if (devices != nullptr) {
+    for (const std::string& name : *devices) {
+      if (const identity::DeviceEntry* entry = snap.fleet->findDevice(name)) check(name, *entry);
+    }
+    return;
   }
+  for (const auto& [name, entry] : snap.fleet->devices) check(name, entry);
 }
 
 void Gateway::Impl::closeDevice(const std::string& name, uint8_t reason_code, std::string reason,
@@ -187,6 +204,9 @@ Gateway::~Gateway() = default;
 core::Status Gateway::start() { return impl_->start(); }
 uint16_t Gateway::listenPort() const { return impl_->listenPort(); }
 void Gateway::reevaluate(std::function<void()> done) { impl_->reevaluate(std::move(done)); }
+void Gateway::reevaluate(const identity::ChangeScope& scope, std::function<void()> done) {
+  impl_->reevaluate(scope, std::move(done));
+}
 void Gateway::closeDevice(const std::string& name, uint8_t reason_code, std::string reason,
                           std::function<void()> done) {
   impl_->closeDevice(name, reason_code, std::move(reason), std::move(done));

@@ -88,6 +88,9 @@ class Gateway {
   // affected session has been cut or restricted (restored subscriptions
   // SUBACKed upstream, or 2 s passed).
   void reevaluate(std::function<void()> done);
+  // reevaluate with a scope re-checks only what |scope| names: every
+  // session when it says everything, else the sessions of its devices.
+  void reevaluate(const identity::ChangeScope& scope, std::function<void()> done);
   // closeDevice cuts the live session of device |name| (if any) with MQTT 5
   // DISCONNECT |reason_code| (DISCONNECT 0x00 upstream, no will) and records
   // |reason| in the disconnect event; |done| runs once the session is closed.

@@ -35,6 +35,7 @@ class Gateway::Impl {
 
   core::Status start();
   void reevaluate(std::function<void()> done);
+  void reevaluate(const identity::ChangeScope& scope, std::function<void()> done);
   void closeDevice(const std::string& name, uint8_t reason_code, std::string reason, std::function<void()> done);
   void shutdown(std::function<void()> done);
 
@@ -59,7 +60,8 @@ class Gateway::Impl {
   asio::awaitable<void> acceptLoop();
   // purgeRevokedSessions removes the broker-side session of every device that
   // became revoked since the last reevaluate (no will, no queued messages).
-  void purgeNewlyRevoked(const DecisionSnapshot& now);
+  // With |devices|, only those are looked at (a scoped change).
+  void purgeNewlyRevoked(const DecisionSnapshot& now, const std::vector<std::string>* devices = nullptr);
 
   asio::io_context& io_;
   GatewayConfig config_;

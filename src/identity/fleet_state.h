@@ -5,10 +5,15 @@
 // swapped atomically inside the gateway's DecisionSnapshot; never mutated
 // after construction, so readers never lock.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "core/names.h"
 #include "store/store.h"
@@ -24,9 +29,122 @@ struct DeviceEntry {
   std::unordered_set<std::string> valid_serials;
 };
 
+// DeviceTable maps device names to entries, split into kShards hash shards
+// held by shared_ptr. Copying a table copies shard pointers, not entries,
+// and writing through a copy clones only the shard it touches: a snapshot
+// for a change to one device costs O(fleet / kShards), not O(fleet), and
+// every snapshot still reads like an unordered_map. Writers (operator[],
+// emplace, erase) are for building a table before it is published; a
+// published FleetState is const.
+class DeviceTable {
+ public:
+  static constexpr size_t kShards = 4096;
+  using Shard = std::unordered_map<std::string, DeviceEntry>;
+  using value_type = Shard::value_type;
+
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = DeviceTable::value_type;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    const_iterator() = default;
+    reference operator*() const { return *it_; }
+    pointer operator->() const { return &*it_; }
+    const_iterator& operator++() {
+      ++it_;
+      settle();
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++*this;
+      return old;
+    }
+    bool operator==(const const_iterator& o) const { return shard_ == o.shard_ && (shard_ == kShards || it_ == o.it_); }
+
+   private:
+    friend class DeviceTable;
+    const_iterator(const DeviceTable* table, size_t shard, Shard::const_iterator it)
+        : table_(table), shard_(shard), it_(it) {}
+    // settle moves past the end of empty or finished shards.
+    void settle() {
+      while (shard_ < kShards && (!table_->shards_[shard_] || it_ == table_->shards_[shard_]->end())) {
+        if (++shard_ < kShards && table_->shards_[shard_]) it_ = table_->shards_[shard_]->begin();
+      }
+    }
+    const DeviceTable* table_ = nullptr;
+    size_t shard_ = kShards;
+    Shard::const_iterator it_{};
+  };
+
+  const_iterator begin() const {
+    const_iterator it(this, 0, shards_[0] ? shards_[0]->begin() : Shard::const_iterator{});
+    it.settle();
+    return it;
+  }
+  const_iterator end() const { return const_iterator(this, kShards, {}); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  const_iterator find(const std::string& name) const {
+    const size_t s = shardOf(name);
+    if (!shards_[s]) return end();
+    auto it = shards_[s]->find(name);
+    return it == shards_[s]->end() ? end() : const_iterator(this, s, it);
+  }
+  size_t count(const std::string& name) const { return find(name) == end() ? 0 : 1; }
+
+  // operator[] returns |name|'s entry for writing, inserting an empty one.
+  DeviceEntry& operator[](const std::string& name) {
+    Shard& shard = writable(shardOf(name));
+    auto [it, inserted] = shard.try_emplace(name);
+    if (inserted) ++size_;
+    return it->second;
+  }
+  // emplace inserts or replaces |name|'s entry.
+  void emplace(const std::string& name, DeviceEntry entry) { (*this)[name] = std::move(entry); }
+  // erase removes |name|; false if it was not there.
+  bool erase(const std::string& name) {
+    const size_t s = shardOf(name);
+    if (!shards_[s] || shards_[s]->count(name) == 0) return false;
+    writable(s).erase(name);
+    --size_;
+    return true;
+  }
+
+ private:
+  static size_t shardOf(const std::string& name) { return std::hash<std::string>{}(name) % kShards; }
+  Shard& writable(size_t s) {
+    if (!shards_[s]) {
+      shards_[s] = std::make_shared<Shard>();
+    } else if (shards_[s].use_count() > 1) {
+      shards_[s] = std::make_shared<Shard>(*shards_[s]);  // copy on write: other tables keep theirs
+    }
+    return *shards_[s];
+  }
+
+  std::array<std::shared_ptr<Shard>, kShards> shards_{};
+  size_t size_ = 0;
+};
+
+// ChangeScope says what a committed change touched, so that the decision
+// snapshot and the live sessions are brought up to date only there: some
+// devices (enrollment, renewal, revocation, quarantine of one device), or
+// everything (policy, operators, CAs, anything else).
+struct ChangeScope {
+  bool everything = true;
+  std::vector<std::string> devices;  // when !everything
+
+  static ChangeScope all() { return {}; }
+  static ChangeScope device(std::string name) { return ChangeScope{false, {std::move(name)}}; }
+};
+
 struct FleetState {
   uint64_t generation = 0;  // strictly increasing per Registry
-  std::unordered_map<std::string, DeviceEntry> devices;
+  DeviceTable devices;
   // user_serials maps each valid user certificate serial to the user name
   // (the operator: "admin").
   std::unordered_map<std::string, std::string> user_serials;

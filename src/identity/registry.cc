@@ -178,11 +178,34 @@ Result<std::shared_ptr<const FleetState>> Registry::loadFleetState() {
   }
   for (store::CertRecord& c : certs) {
     if (c.kind == "device") {
-      auto it = state->devices.find(c.device);
-      if (it != state->devices.end()) it->second.valid_serials.insert(std::move(c.serial_hex));
+      if (state->devices.count(c.device) != 0) state->devices[c.device].valid_serials.insert(std::move(c.serial_hex));
     } else if (c.kind == "user") {
       state->user_serials.emplace(std::move(c.serial_hex), std::move(c.device));
     }
+  }
+  state->generation = generation_.fetch_add(1) + 1;
+  return std::shared_ptr<const FleetState>(std::move(state));
+}
+
+Result<std::shared_ptr<const FleetState>> Registry::updateFleetState(const FleetState& previous,
+                                                                     const std::vector<std::string>& devices) {
+  auto state = std::make_shared<FleetState>(previous);
+  const int64_t now = core::unixSeconds(clock_.now());
+  for (const std::string& name : devices) {
+    auto d = store_.getDevice(name);
+    if (!d.isOk()) {
+      if (d.status().code() != core::ErrorCode::kNotFound) return d.status();
+      state->devices.erase(name);
+      continue;
+    }
+    DeviceEntry e;
+    e.name = d->name;
+    e.role = std::move(d->role);
+    e.labels = std::move(d->labels);
+    e.state = d->state;
+    WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> certs, store_.listValidCertsOf(name, "device", now));
+    for (store::CertRecord& c : certs) e.valid_serials.insert(std::move(c.serial_hex));
+    state->devices.emplace(name, std::move(e));
   }
   state->generation = generation_.fetch_add(1) + 1;
   return std::shared_ptr<const FleetState>(std::move(state));

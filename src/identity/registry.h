@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <openssl/evp.h>
 
@@ -96,6 +97,12 @@ class Registry {
   // loadFleetState reads every device and valid certificate into a new
   // immutable FleetState with the next generation number.
   core::Result<std::shared_ptr<const FleetState>> loadFleetState();
+  // updateFleetState returns |previous| with the entries of |devices| read
+  // again from the store (a device no longer there is dropped), and the next
+  // generation number. Unchanged devices share |previous|' storage, so the
+  // cost grows with the number of changed devices, not with the fleet.
+  core::Result<std::shared_ptr<const FleetState>> updateFleetState(const FleetState& previous,
+                                                                   const std::vector<std::string>& devices);
 
  private:
   core::Result<IssuedCert> issue(std::string_view name, EVP_PKEY* subject_key, const LeafIssuer& issuer);

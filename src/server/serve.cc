@@ -82,23 +82,36 @@ class ControlPlane {
     return o;
   }
 
-  // loadSnapshot builds a DecisionSnapshot from the store (worker thread).
-  Result<std::shared_ptr<const gateway::DecisionSnapshot>> loadSnapshot() {
-    auto active = store_->activePolicy();
-    if (!active.isOk()) return active.status();
-    if (!active.value()) return core::dataLoss("the store holds no policy: the installation is incomplete");
-    if (!policy_ || policy_version_ != active.value()->version) {
-      auto parsed = policy::Policy::parse(active.value()->text, fmt::format("policy v{}", active.value()->version));
-      if (!parsed.isOk()) return parsed.status();
-      policy_ = parsed.value();
-      policy_version_ = active.value()->version;
+  // loadSnapshot builds a DecisionSnapshot from the store (worker thread):
+  // the active policy and, for a change to everything, the whole fleet; for
+  // a change to some devices, the last snapshot with just their entries
+  // read again (Registry::updateFleetState).
+  Result<std::shared_ptr<const gateway::DecisionSnapshot>> loadSnapshot(
+      const identity::ChangeScope& scope = identity::ChangeScope::all()) {
+    std::shared_ptr<const identity::FleetState> fleet;
+    if (!scope.everything && last_built_) {
+      auto updated = registry_.updateFleetState(*last_built_->fleet, scope.devices);
+      if (!updated.isOk()) return updated.status();
+      fleet = updated.value();
+    } else {
+      auto active = store_->activePolicy();
+      if (!active.isOk()) return active.status();
+      if (!active.value()) return core::dataLoss("the store holds no policy: the installation is incomplete");
+      if (!policy_ || policy_version_ != active.value()->version) {
+        auto parsed = policy::Policy::parse(active.value()->text, fmt::format("policy v{}", active.value()->version));
+        if (!parsed.isOk()) return parsed.status();
+        policy_ = parsed.value();
+        policy_version_ = active.value()->version;
+      }
+      auto loaded = registry_.loadFleetState();
+      if (!loaded.isOk()) return loaded.status();
+      fleet = loaded.value();
     }
-    auto fleet = registry_.loadFleetState();
-    if (!fleet.isOk()) return fleet.status();
     auto snap = std::make_shared<gateway::DecisionSnapshot>();
     snap->policy = policy_;
-    snap->fleet = fleet.value();
+    snap->fleet = std::move(fleet);
     snap->generation = ++generation_;
+    last_built_ = snap;
     return std::shared_ptr<const gateway::DecisionSnapshot>(std::move(snap));
   }
 
@@ -161,7 +174,9 @@ class ControlPlane {
         .clock = clock_,
         .run_blocking = [this](std::function<void()> work,
                                std::function<void()> then) { runBlocking(std::move(work), std::move(then)); },
-        .publish_change = [this, &gateway](std::function<void()> done) { publishChange(gateway, std::move(done)); },
+        .publish_change = [this, &gateway](identity::ChangeScope scope, std::function<void()> done) {
+          publishChange(gateway, std::move(scope), std::move(done));
+        },
         // The gateway purges a revoked device's broker session itself when it
         // re-evaluates (see Gateway::reevaluate), so no separate hook.
         .purge_broker_session = nullptr,
@@ -212,13 +227,15 @@ class ControlPlane {
   }
 
   // publishChange rebuilds the snapshot after a committed change and lets the
-  // gateway re-evaluate live sessions before |done| runs. The single worker
-  // serializes reloads, so snapshots are published in commit order.
-  void publishChange(gateway::Gateway& gateway, std::function<void()> done) {
+  // gateway re-evaluate the live sessions |scope| concerns before |done|
+  // runs. The single worker serializes rebuilds, so snapshots are published
+  // in commit order, each built on the one before (last_built_).
+  void publishChange(gateway::Gateway& gateway, identity::ChangeScope scope, std::function<void()> done) {
     auto result = std::make_shared<Result<std::shared_ptr<const gateway::DecisionSnapshot>>>(
         core::internalError("not loaded"));
-    runBlocking([this, result] { *result = loadSnapshot(); },
-                [this, result, &gateway, done = std::move(done)]() mutable {
+    auto shared_scope = std::make_shared<identity::ChangeScope>(std::move(scope));
+    runBlocking([this, result, shared_scope] { *result = loadSnapshot(*shared_scope); },
+                [this, result, shared_scope, &gateway, done = std::move(done)]() mutable {
                   if (!result->isOk()) {
                     // The change is committed; keep enforcing the last good snapshot
                     // and say so loudly (fail closed happens on the next good load).
@@ -227,7 +244,7 @@ class ControlPlane {
                     return;
                   }
                   snapshots_.set(result->value());
-                  gateway.reevaluate(std::move(done));
+                  gateway.reevaluate(*shared_scope, std::move(done));
                 });
   }
 
@@ -242,6 +259,7 @@ class ControlPlane {
   std::shared_ptr<const policy::Policy> policy_;  // worker thread only
   int64_t policy_version_ = 0;                     // worker thread only
   uint64_t generation_ = 0;                        // worker thread only
+  std::shared_ptr<const gateway::DecisionSnapshot> last_built_;  // worker thread only
   asio::io_context io_{1};
   asio::thread_pool worker_;
 };

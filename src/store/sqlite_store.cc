@@ -453,6 +453,18 @@ class SqliteStoreImpl final : public Store {
     return collectCerts(st);
   }
 
+  Result<std::vector<CertRecord>> listValidCertsOf(std::string_view principal, std::string_view kind,
+                                                   int64_t now_s) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE principal = ? AND kind = ? AND revoked = 0 AND not_after > ? "
+                          "ORDER BY rowid", kCertColumns)));
+    st.bind(1, principal);
+    st.bind(2, kind);
+    st.bind(3, now_s);
+    return collectCerts(st);
+  }
+
   Result<bool> revokeDevice(std::string_view device) override {
     std::lock_guard lock(mu_);
     Transaction txn(db());

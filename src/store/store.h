@@ -147,6 +147,10 @@ class Store {
   // listValidCerts returns every unrevoked certificate with not_after > |now|
   // (all kinds), for building the FleetState.
   virtual core::Result<std::vector<CertRecord>> listValidCerts(int64_t now) = 0;
+  // listValidCertsOf is listValidCerts for the certificates issued to
+  // |principal| of |kind| only (a snapshot update for one device).
+  virtual core::Result<std::vector<CertRecord>> listValidCertsOf(std::string_view principal, std::string_view kind,
+                                                                 int64_t now) = 0;
   // revokeDevice, in one transaction: state revoked, every certificate of the
   // device revoked, unused tokens deleted. Returns false (and changes
   // nothing) if the device was already revoked; kNotFound if unknown.

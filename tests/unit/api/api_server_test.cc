@@ -163,7 +163,7 @@ class ApiServerTest : public ::testing::Test {
         boost::asio::post(io_, then);
       });
     };
-    deps.publish_change = [this](std::function<void()> done) {
+    deps.publish_change = [this](identity::ChangeScope, std::function<void()> done) {
       worker_.post([this, done = std::move(done)] {
         reloadSnapshot();
         ++publishes_;

@@ -353,5 +353,78 @@ TEST_F(RegistryTest, FleetStateDropsExpiredSerials) {
   EXPECT_EQ((*s)->findDevice("a")->state, store::DeviceState::kActive);
 }
 
+// A scoped update must equal a full reload for every device, and share the
+// storage of the devices it did not touch.
+TEST_F(RegistryTest, UpdateFleetStateMatchesAFullReload) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 40; ++i) {
+    names.push_back("d" + std::to_string(i));
+    enrolled(names.back());
+  }
+  add("late");
+  auto before = registry_->loadFleetState();
+  ASSERT_TRUE(before.isOk());
+
+  ASSERT_TRUE(registry_->quarantine("d3").isOk());
+  ASSERT_TRUE(registry_->revoke("d7").isOk());
+  IssuedCert late = enrolled("late2");
+  auto updated = registry_->updateFleetState(**before, {"d3", "d7", "late2", "ghost"});
+  ASSERT_TRUE(updated.isOk()) << updated.status().toString();
+  auto full = registry_->loadFleetState();
+  ASSERT_TRUE(full.isOk());
+
+  const FleetState& u = **updated;
+  const FleetState& f = **full;
+  EXPECT_GT(u.generation, (*before)->generation);
+  ASSERT_EQ(u.devices.size(), f.devices.size());
+  size_t seen = 0;
+  for (const auto& [name, entry] : f.devices) {
+    const DeviceEntry* mine = u.findDevice(name);
+    ASSERT_NE(mine, nullptr) << name;
+    EXPECT_EQ(mine->state, entry.state) << name;
+    EXPECT_EQ(mine->role, entry.role) << name;
+    EXPECT_EQ(mine->labels, entry.labels) << name;
+    EXPECT_EQ(mine->valid_serials, entry.valid_serials) << name;
+    ++seen;
+  }
+  EXPECT_EQ(seen, f.devices.size());
+  EXPECT_EQ(u.findDevice("d3")->state, store::DeviceState::kQuarantined);
+  EXPECT_TRUE(u.findDevice("d7")->valid_serials.empty());
+  EXPECT_TRUE(u.deviceHoldsSerial("late2", late.record.serial_hex));
+  EXPECT_EQ(u.findDevice("ghost"), nullptr);
+  // The previous state is untouched (copy on write).
+  EXPECT_EQ((*before)->findDevice("d3")->state, store::DeviceState::kActive);
+  EXPECT_EQ((*before)->findDevice("late2"), nullptr);
+  EXPECT_EQ(u.user_serials, (*before)->user_serials);
+}
+
+TEST(DeviceTable, IteratesFindsAndCopiesOnWrite) {
+  DeviceTable a;
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(a.begin(), a.end());
+  for (int i = 0; i < 1000; ++i) a["n" + std::to_string(i)].role = "r";
+  EXPECT_EQ(a.size(), 1000u);
+  size_t n = 0;
+  for (const auto& [name, entry] : a) {
+    EXPECT_EQ(entry.role, "r");
+    EXPECT_EQ(name.rfind('n', 0), 0u);
+    ++n;
+  }
+  EXPECT_EQ(n, 1000u);
+  DeviceTable b = a;
+  b["n5"].role = "changed";
+  EXPECT_TRUE(b.erase("n6"));
+  EXPECT_FALSE(b.erase("n6"));
+  b.emplace("new", DeviceEntry{"new", "x", {}, store::DeviceState::kActive, {}});
+  EXPECT_EQ(a.find("n5")->second.role, "r");
+  EXPECT_EQ(a.count("n6"), 1u);
+  EXPECT_EQ(a.count("new"), 0u);
+  EXPECT_EQ(b.find("n5")->second.role, "changed");
+  EXPECT_EQ(b.count("n6"), 0u);
+  EXPECT_EQ(b.size(), 1000u);
+  EXPECT_EQ(a.size(), 1000u);
+  EXPECT_EQ(b.find("missing"), b.end());
+}
+
 }  // namespace
 }  // namespace warden::identity
