@@ -102,7 +102,7 @@ Result<Pkcs11Uri> Pkcs11KeyStore::resolve(std::string_view reference) const {
   return uri;
 }
 
-Result<PrivateKey> Pkcs11KeyStore::generate(std::string_view reference) {
+Result<std::string> Pkcs11KeyStore::createInToken(std::string_view reference) {
   WARDEN_ASSIGN_OR_RETURN(Pkcs11Uri uri, resolve(reference));
   {
     Pin pin;
@@ -111,7 +111,12 @@ Result<PrivateKey> Pkcs11KeyStore::generate(std::string_view reference) {
     WARDEN_ASSIGN_OR_RETURN(uri.id, token->generateEcKeyPair(uri));
   }  // the session closes (and the module is finalized) before the engine opens it
   uri.type = "private";
-  return load(uri.toString());
+  return uri.toString();
+}
+
+Result<PrivateKey> Pkcs11KeyStore::generate(std::string_view reference) {
+  WARDEN_ASSIGN_OR_RETURN(std::string created, createInToken(reference));
+  return load(created);
 }
 
 Result<PrivateKey> Pkcs11KeyStore::load(std::string_view reference) {

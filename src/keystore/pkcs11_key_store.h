@@ -18,6 +18,12 @@ class Pkcs11KeyStore final : public KeyStore {
 
   KeyStoreKind kind() const override { return KeyStoreKind::kPkcs11; }
   core::Result<PrivateKey> generate(std::string_view reference) override;
+
+  // createInToken creates the key |reference| names in its token (as
+  // generate does) without loading it, and returns its canonical URI.
+  // Create every key of a process before loading any: libp11's engine lists
+  // a token's keys once, so a key created after a load stays invisible to it.
+  core::Result<std::string> createInToken(std::string_view reference);
   core::Result<PrivateKey> load(std::string_view reference) override;
 
   // protection reports the token's CKA_SENSITIVE / CKA_EXTRACTABLE / ...

@@ -118,6 +118,22 @@ TEST(KeyStoreTest, Pkcs11GeneratesANonExtractableKeyThatSigns) {
   expectSignsAndVerifies(loaded->get());
 }
 
+TEST(KeyStoreTest, Pkcs11KeysCreatedTogetherAreAllUsable) {
+  SoftHsm& hsm = SoftHsm::instance();
+  Pkcs11KeyStore store;
+  auto a = store.createInToken(hsm.uri("together-a"));
+  auto b = store.createInToken(hsm.uri("together-b"));
+  ASSERT_TRUE(a.isOk()) << a.status().message();
+  ASSERT_TRUE(b.isOk()) << b.status().message();
+  EXPECT_NE(a->find("object=together-a"), std::string::npos);
+  EXPECT_NE(a->find("id=%"), std::string::npos);
+  for (const char* label : {"together-a", "together-b"}) {
+    auto key = loadKey(hsm.uri(label));
+    ASSERT_TRUE(key.isOk()) << label << ": " << key.status().message();
+    expectSignsAndVerifies(key->get());
+  }
+}
+
 TEST(KeyStoreTest, Pkcs11MissingKeyIsNotFound) {
   SoftHsm& hsm = SoftHsm::instance();
   auto key = loadKey(hsm.uri("no-such-key"));
