@@ -174,8 +174,12 @@ Status setQueryAttribute(Pkcs11Uri& uri, Seen& seen, std::string_view name, std:
           "PKCS#11 URI attribute 'pin-source' must read file:/absolute/path (a 0600 file holding the PIN)");
     }
     std::string path = value.substr(5);
-    // RFC 8089 file URIs: accept file:///path as well as file:/path.
-    if (path.substr(0, 2) == "//") path = path.substr(2);
+    // RFC 8089 file URIs: file:/path, or file:///path (empty authority);
+    // no host, and one leading slash so the canonical form reads the same.
+    if (path.substr(0, 3) == "///") path = path.substr(2);
+    if (path.substr(0, 2) == "//") {
+      return core::invalidArgument("PKCS#11 URI attribute 'pin-source' must read file:/absolute/path (no host)");
+    }
     WARDEN_RETURN_IF_ERROR(checkAbsolutePath(name, path));
     uri.pin_source = std::move(path);
     return Status::ok();

@@ -54,6 +54,7 @@ TEST(Pkcs11UriTest, RefusesMalformedUris) {
            "pkcs11:slot-id=123456789012345678901", "pkcs11:token=a b", "pkcs11:token=a?module-path=rel.so",
            "pkcs11:token=a?pin-source=|cat", "pkcs11:token=a?pin-source=file:rel", "pkcs11:token=a?",
            "pkcs11:token=a?pin-source=file:/a/../b", "pkcs11:token=a#frag", "pkcs11:token=a?module-path=/a&module-path=/b",
+           "pkcs11:token=a?pin-source=file://host/pin", "pkcs11:token=a?pin-source=file:////pin",
        }) {
     EXPECT_FALSE(parsePkcs11Uri(bad).isOk()) << bad;
   }
