@@ -1,5 +1,6 @@
 #include "agent/agent_files.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,8 @@
 #include "core/file_io.h"
 #include "core/names.h"
 #include "crypto/crypto.h"
+#include "keystore/pkcs11_uri.h"
+#include "keystore/tpm2_key_store.h"
 
 namespace warden::agent {
 namespace {
@@ -34,16 +37,24 @@ Status renameFile(const std::string& from, const std::string& to) {
   return Status::ok();
 }
 
-// keyMatchesCert reports whether the PEM key and the first certificate of
-// the PEM chain belong together.
-bool keyMatchesCert(const std::string& key_path, const std::string& cert_path) {
-  auto key_pem = core::readFile(key_path, 64 * 1024);
+// keyMatchesCert reports whether the key at |key_path| and the first
+// certificate of the PEM chain belong together.
+bool keyMatchesCert(const std::string& key_path, const std::string& cert_path, const KeyOpener& open_key) {
   auto cert_pem = core::readFile(cert_path, 256 * 1024);
-  if (!key_pem.isOk() || !cert_pem.isOk()) return false;
-  auto key = crypto::privateKeyFromPem(*key_pem);
+  if (!cert_pem.isOk()) return false;
   auto cert = crypto::certFromPem(*cert_pem);
+  auto key = open_key(key_path);
   if (!key.isOk() || !cert.isOk()) return false;
   return EVP_PKEY_eq(X509_get0_pubkey(cert->get()), key->get()) == 1;
+}
+
+Result<keystore::PrivateKey> openPemKey(const std::string& path) {
+  auto pem = core::readFile(path, 64 * 1024);
+  if (!pem.isOk()) return pem.status();
+  auto key = crypto::privateKeyFromPem(*pem);
+  std::fill(pem->begin(), pem->end(), '\0');
+  if (!key.isOk()) return key.status();
+  return keystore::PrivateKey(std::move(key).value(), keystore::KeyStoreKind::kFile, path);
 }
 
 }  // namespace
@@ -54,6 +65,11 @@ std::string renderAgentConfig(const AgentConfig& config) {
   out << YAML::Key << "server" << YAML::Value << config.server;
   out << YAML::Key << "name" << YAML::Value << config.name;
   out << YAML::Key << "ca_fingerprint" << YAML::Value << config.ca_fingerprint;
+  if (config.key_store != keystore::KeyStoreKind::kFile) {
+    out << YAML::Key << "key_store" << YAML::Value << std::string(keystore::keyStoreKindName(config.key_store));
+  }
+  if (!config.tpm.empty()) out << YAML::Key << "tpm" << YAML::Value << config.tpm;
+  if (!config.key_uri.empty()) out << YAML::Key << "key_uri" << YAML::Value << config.key_uri;
   out << YAML::EndMap;
   return "# warden-agent enrollment; written by `warden-agent enroll`.\n" + std::string(out.c_str()) + "\n";
 }
@@ -78,6 +94,14 @@ Result<AgentConfig> loadAgentConfig(const std::string& path) {
         config.name = value;
       } else if (key == "ca_fingerprint") {
         config.ca_fingerprint = value;
+      } else if (key == "key_store") {
+        auto kind = keystore::parseKeyStoreKind(value);
+        if (!kind.isOk()) return core::invalidArgument(fmt::format("{}: key_store: {}", path, kind.status().message()));
+        config.key_store = *kind;
+      } else if (key == "tpm") {
+        config.tpm = value;
+      } else if (key == "key_uri") {
+        config.key_uri = value;
       } else {
         return core::invalidArgument(fmt::format("{}: unknown key '{}'", path, key.substr(0, 64)));
       }
@@ -92,6 +116,15 @@ Result<AgentConfig> loadAgentConfig(const std::string& path) {
   if (!api::isValidFingerprint(config.ca_fingerprint)) {
     return core::invalidArgument(fmt::format("{}: ca_fingerprint must read sha256: and 64 lowercase hex digits", path));
   }
+  if (config.key_store == keystore::KeyStoreKind::kTpm2) {
+    if (Status s = keystore::checkTcti(config.tpm); !s.isOk()) {
+      return core::invalidArgument(fmt::format("{}: tpm: {}", path, s.message()));
+    }
+  }
+  if (config.key_store == keystore::KeyStoreKind::kPkcs11) {
+    auto uri = keystore::parsePkcs11Uri(config.key_uri);
+    if (!uri.isOk()) return core::invalidArgument(fmt::format("{}: key_uri: {}", path, uri.status().message()));
+  }
   return config;
 }
 
@@ -103,14 +136,26 @@ Status installCredentials(const AgentPaths& paths, const std::string& key_pem, c
   return Status::ok();
 }
 
-Status recoverPendingCredentials(const AgentPaths& paths) {
+Status installStagedCredentials(const AgentPaths& paths, const std::string& cert_pem) {
+  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.nextCert(), cert_pem, 0644));
+  WARDEN_RETURN_IF_ERROR(renameFile(paths.nextKey(), paths.key()));
+  WARDEN_RETURN_IF_ERROR(renameFile(paths.nextCert(), paths.cert()));
+  return Status::ok();
+}
+
+Status installCertificate(const AgentPaths& paths, const std::string& cert_pem) {
+  return core::writeFileAtomic(paths.cert(), cert_pem, 0644);
+}
+
+Status recoverPendingCredentials(const AgentPaths& paths, const KeyOpener& open_key_or_default) {
+  KeyOpener open_key = open_key_or_default ? open_key_or_default : KeyOpener(openPemKey);
   bool next_key = exists(paths.nextKey());
   bool next_cert = exists(paths.nextCert());
-  if (next_key && next_cert && keyMatchesCert(paths.nextKey(), paths.nextCert())) {
+  if (next_key && next_cert && keyMatchesCert(paths.nextKey(), paths.nextCert(), open_key)) {
     WARDEN_RETURN_IF_ERROR(renameFile(paths.nextKey(), paths.key()));
     return renameFile(paths.nextCert(), paths.cert());
   }
-  if (!next_key && next_cert && keyMatchesCert(paths.key(), paths.nextCert())) {
+  if (!next_key && next_cert && keyMatchesCert(paths.key(), paths.nextCert(), open_key)) {
     return renameFile(paths.nextCert(), paths.cert());  // crashed between the two renames
   }
   // Anything else staged is incomplete: the pair in place is the valid one.

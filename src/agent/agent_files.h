@@ -2,8 +2,11 @@
 
 #include <string>
 
+#include <functional>
+
 #include "core/clock.h"
 #include "core/status.h"
+#include "keystore/key_store.h"
 
 // The files of an agent directory A: key.pem (0600), cert.pem (leaf +
 // issuing CA), ca.pem (root + issuing CA) and agent.yaml.
@@ -26,6 +29,13 @@ struct AgentConfig {
   std::string server;          // https://HOST:PORT
   std::string name;            // the device name
   std::string ca_fingerprint;  // sha256:HEX of the root CA
+  // Where the device key lives (agent.yaml `key_store`, default file):
+  //   file    A/key.pem, PKCS#8, 0600
+  //   tpm2    A/key.pem holds the TPM-wrapped "TSS2 PRIVATE KEY"; `tpm` is the TCTI
+  //   pkcs11  in a token; `key_uri` is its PKCS#11 URI (module-path, pin-source)
+  keystore::KeyStoreKind key_store = keystore::KeyStoreKind::kFile;
+  std::string tpm;
+  std::string key_uri;
 };
 
 // renderAgentConfig returns agent.yaml's text.
@@ -39,10 +49,19 @@ core::Result<AgentConfig> loadAgentConfig(const std::string& path);
 // first, cert second, so a crash leaves either the old pair, the new pair, or
 // a state recoverPendingCredentials completes.
 core::Status installCredentials(const AgentPaths& paths, const std::string& key_pem, const std::string& cert_pem);
+// installStagedCredentials is installCredentials for a key already staged
+// at nextKey() (a TPM key blob the key store wrote there).
+core::Status installStagedCredentials(const AgentPaths& paths, const std::string& cert_pem);
+// installCertificate replaces cert.pem only (the key stays: a token key).
+core::Status installCertificate(const AgentPaths& paths, const std::string& cert_pem);
+
+// KeyOpener opens the key stored at a path (a PEM or a TPM key blob).
+using KeyOpener = std::function<core::Result<keystore::PrivateKey>(const std::string& path)>;
+
 // recoverPendingCredentials finishes an installation interrupted by a crash:
 // it moves staged files in place when they match each other (or the key in
-// place), and drops stale ones.
-core::Status recoverPendingCredentials(const AgentPaths& paths);
+// place), and drops stale ones. |open_key| opens key files (default: PEM).
+core::Status recoverPendingCredentials(const AgentPaths& paths, const KeyOpener& open_key = {});
 
 // certificateObtainedAt returns when cert.pem was last written (its mtime),
 // or |fallback| if unknown.

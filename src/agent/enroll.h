@@ -10,6 +10,13 @@ struct EnrollOptions {
   std::string token;           // one-time enrollment token (secret)
   std::string ca_fingerprint;  // sha256:HEX of the root CA (pin)
   std::string dir;             // agent directory A
+  // Where the device key is made: "file" (A/key.pem), "tpm2" (inside the
+  // TPM at |tpm|, a TCTI through tpm2-abrmd) or "pkcs11" (in the token
+  // |key_uri| names, module |pkcs11_module| unless the URI has module-path).
+  std::string key_store = "file";
+  std::string tpm;
+  std::string pkcs11_module;
+  std::string key_uri;
   bool output_json = false;
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <openssl/crypto.h>
 
 #include "agent/enroll.h"
 #include "agent/renewer.h"
@@ -20,14 +21,26 @@ Examples:
       --token 3q2-7wX... --ca-fingerprint sha256:6f1c... --dir /var/lib/warden-agent
   warden-agent enroll ... -o json     # machine-readable summary
 
+  # The key inside a TPM 2.0 (through tpm2-abrmd), or in a secure element:
+  warden-agent enroll ... --key-store tpm2 --tpm tabrmd:bus_type=system
+  warden-agent enroll ... --key-store pkcs11 --pkcs11-module /usr/lib/libse05x.so \
+      --key-uri 'pkcs11:token=se;object=device-key?pin-source=file:/etc/warden/se.pin'
+
 The agent first connects without sending anything secret, fetches the CA
 certificates and checks that the server's certificate chains to the root
 whose SHA-256 fingerprint you pinned; only then does it send the token. The
 private key is generated on the device and never leaves it.
 
 Writes DIR (0700): key.pem (0600), cert.pem (certificate + issuing CA),
-ca.pem (root + issuing CA) and agent.yaml (server, name, pin); each file is
-written to a temporary name and renamed.
+ca.pem (root + issuing CA) and agent.yaml (server, name, pin, key store); each
+file is written to a temporary name and renamed. With --key-store tpm2 the key
+is created inside the TPM under the storage root key (persistent handle
+0x81000001, created if absent) and key.pem holds only the TPM-wrapped blob
+("TSS2 PRIVATE KEY"), usable by OpenSSL 3 clients through the tpm2 provider.
+With --key-store pkcs11 the key is generated in the token, not extractable
+(an existing non-extractable key with that label is reused), and there is no
+key.pem. The agent tells the server which key store it used (a claim, shown
+by `warden device show`).
 
 Exit codes: 0 enrolled; 1 failed; 2 invalid options; 3 server unreachable,
 TLS/pin verification failed or the token was refused (it works once and
@@ -39,7 +52,8 @@ Examples:
   warden-agent run --dir A --renew-now --once    # renew immediately, then exit
 
 Renews the certificate at 2/3 of its life through EST simplereenroll, over
-mutual TLS with the current certificate, with a new key unless --keep-key.
+mutual TLS with the current certificate, with a new key unless --keep-key
+(a new TPM key with --key-store tpm2; a token key is always kept).
 The old key and certificate stay in place until the new ones are written.
 Each renewal also refreshes ca.pem from /.well-known/est/cacerts (the pinned
 fingerprint still decides which root is trusted). Failures are retried with
@@ -52,6 +66,11 @@ not an enrolled agent directory; 3 (--once) server unreachable or TLS failure.)"
 }  // namespace
 
 int main(int argc, char** argv) {
+  // No OpenSSL cleanup at exit: it unloads the tpm2 provider, whose teardown
+  // (tpm2-openssl 1.1.1) leaves its ESAPI context behind (a leak report in
+  // sanitizer builds, nothing else); the process is ending anyway. Must be
+  // the first OpenSSL call.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
   CLI::App app{"warden-agent: enrolls this device with a Warden server and keeps its certificate renewed"};
   app.require_subcommand(1);
   app.fallthrough();
@@ -67,6 +86,16 @@ int main(int argc, char** argv) {
   enroll_cmd->add_option("--token", enroll.token, "one-time enrollment token")->required();
   enroll_cmd->add_option("--ca-fingerprint", enroll.ca_fingerprint, "pinned root CA fingerprint, sha256:HEX")->required();
   enroll_cmd->add_option("--dir", enroll.dir, "agent directory to create or update")->required();
+  enroll_cmd->add_option("--key-store", enroll.key_store, "where the device key is made: file, tpm2 or pkcs11")
+      ->check(CLI::IsMember({"file", "tpm2", "pkcs11"}))
+      ->capture_default_str();
+  enroll_cmd->add_option("--tpm", enroll.tpm,
+                         "tpm2: TCTI of the TPM through a resource manager (tabrmd:bus_type=system, "
+                         "device:/dev/tpmrm0)");
+  enroll_cmd->add_option("--pkcs11-module", enroll.pkcs11_module, "pkcs11: path of the token's PKCS#11 module (.so)");
+  enroll_cmd->add_option("--key-uri", enroll.key_uri,
+                         "pkcs11: RFC 7512 URI of the device key in the token, with object= and "
+                         "?pin-source=file:PATH (a 0600 PIN file)");
   enroll_cmd->add_option("-o,--output", enroll_output, "output format: text or json")->check(CLI::IsMember({"text", "json"}));
   enroll_cmd->footer(kEnrollExamples);
 

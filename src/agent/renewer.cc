@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -15,6 +16,7 @@
 
 #include "agent/agent_files.h"
 #include "agent/agent_output.h"
+#include "agent/device_key.h"
 #include "api/admin_client.h"
 #include "api/api_client.h"
 #include "api/est_client.h"
@@ -85,7 +87,8 @@ struct Renewal {
   bool ca_changed = false;
 };
 
-Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, const api::ServerUrl& url, bool keep_key) {
+Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, const api::ServerUrl& url,
+                          const DeviceKeyStore& keys, bool keep_key) {
   auto read = [](const std::string& path) -> Result<std::string> {
     auto r = core::readFile(path, 256 * 1024);
     if (!r.isOk()) return localFailure(r.status());
@@ -93,13 +96,14 @@ Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, co
   };
   WARDEN_ASSIGN_OR_RETURN(std::string ca_pem, read(paths.ca()));
   WARDEN_ASSIGN_OR_RETURN(std::string cert_pem, read(paths.cert()));
-  WARDEN_ASSIGN_OR_RETURN(std::string key_pem, read(paths.key()));
+  auto current = keys.current();
+  if (!current.isOk()) return localFailure(current.status());
 
   api::ApiClientOptions opts;
   opts.server = url;
   opts.tls.trust_pem = ca_pem;
   opts.tls.cert_pem = cert_pem;
-  opts.tls.key_pem = key_pem;
+  opts.tls.key = current->shared();
   auto client = api::ApiClient::create(opts);
   if (!client.isOk()) return localFailure(client.status());
 
@@ -115,27 +119,41 @@ Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, co
     spdlog::info("{} refreshed ({} CA certificates)", paths.ca(), 1 + chain.intermediates.size());
   }
 
-  crypto::EvpPkeyPtr key;
-  if (keep_key) {
-    WARDEN_ASSIGN_OR_RETURN(key, crypto::privateKeyFromPem(key_pem));
-  } else {
-    WARDEN_ASSIGN_OR_RETURN(key, crypto::generateEcKey());
+  // A token key keeps its fixed label: it is reused. A file or TPM key is
+  // new per renewal unless --keep-key.
+  bool same_key = keep_key || keys.kind() == keystore::KeyStoreKind::kPkcs11;
+  std::optional<keystore::PrivateKey> fresh;
+  if (!same_key) {
+    auto made = keys.createForRenewal();
+    if (!made.isOk()) return localFailure(made.status());
+    fresh.emplace(std::move(made).value());
   }
-  std::fill(key_pem.begin(), key_pem.end(), '\0');
+  const keystore::PrivateKey& key = same_key ? *current : *fresh;
   WARDEN_ASSIGN_OR_RETURN(crypto::X509ReqPtr csr, api::buildCsr(key.get(), config.name));
 
   opts.tls.trust_pem = new_ca;
   WARDEN_ASSIGN_OR_RETURN(auto reenroll_client, api::ApiClient::create(opts));
-  spdlog::info("requesting a new certificate (simplereenroll, {} key)", keep_key ? "same" : "new");
-  WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr leaf, api::requestCertificate(*reenroll_client, "/.well-known/est/simplereenroll",
-                                                                        api::csrBody(csr.get()), std::nullopt));
+  spdlog::info("requesting a new certificate (simplereenroll, {} {} key)", same_key ? "same" : "new",
+               keystore::keyStoreKindName(keys.kind()));
+  WARDEN_ASSIGN_OR_RETURN(
+      crypto::X509Ptr leaf,
+      api::requestCertificate(*reenroll_client, "/.well-known/est/simplereenroll", api::csrBody(csr.get()),
+                              std::nullopt, {{api::kKeyStoreHeader, std::string(keystore::keyStoreKindName(keys.kind()))}}));
   WARDEN_RETURN_IF_ERROR(api::checkIssuedCertificate(leaf.get(), key.get(), config.name, chain));
 
   std::vector<X509*> cert_chain{leaf.get()};
   if (X509* issuer = api::issuerOf(leaf.get(), chain)) cert_chain.push_back(issuer);
-  WARDEN_ASSIGN_OR_RETURN(std::string new_key_pem, crypto::privateKeyToPem(key.get()));
-  Status installed = installCredentials(paths, new_key_pem, crypto::certsToPem(cert_chain));
-  std::fill(new_key_pem.begin(), new_key_pem.end(), '\0');
+  std::string new_cert_pem = crypto::certsToPem(cert_chain);
+  Status installed;
+  if (same_key && keys.kind() != keystore::KeyStoreKind::kFile) {
+    installed = installCertificate(paths, new_cert_pem);
+  } else if (keys.kind() == keystore::KeyStoreKind::kTpm2) {
+    installed = installStagedCredentials(paths, new_cert_pem);  // the TPM blob is staged at key.pem.next
+  } else {
+    WARDEN_ASSIGN_OR_RETURN(std::string new_key_pem, crypto::privateKeyToPem(key.get()));
+    installed = installCredentials(paths, new_key_pem, new_cert_pem);
+    std::fill(new_key_pem.begin(), new_key_pem.end(), '\0');
+  }
   if (!installed.isOk()) return localFailure(installed);
   out.serial = crypto::serialHex(leaf.get());
   out.not_after = crypto::notAfter(leaf.get());
@@ -157,7 +175,14 @@ int runAgent(const RunOptions& options) {
     printError(url.status().message());
     return api::kExitUsage;
   }
-  if (Status s = recoverPendingCredentials(paths); !s.isOk()) spdlog::warn("{}", s.message());
+  auto keys = DeviceKeyStore::open(*config, paths);
+  if (!keys.isOk()) {
+    printError(fmt::format("cannot open the {} key store: {}", keystore::keyStoreKindName(config->key_store),
+                           keys.status().message()));
+    return api::kExitFailed;
+  }
+  KeyOpener open_key = [&keys](const std::string& path) { return keys->openFile(path); };
+  if (Status s = recoverPendingCredentials(paths, open_key); !s.isOk()) spdlog::warn("{}", s.message());
 
   StopSignal stop;
   std::mt19937_64 rng(std::random_device{}());
@@ -181,7 +206,7 @@ int runAgent(const RunOptions& options) {
       if (stop.waitUntil(due)) break;
     }
     renew_now = false;
-    auto renewed = renewOnce(paths, *config, *url, options.keep_key);
+    auto renewed = renewOnce(paths, *config, *url, *keys, options.keep_key);
     if (renewed.isOk()) {
       attempt = 0;
       spdlog::info("renewed: certificate {} valid until {}", renewed->serial, core::formatRfc3339(renewed->not_after));

@@ -157,9 +157,11 @@ std::string eventsTarget(std::optional<int64_t> since, std::optional<int64_t> li
 }
 
 json deviceView(const json& device) {
-  json out = pick(device, {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected"});
+  json out = pick(device, {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected",
+                           "key_store"});
   if (out["labels"].is_null()) out["labels"] = json::object();
   if (out["connected"].is_null()) out["connected"] = false;
+  if (!out["key_store"].is_object()) out["key_store"] = {{"claimed", nullptr}, {"verified", false}};
   return out;
 }
 
@@ -188,6 +190,15 @@ Result<std::vector<json>> arrayFrom(const json& body, const char* key) {
 Result<std::vector<json>> eventsFromBody(const json& body) { return arrayFrom(body, "events"); }
 Result<std::vector<json>> devicesFromBody(const json& body) { return arrayFrom(body, "devices"); }
 
+// keyStoreText renders the key_store posture: "tpm2 (claimed by the
+// device, not verified)", or "not stated".
+std::string keyStoreText(const json& ks) {
+  if (!ks.is_object() || !ks.contains("claimed") || !ks["claimed"].is_string()) return "not stated";
+  bool verified = ks.contains("verified") && ks["verified"].is_boolean() && ks["verified"].get<bool>();
+  return fmt::format("{} (claimed by the device, {})", ks["claimed"].get<std::string>(),
+                     verified ? "verified" : "not verified");
+}
+
 std::string formatDeviceText(const json& device) {
   json d = deviceView(device);
   return fmt::format(
@@ -198,9 +209,11 @@ std::string formatDeviceText(const json& device) {
       "state:          {}\n"
       "connected:      {}\n"
       "cert serial:    {}\n"
-      "cert not after: {}\n",
+      "cert not after: {}\n"
+      "key store:      {}\n",
       scalarText(d["name"]), scalarText(d["spiffe_id"]), scalarText(d["role"]), labelsText(d["labels"]),
-      scalarText(d["state"]), scalarText(d["connected"]), scalarText(d["cert_serial"]), scalarText(d["cert_not_after"]));
+      scalarText(d["state"]), scalarText(d["connected"]), scalarText(d["cert_serial"]), scalarText(d["cert_not_after"]),
+      keyStoreText(d["key_store"]));
 }
 
 std::string formatDeviceTable(const std::vector<json>& devices) {

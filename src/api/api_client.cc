@@ -502,7 +502,8 @@ Result<std::unique_ptr<ApiClient>> ApiClient::create(ApiClientOptions options) {
 }
 
 Status ApiClient::init() {
-  ctx_.reset(SSL_CTX_new(TLS_client_method()));
+  // A TPM-held client key signs on its own provider (crypto::signingPropertyQuery).
+  ctx_.reset(SSL_CTX_new_ex(nullptr, crypto::signingPropertyQuery(options_.tls.key.get()), TLS_client_method()));
   if (!ctx_) return core::internalError("SSL_CTX_new failed: " + sslErrorString());
   SSL_CTX* ctx = ctx_.get();
   // The policy strings are pki's, so every Warden endpoint speaks the same TLS.
@@ -528,15 +529,22 @@ Status ApiClient::init() {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   }
 
-  if (!tls.cert_pem.empty() || !tls.key_pem.empty()) {
-    if (tls.cert_pem.empty() || tls.key_pem.empty()) {
+  bool has_key = !tls.key_pem.empty() || tls.key != nullptr;
+  if (!tls.cert_pem.empty() || has_key) {
+    if (tls.cert_pem.empty() || !has_key) {
       return core::invalidArgument("a client certificate needs its key and a key needs its certificate");
     }
     auto certs = crypto::certsFromPem(tls.cert_pem);
     if (!certs.isOk()) return core::invalidArgument("cannot read the client certificate: " + certs.status().message());
     if (certs->empty()) return core::invalidArgument("the client certificate file holds no certificate");
-    auto key = crypto::privateKeyFromPem(tls.key_pem);
-    if (!key.isOk()) return core::invalidArgument("cannot read the client key: " + key.status().message());
+    // A key-store key (token, TPM) signs through its backend; a PEM key is parsed here.
+    crypto::EvpPkeyPtr parsed;
+    if (tls.key == nullptr) {
+      auto key = crypto::privateKeyFromPem(tls.key_pem);
+      if (!key.isOk()) return core::invalidArgument("cannot read the client key: " + key.status().message());
+      parsed = std::move(key).value();
+    }
+    EVP_PKEY* key = tls.key != nullptr ? tls.key.get() : parsed.get();
     if (SSL_CTX_use_certificate(ctx, (*certs)[0].get()) != 1) {
       return core::invalidArgument("cannot use the client certificate: " + sslErrorString());
     }
@@ -545,7 +553,7 @@ Status ApiClient::init() {
         return core::invalidArgument("cannot use the client certificate chain: " + sslErrorString());
       }
     }
-    if (SSL_CTX_use_PrivateKey(ctx, key->get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
       ERR_clear_error();
       return core::invalidArgument("the client key does not match the client certificate");
     }

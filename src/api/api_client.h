@@ -117,6 +117,9 @@ struct TlsClientConfig {
   // Optional client credentials: PEM certificate (leaf first, then chain) and key.
   std::string cert_pem;
   std::string key_pem;
+  // key, if set, is used instead of key_pem: a key held by a key store (a
+  // PKCS#11 token or a TPM, see keystore/key_store.h) that signs in place.
+  std::shared_ptr<EVP_PKEY> key;
 };
 
 struct ApiClientOptions {

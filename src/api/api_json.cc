@@ -23,6 +23,11 @@ nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::option
       {"cert_serial", nullptr},
       {"cert_not_after", nullptr},
       {"connected", connected},
+      // Where the device says its key lives; verified stays false until a
+      // TPM2_Certify proof exists (issue 6).
+      {"key_store", {{"claimed", device.key_store_claim.empty() ? nlohmann::json(nullptr)
+                                                                : nlohmann::json(device.key_store_claim)},
+                     {"verified", false}}},
   };
   if (latest_cert) {
     j["cert_serial"] = latest_cert->serial_hex;

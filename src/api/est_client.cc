@@ -58,6 +58,19 @@ std::string CaChain::pem() const {
   return crypto::certsToPem(all);
 }
 
+namespace {
+
+// signCsr signs |req| with SHA-256, on the provider that holds |key| (a
+// TPM key signs inside the TPM, see crypto::signingPropertyQuery).
+bool signCsr(X509_REQ* req, EVP_PKEY* key) {
+  crypto::EvpMdCtxPtr md(EVP_MD_CTX_new());
+  return md && EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, crypto::signingPropertyQuery(key), key,
+                                     nullptr) == 1 &&
+         X509_REQ_sign_ctx(req, md.get()) > 0;
+}
+
+}  // namespace
+
 Result<crypto::X509ReqPtr> buildCsr(EVP_PKEY* key, std::string_view common_name) {
   crypto::X509ReqPtr req(X509_REQ_new());
   if (!req) return core::internalError("X509_REQ_new failed");
@@ -67,7 +80,7 @@ Result<crypto::X509ReqPtr> buildCsr(EVP_PKEY* key, std::string_view common_name)
       X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
                                  -1, 0) != 1 ||
       X509_REQ_set_subject_name(req.get(), name.get()) != 1 || X509_REQ_set_pubkey(req.get(), key) != 1 ||
-      X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0) {
+      !signCsr(req.get(), key)) {
     return core::internalError("cannot build the certificate request: " + crypto::openSslErrorString());
   }
   return req;
@@ -128,13 +141,15 @@ Result<std::vector<crypto::X509Ptr>> fetchCaCerts(ApiClient& client) {
 }
 
 Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view path, const std::string& csr_base64,
-                                           std::optional<std::string> authorization) {
+                                           std::optional<std::string> authorization,
+                                           std::vector<HttpHeader> extra_headers) {
   HttpRequest req;
   req.method = "POST";
   req.target = std::string(path);
   req.headers.push_back({"Content-Type", "application/pkcs10"});
   req.headers.push_back({"Accept", "application/pkcs7-mime"});
   if (authorization) req.headers.push_back({"Authorization", std::move(*authorization)});
+  for (auto& h : extra_headers) req.headers.push_back(std::move(h));
   req.body = csr_base64;
   WARDEN_ASSIGN_OR_RETURN(HttpResponse resp, client.send(req));
   if (resp.status != 200) return estStatus(resp, fmt::format("POST {}", path));

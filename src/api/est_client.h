@@ -43,8 +43,15 @@ core::Result<std::vector<crypto::X509Ptr>> fetchCaCerts(ApiClient& client);
 // requestCertificate POSTs |csr_base64| to |path| (simpleenroll or
 // simplereenroll) with an optional Basic |authorization| header value and
 // returns the issued certificate (the first of the certs-only answer).
+// |extra_headers| go with the request (e.g. kKeyStoreHeader).
 core::Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view path, const std::string& csr_base64,
-                                                 std::optional<std::string> authorization);
+                                                 std::optional<std::string> authorization,
+                                                 std::vector<HttpHeader> extra_headers = {});
+
+// kKeyStoreHeader carries the device's claim of where its key lives
+// ("file", "pkcs11" or "tpm2") with simpleenroll and simplereenroll. It is a
+// claim, recorded as such; a TPM2_Certify proof is a later step.
+inline constexpr const char* kKeyStoreHeader = "Warden-Key-Store";
 
 // basicAuthorization returns "Basic base64(user:password)" (RFC 7617).
 std::string basicAuthorization(std::string_view user, std::string_view password);

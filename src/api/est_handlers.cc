@@ -48,6 +48,18 @@ ServerResponse issuedResponse(std::string body) {
   return res;
 }
 
+// kKeyStoreHeader is the agent's claim of where its key lives (see
+// api/est_client.h); recordKeyStoreClaim stores it after an issue. A missing
+// or unknown value changes nothing: it is a claim, never a reason to refuse.
+constexpr const char* kKeyStoreHeader = "Warden-Key-Store";
+
+void recordKeyStoreClaim(store::Store& store, const std::string& device, const std::string& claim) {
+  if (claim != "file" && claim != "pkcs11" && claim != "tpm2") return;
+  if (core::Status s = store.setDeviceKeyStoreClaim(device, claim); !s.isOk()) {
+    spdlog::warn("api: cannot record the key store of '{}': {}", device, s.message());
+  }
+}
+
 // outcomeFromIssue maps the Registry result of enroll/renew.
 EnrollOutcome outcomeFromIssue(core::Result<identity::IssuedCert> issued) {
   EnrollOutcome out;
@@ -156,7 +168,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
   }
 
   identity::LeafIssuer issuer = deviceLeafIssuer();
-  auto work1 = [this, name, token, body = req.body(), issuer]() -> EnrollOutcome {
+  std::string key_store_claim(req[kKeyStoreHeader]);
+  auto work1 = [this, name, token, body = req.body(), issuer, key_store_claim]() -> EnrollOutcome {
     EnrollOutcome out;
     // Authenticate before looking at the CSR, so an unauthenticated client
     // only ever sees the one 401.
@@ -175,7 +188,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
     if (!csr) return out;
     // Only the CSR's public key is used; subject and extensions are ignored.
     EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
-    return outcomeFromIssue(deps_.registry.enroll(name, token, key, issuer));
+    EnrollOutcome issued = outcomeFromIssue(deps_.registry.enroll(name, token, key, issuer));
+    if (issued.kind == EnrollOutcome::Kind::kIssued) recordKeyStoreClaim(deps_.store, name, key_store_claim);
+    return issued;
   };
   EnrollOutcome outcome = co_await onWorker(work1);
 
@@ -234,12 +249,15 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
   const std::string name = id.device;
   const std::string serial = id.serial_hex;
   identity::LeafIssuer issuer = deviceLeafIssuer();
-  auto work2 = [this, name, serial, body = req.body(), issuer]() -> EnrollOutcome {
+  std::string key_store_claim(req[kKeyStoreHeader]);
+  auto work2 = [this, name, serial, body = req.body(), issuer, key_store_claim]() -> EnrollOutcome {
     EnrollOutcome out;
     crypto::X509ReqPtr csr = parseCsr(body, out);
     if (!csr) return out;
     EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
-    return outcomeFromIssue(deps_.registry.renew(name, serial, key, issuer));
+    EnrollOutcome issued = outcomeFromIssue(deps_.registry.renew(name, serial, key, issuer));
+    if (issued.kind == EnrollOutcome::Kind::kIssued) recordKeyStoreClaim(deps_.store, name, key_store_claim);
+    return issued;
   };
   EnrollOutcome outcome = co_await onWorker(work2);
   switch (outcome.kind) {

@@ -167,7 +167,7 @@ void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
 
   CLI::App* list = named("list", "list the fleet");
   list->footer(footer("  warden device list\n  warden device list -o json   # [{name, spiffe_id, role, labels, state, "
-                      "cert_serial, cert_not_after, connected}]"));
+                      "cert_serial, cert_not_after, connected, key_store: {claimed, verified}}]"));
   table.add(list, [flags, &global] { return deviceList(*flags, global); });
 
   CLI::App* show = named("show", "show one device");

@@ -41,12 +41,28 @@ void addServerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
   init->add_option("--server-name", f->server_names,
                    "DNS name or IP address in the server certificate (repeatable; default localhost, 127.0.0.1, ::1)")
       ->allow_extra_args(false);
+  init->add_option("--ca-key", f->init.ca_key,
+                   "PKCS#11 URI of the issuing CA's key in an HSM (RFC 7512; module from ?module-path=, PIN only from "
+                   "&pin-source=file:PATH, a 0600 file)");
+  init->add_option("--root-key", f->init.root_key, "PKCS#11 URI of the root CA's key in an HSM (same form)");
+  init->add_flag("--ca-key-generate", f->init.ca_key_generate,
+                 "create the keys named by --ca-key / --root-key in the token (EC P-256, CKA_SENSITIVE, not "
+                 "extractable) instead of using existing ones");
   addOutputOption(init, f->output);
   init->footer(R"(
 Examples:
   warden init --dir ./warden-data
   warden init --dir /var/lib/warden --trust-domain factory.example \
       --api-listen 0.0.0.0:8443 --mqtt-listen 0.0.0.0:8883 --server-name gw.factory.example
+  # CA keys in an HSM (here SoftHSM2), created there and never extractable:
+  warden init --dir /var/lib/warden --ca-key-generate \
+      --ca-key 'pkcs11:token=warden;object=issuing-ca;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/warden/hsm.pin' \
+      --root-key 'pkcs11:token=warden;object=root-ca;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/warden/hsm.pin'
+
+With --ca-key, the issuing CA's key stays in the token: warden.yaml records
+the URI (pki.issuing_ca_key; never a PIN) and `warden serve` signs every
+certificate through libp11's engine. Without --root-key the root key is a
+file as usual; with it, the root key is in the token too.
 
 Creates D (0700) with the store (warden.db), a root CA (10 years) and an
 issuing CA (5 years) on EC P-256, the gateway's server certificate, the

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 
 #include <fmt/format.h>
@@ -406,5 +407,12 @@ std::string commonName(X509* cert) {
 
 SystemTime notAfter(X509* cert) { return asn1TimeToSystem(cert ? X509_get0_notAfter(cert) : nullptr); }
 SystemTime notBefore(X509* cert) { return asn1TimeToSystem(cert ? X509_get0_notBefore(cert) : nullptr); }
+
+const char* signingPropertyQuery(EVP_PKEY* key) {
+  if (key == nullptr) return nullptr;
+  const OSSL_PROVIDER* prov = EVP_PKEY_get0_provider(key);
+  if (prov == nullptr) return nullptr;
+  return std::string_view(OSSL_PROVIDER_get0_name(prov)) == "tpm2" ? "?tpm2.signature" : nullptr;
+}
 
 }  // namespace warden::crypto

@@ -92,6 +92,15 @@ std::string commonName(X509* cert);
 SystemTime notAfter(X509* cert);
 SystemTime notBefore(X509* cert);
 
+// signingPropertyQuery returns the OpenSSL property query that keeps
+// signatures with |key| on the provider holding it: "?tpm2.signature" for a
+// key of the tpm2 provider (tpm2-openssl; digests and ciphers stay with the
+// default provider), nullptr for every other key. Without it OpenSSL 3.0 may
+// pick the default provider's ECDSA, which receives only the public half of
+// a TPM key and fails with "missing private key". Pass it to
+// SSL_CTX_new_ex / EVP_DigestSignInit_ex.
+const char* signingPropertyQuery(EVP_PKEY* key);
+
 // openSslErrorString drains the OpenSSL error queue and returns its first
 // entry as text ("" if empty). Use it to make internal errors actionable.
 std::string openSslErrorString();

@@ -190,9 +190,11 @@ Status sign(X509* cert, EVP_PKEY* issuer_key) {
 }
 
 Result<CaMaterial> makeCa(const CaMaterial* parent, std::string_view cn, core::Seconds lifetime, int path_len,
-                          const core::Clock& clock) {
+                          const core::Clock& clock, EvpPkeyPtr key) {
   if (lifetime.count() <= 0) return core::invalidArgument("CA lifetime must be positive");
-  WARDEN_ASSIGN_OR_RETURN(EvpPkeyPtr key, crypto::generateEcKey());
+  if (!key) {
+    WARDEN_ASSIGN_OR_RETURN(key, crypto::generateEcKey());
+  }
   WARDEN_ASSIGN_OR_RETURN(X509Ptr cert, newCertificate(key.get()));
   WARDEN_RETURN_IF_ERROR(setSubjectCn(cert.get(), cn));
   X509* issuer_cert = parent ? parent->cert.get() : cert.get();
@@ -219,14 +221,15 @@ Result<CaMaterial> makeCa(const CaMaterial* parent, std::string_view cn, core::S
 
 }  // namespace
 
-Result<CaMaterial> createRootCa(std::string_view common_name, core::Seconds lifetime, const core::Clock& clock) {
-  return makeCa(nullptr, common_name, lifetime, -1, clock);
+Result<CaMaterial> createRootCa(std::string_view common_name, core::Seconds lifetime, const core::Clock& clock,
+                                EvpPkeyPtr key) {
+  return makeCa(nullptr, common_name, lifetime, -1, clock, std::move(key));
 }
 
 Result<CaMaterial> createIntermediateCa(const CaMaterial& parent, std::string_view cn, core::Seconds lifetime,
-                                        int path_len, const core::Clock& clock) {
+                                        int path_len, const core::Clock& clock, EvpPkeyPtr key) {
   if (!parent.cert || !parent.key) return core::invalidArgument("parent CA material is incomplete");
-  return makeCa(&parent, cn, lifetime, path_len, clock);
+  return makeCa(&parent, cn, lifetime, path_len, clock, std::move(key));
 }
 
 Result<X509Ptr> issueLeaf(const CaMaterial& issuer, EVP_PKEY* subject_key, const LeafProfile& profile,
@@ -284,9 +287,16 @@ Status verifyChain(X509* leaf, const std::vector<X509*>& intermediates, const st
 }
 
 Result<CaMaterial> caMaterialFromPem(std::string_view cert_pem, std::string_view key_pem) {
-  WARDEN_ASSIGN_OR_RETURN(X509Ptr cert, crypto::certFromPem(cert_pem));
   WARDEN_ASSIGN_OR_RETURN(EvpPkeyPtr key, crypto::privateKeyFromPem(key_pem));
-  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+  return caMaterialFromKey(cert_pem, std::move(key));
+}
+
+Result<CaMaterial> caMaterialFromKey(std::string_view cert_pem, EvpPkeyPtr key) {
+  WARDEN_ASSIGN_OR_RETURN(X509Ptr cert, crypto::certFromPem(cert_pem));
+  if (!key) return core::invalidArgument("no CA private key");
+  // Compare public halves: a key held by a token or a TPM exposes only its
+  // public part to X509_check_private_key's checks.
+  if (EVP_PKEY_eq(X509_get0_pubkey(cert.get()), key.get()) != 1) {
     ERR_clear_error();
     return core::invalidArgument("CA private key does not match the CA certificate");
   }

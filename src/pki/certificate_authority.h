@@ -33,19 +33,20 @@ struct LeafProfile {
   core::Seconds lifetime{86400};
 };
 
-// createRootCa generates an EC P-256 key and a self-signed CA certificate
-// named |common_name|: CA:TRUE critical, KU keyCertSign|cRLSign critical, SKI,
-// notBefore now-5min, notAfter now+|lifetime|.
+// createRootCa makes a self-signed CA certificate named |common_name| for
+// |key| (an EC P-256 key generated here if null; a key-store key otherwise,
+// see keystore/key_store.h): CA:TRUE critical, KU keyCertSign|cRLSign
+// critical, SKI, notBefore now-5min, notAfter now+|lifetime|.
 core::Result<CaMaterial> createRootCa(std::string_view common_name, core::Seconds lifetime,
-                                      const core::Clock& clock);
+                                      const core::Clock& clock, EvpPkeyPtr key = nullptr);
 
-// createIntermediateCa generates an EC P-256 key and a CA certificate named
-// |cn| signed by |parent|: CA:TRUE pathlen:|path_len| critical (path_len < 0:
+// createIntermediateCa makes a CA certificate named |cn| for |key| (EC
+// P-256 generated here if null) signed by |parent|: CA:TRUE pathlen:|path_len| critical (path_len < 0:
 // no pathlen), KU keyCertSign|cRLSign critical, SKI, AKI; notAfter is clamped
 // to the parent's notAfter.
 core::Result<CaMaterial> createIntermediateCa(const CaMaterial& parent, std::string_view cn,
                                               core::Seconds lifetime, int path_len,
-                                              const core::Clock& clock);
+                                              const core::Clock& clock, EvpPkeyPtr key = nullptr);
 
 // issueLeaf signs |subject_key| (only the public key is used) with |issuer|:
 // 16-byte random positive serial (caller may retry on collision), notBefore
@@ -64,5 +65,8 @@ core::Status verifyChain(X509* leaf, const std::vector<X509*>& intermediates,
 
 // caMaterialFromPem loads a CA certificate + key pair and checks that they match.
 core::Result<CaMaterial> caMaterialFromPem(std::string_view cert_pem, std::string_view key_pem);
+// caMaterialFromKey pairs a CA certificate with |key| (from any key store)
+// and checks that the certificate's public key is |key|'s.
+core::Result<CaMaterial> caMaterialFromKey(std::string_view cert_pem, EvpPkeyPtr key);
 
 }  // namespace warden::pki

@@ -13,6 +13,12 @@ struct InitOptions {
   std::string mqtt_listen = "127.0.0.1:8883";
   std::string mqtt_upstream = "127.0.0.1:18883";
   std::vector<std::string> server_names = {"localhost", "127.0.0.1", "::1"};
+  // PKCS#11 URIs of the issuing and root CA keys (empty: files in D/pki).
+  std::string ca_key;
+  std::string root_key;
+  // Create the keys named by ca_key / root_key in the token (non-extractable)
+  // instead of using existing ones.
+  bool ca_key_generate = false;
   bool output_json = false;
 };
 

@@ -8,6 +8,7 @@
 
 #include "core/file_io.h"
 #include "core/names.h"
+#include "keystore/pkcs11_uri.h"
 
 namespace warden::server {
 
@@ -138,7 +139,14 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
     }
   }
   if (auto p = root["pki"]) {
-    WARDEN_RETURN_IF_ERROR(checkKeys(file, p, {"cert_ttl"}, "pki"));
+    WARDEN_RETURN_IF_ERROR(checkKeys(file, p, {"cert_ttl", "issuing_ca_key", "root_ca_key"}, "pki"));
+    for (auto [name, out] : {std::pair{"issuing_ca_key", &c.issuing_ca_key}, std::pair{"root_ca_key", &c.root_ca_key}}) {
+      auto n = p[name];
+      if (!n) continue;
+      auto uri = keystore::parsePkcs11Uri(n.as<std::string>());
+      if (!uri.isOk()) return fail(file, n, fmt::format("pki.{}: {}", name, uri.status().message()));
+      *out = uri->toString();
+    }
     if (auto n = p["cert_ttl"]) {
       WARDEN_ASSIGN_OR_RETURN(c.cert_ttl_s, durationAt(file, n));
       if (c.cert_ttl_s < 60 || c.cert_ttl_s > 30 * 86400) return fail(file, n, "pki.cert_ttl must be from 1m to 30d");
@@ -212,6 +220,12 @@ std::string renderServerConfig(const ServerConfig& c) {
   for (size_t i = 0; i < c.server_names.size(); ++i) {
     names += fmt::format("{}\"{}\"", i ? ", " : "", c.server_names[i]);
   }
+  std::string ca_keys;
+  if (!c.issuing_ca_key.empty() || !c.root_ca_key.empty()) {
+    ca_keys = "  # CA keys held in a PKCS#11 token (HSM); the PIN comes from the pin-source file.\n";
+  }
+  if (!c.issuing_ca_key.empty()) ca_keys += fmt::format("  issuing_ca_key: \"{}\"\n", c.issuing_ca_key);
+  if (!c.root_ca_key.empty()) ca_keys += fmt::format("  root_ca_key: \"{}\"\n", c.root_ca_key);
   return fmt::format(R"(# Warden configuration, written by `warden init`. Read once by `warden serve`
 # at start; restart to apply changes. Reference: docs/guide.md.
 
@@ -239,7 +253,7 @@ enrollment:
 
 pki:
   cert_ttl: {certttl}        # lifetime of device certificates (1m to 30d)
-
+{cakeys}
 gateway:
   limits:
     max_packet_size: {mps}      # bytes, advertised both ways; larger packets: 0x95
@@ -261,7 +275,7 @@ log_level: {log}
                      fmt::arg("td", c.trust_domain), fmt::arg("api", c.api_listen.toString()),
                      fmt::arg("mqtt", c.mqtt_listen.toString()), fmt::arg("up", c.mqtt_upstream.toString()),
                      fmt::arg("names", names), fmt::arg("tokttl", core::formatDuration(c.token_ttl_s)),
-                     fmt::arg("certttl", core::formatDuration(c.cert_ttl_s)),
+                     fmt::arg("certttl", core::formatDuration(c.cert_ttl_s)), fmt::arg("cakeys", ca_keys),
                      fmt::arg("mps", c.limits.max_packet_size), fmt::arg("mtl", c.limits.max_topic_length),
                      fmt::arg("mlv", c.limits.max_topic_levels), fmt::arg("mfs", c.limits.max_filters_per_subscribe),
                      fmt::arg("mfss", c.limits.max_filters_per_session), fmt::arg("cto", c.limits.connect_timeout_s),

@@ -43,6 +43,12 @@ struct ServerConfig {
   std::vector<std::string> server_names;
   int64_t token_ttl_s = 24 * 3600;
   int64_t cert_ttl_s = 24 * 3600;
+  // Where the CA keys live: empty = the files D/pki/issuing.key and
+  // D/pki/root.key; otherwise an RFC 7512 PKCS#11 URI (its PIN only by
+  // pin-source=file:..., never in this file). `pki.issuing_ca_key` /
+  // `pki.root_ca_key` in warden.yaml.
+  std::string issuing_ca_key;
+  std::string root_ca_key;
   int64_t event_retention_s = 30 * 86400;
   int64_t upstream_timeout_s = 5;
   MqttLimitsConfig limits;

@@ -6,12 +6,16 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "core/clock.h"
 #include "core/file_io.h"
 #include "core/names.h"
 #include "core/spiffe_id.h"
 #include "crypto/crypto.h"
+#include "keystore/key_store.h"
+#include "keystore/pkcs11_key_store.h"
+#include "keystore/pkcs11_uri.h"
 #include "pki/certificate_authority.h"
 #include "pki/pki_files.h"
 #include "policy/policy.h"
@@ -61,20 +65,58 @@ struct InitResult {
   std::string ca_fingerprint;
 };
 
-Result<InitResult> createInstallation(const ServerConfig& config) {
+// caKey returns the CA key named by |uri| in its token, or null for
+// "generate a file key". |generated| says whether init just created it.
+Result<crypto::EvpPkeyPtr> caKey(const std::string& uri, bool generated) {
+  if (uri.empty()) return crypto::EvpPkeyPtr();
+  auto key = keystore::loadKey(uri);
+  if (!key.isOk()) {
+    std::string hint = generated ? "" : " (to create it in the token, add --ca-key-generate)";
+    return Status(key.status().code(), key.status().message() + hint);
+  }
+  return key->release();
+}
+
+// createCaKeysInTokens creates every CA key named by a URI in its token,
+// all before any is loaded (see Pkcs11KeyStore::createInToken).
+Status createCaKeysInTokens(const ServerConfig& config) {
+  for (const std::string* uri : {&config.root_ca_key, &config.issuing_ca_key}) {
+    if (uri->empty()) continue;
+    keystore::Pkcs11KeyStore store;
+    auto created = store.createInToken(*uri);
+    if (!created.isOk()) return created.status();
+  }
+  return Status::ok();
+}
+
+Result<InitResult> createInstallation(const ServerConfig& config, bool generate_keys) {
   const core::Clock& clock = core::systemClock();
   pki::PkiPaths paths(config.dir);
   WARDEN_RETURN_IF_ERROR(core::makePrivateDir(config.dir));
   WARDEN_RETURN_IF_ERROR(core::makePrivateDir(paths.dir()));
   const std::string& td = config.trust_domain;
 
-  // Fleet PKI: root (10 y) -> issuing CA (5 y, pathLen 0).
-  WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial root, pki::createRootCa(td + " Warden Root CA", kRootLifetime, clock));
+  // Fleet PKI: root (10 y) -> issuing CA (5 y, pathLen 0). Either key may
+  // live in a PKCS#11 token (then only its certificate is written here).
+  if (generate_keys) WARDEN_RETURN_IF_ERROR(createCaKeysInTokens(config));
+  WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr root_key, caKey(config.root_ca_key, generate_keys));
+  WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr issuing_key, caKey(config.issuing_ca_key, generate_keys));
+  WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial root,
+                          pki::createRootCa(td + " Warden Root CA", kRootLifetime, clock, std::move(root_key)));
   WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial issuing,
-                          pki::createIntermediateCa(root, td + " Warden Issuing CA", kIssuingLifetime, 0, clock));
-  WARDEN_RETURN_IF_ERROR(writeKeyAndCert(paths.root_key(), root.key.get(), paths.root_cert(), {root.cert.get()}));
-  WARDEN_RETURN_IF_ERROR(
-      writeKeyAndCert(paths.issuing_key(), issuing.key.get(), paths.issuing_cert(), {issuing.cert.get()}));
+                          pki::createIntermediateCa(root, td + " Warden Issuing CA", kIssuingLifetime, 0, clock,
+                                                    std::move(issuing_key)));
+  if (config.root_ca_key.empty()) {
+    WARDEN_RETURN_IF_ERROR(writeKeyAndCert(paths.root_key(), root.key.get(), paths.root_cert(), {root.cert.get()}));
+  } else {
+    WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.root_cert(), crypto::certToPem(root.cert.get()), 0644));
+  }
+  if (config.issuing_ca_key.empty()) {
+    WARDEN_RETURN_IF_ERROR(
+        writeKeyAndCert(paths.issuing_key(), issuing.key.get(), paths.issuing_cert(), {issuing.cert.get()}));
+  } else {
+    WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.issuing_cert(), crypto::certToPem(issuing.cert.get()), 0644));
+  }
   WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(caBundlePath(config.dir),
                                                crypto::certsToPem({root.cert.get(), issuing.cert.get()}), 0644));
 
@@ -193,7 +235,24 @@ int runInit(const InitOptions& options) {
     return fail(1, fmt::format("{}/pki already exists; nothing was changed. Use an empty or new --dir.", config.dir));
   }
 
-  auto result = createInstallation(config);
+  for (auto [flag, value, out] : {std::tuple{"--ca-key", &options.ca_key, &config.issuing_ca_key},
+                                  std::tuple{"--root-key", &options.root_key, &config.root_ca_key}}) {
+    if (value->empty()) continue;
+    auto uri = keystore::parsePkcs11Uri(*value);
+    if (!uri.isOk()) return fail(2, fmt::format("{}: {}", flag, uri.status().message()));
+    if (uri->module_path.empty()) {
+      return fail(2, fmt::format("{}: name the PKCS#11 module with ?module-path=/path/to/module.so", flag));
+    }
+    *out = uri->toString();
+  }
+  if (options.ca_key_generate && config.issuing_ca_key.empty() && config.root_ca_key.empty()) {
+    return fail(2, "--ca-key-generate needs --ca-key (and optionally --root-key): the PKCS#11 URI of the key to create");
+  }
+  if (!config.issuing_ca_key.empty() && config.issuing_ca_key == config.root_ca_key) {
+    return fail(2, "--ca-key and --root-key must name different keys");
+  }
+
+  auto result = createInstallation(config, options.ca_key_generate);
   if (!result.isOk()) {
     // Leave nothing half-made behind.
     fs::remove_all(config.dir + "/pki", ec);

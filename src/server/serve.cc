@@ -18,6 +18,7 @@
 #include "gateway/decision_snapshot.h"
 #include "gateway/gateway.h"
 #include "identity/registry.h"
+#include "keystore/key_store.h"
 #include "monitor/event_log.h"
 #include "pki/certificate_authority.h"
 #include "pki/pki_files.h"
@@ -282,17 +283,27 @@ int runServe(const ServeOptions& options) {
   warnAboutExpiry(paths, clock);
 
   // Only the issuing CA's key is loaded: the root key stays untouched on disk
-  // (and can be moved offline).
+  // or in its token (and can be moved offline). The key store decides how:
+  // a file (D/pki/issuing.key) or a PKCS#11 URI (pki.issuing_ca_key).
   auto issuing_pem = core::readFile(paths.issuing_cert(), 1024 * 1024);
-  auto issuing_key = core::readFile(paths.issuing_key(), 1024 * 1024);
   auto root_pem = core::readFile(paths.root_cert(), 1024 * 1024);
-  for (const auto* r : {&issuing_pem, &issuing_key, &root_pem}) {
+  for (const auto* r : {&issuing_pem, &root_pem}) {
     if (!r->isOk()) {
       spdlog::error("cannot read the PKI: {}", r->status().message());
       return 1;
     }
   }
-  auto issuing = pki::caMaterialFromPem(issuing_pem.value(), issuing_key.value());
+  std::string issuing_ref = config->issuing_ca_key.empty() ? paths.issuing_key() : config->issuing_ca_key;
+  auto issuing_key = keystore::loadKey(issuing_ref);
+  if (!issuing_key.isOk()) {
+    spdlog::error("cannot load the issuing CA key {}: {}", issuing_ref, issuing_key.status().message());
+    return 1;
+  }
+  if (issuing_key->kind() != keystore::KeyStoreKind::kFile) {
+    spdlog::info("issuing CA key held by {} ({})", keystore::keyStoreKindName(issuing_key->kind()),
+                 issuing_key->reference());
+  }
+  auto issuing = pki::caMaterialFromKey(issuing_pem.value(), issuing_key->release());
   if (!issuing.isOk()) {
     spdlog::error("cannot load the issuing CA: {}", issuing.status().message());
     return 1;

@@ -228,6 +228,12 @@ CREATE TABLE meta(
   value TEXT NOT NULL
 );
 )sql"},
+    // 2: where each device says its key lives ('' = not stated, 'file',
+    // 'pkcs11', 'tpm2'), a claim recorded at enrollment and renewal.
+    {2, R"sql(
+ALTER TABLE devices ADD COLUMN key_store_claim TEXT NOT NULL DEFAULT ''
+  CHECK(key_store_claim IN ('', 'file', 'pkcs11', 'tpm2'));
+)sql"},
 };
 
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -324,7 +330,7 @@ class SqliteStoreImpl final : public Store {
   Result<std::vector<DeviceRecord>> listDevices() override {
     std::lock_guard lock(mu_);
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
-        db(), "SELECT name, role, labels_json, state, created_at FROM devices ORDER BY name"));
+        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim FROM devices ORDER BY name"));
     std::vector<DeviceRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -333,6 +339,19 @@ class SqliteStoreImpl final : public Store {
       out.push_back(std::move(d));
     }
     return out;
+  }
+
+  Status setDeviceKeyStoreClaim(std::string_view name, std::string_view claim) override {
+    if (claim != "file" && claim != "pkcs11" && claim != "tpm2") {
+      return core::invalidArgument("a key store claim is file, pkcs11 or tpm2");
+    }
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "UPDATE devices SET key_store_claim = ? WHERE name = ?"));
+    st.bind(1, claim).bind(2, name);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    if (sqlite3_changes(db()) == 0) return core::notFound(fmt::format("device '{}' not found", name));
+    return Status::ok();
   }
 
   Status setDeviceState(std::string_view name, DeviceState state) override {
@@ -647,12 +666,13 @@ class SqliteStoreImpl final : public Store {
     WARDEN_ASSIGN_OR_RETURN(d.labels, labelsFromJson(st.text(2)));
     WARDEN_ASSIGN_OR_RETURN(d.state, parseDeviceState(st.text(3)));
     d.created_at = st.int64(4);
+    d.key_store_claim = st.text(5);
     return d;
   }
 
   Result<std::optional<DeviceRecord>> findDeviceLocked(std::string_view name) {
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
-        db(), "SELECT name, role, labels_json, state, created_at FROM devices WHERE name = ?"));
+        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim FROM devices WHERE name = ?"));
     st.bind(1, name);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<DeviceRecord>();

@@ -36,6 +36,9 @@ struct DeviceRecord {
   core::Labels labels;
   DeviceState state = DeviceState::kPending;
   int64_t created_at = 0;  // unix seconds
+  // Where the device says its key lives: "" (not stated), "file", "pkcs11"
+  // or "tpm2". A claim: nothing has verified it yet (TPM2_Certify, issue 6).
+  std::string key_store_claim;
 };
 
 // CertRecord is one issued certificate. |device| is the principal name the
@@ -103,6 +106,10 @@ class Store {
   // check transitions (Registry does) except that a revoked device stays
   // revoked (kFailedPrecondition).
   virtual core::Status setDeviceState(std::string_view name, DeviceState state) = 0;
+  // setDeviceKeyStoreClaim records where device |name| says its key lives
+  // ("file", "pkcs11", "tpm2"); kInvalidArgument otherwise, kNotFound for an
+  // unknown device.
+  virtual core::Status setDeviceKeyStoreClaim(std::string_view name, std::string_view claim) = 0;
 
   // --- tokens ----------------------------------------------------------
   // replaceToken stores a new enrollment token hash for |device| and deletes

@@ -26,7 +26,16 @@ TEST(ApiJson, DeviceBeforeEnrollmentHasNullCertificate) {
   EXPECT_TRUE(j["cert_serial"].is_null());
   EXPECT_TRUE(j["cert_not_after"].is_null());
   EXPECT_EQ(j["connected"], false);
-  EXPECT_EQ(j.size(), 8u);
+  EXPECT_EQ(j["key_store"], nlohmann::json({{"claimed", nullptr}, {"verified", false}}));
+  EXPECT_EQ(j.size(), 9u);
+}
+
+TEST(ApiJson, DeviceShowsItsKeyStoreClaimUnverified) {
+  store::DeviceRecord d;
+  d.name = "tpm-1";
+  d.key_store_claim = "tpm2";
+  auto j = deviceToJson(d, std::nullopt, false, "warden.local");
+  EXPECT_EQ(j["key_store"], nlohmann::json({{"claimed", "tpm2"}, {"verified", false}}));
 }
 
 TEST(ApiJson, DeviceWithCertificateShowsSerialAndExpiry) {

@@ -148,8 +148,9 @@ TEST(CliOutput, DeviceViewHasExactlyTheDocumentedKeys) {
               {"labels", {{"site", "p1"}}}, {"state", "active"}, {"cert_serial", "ab"},
               {"cert_not_after", "2026-11-27T00:00:00Z"}, {"connected", true}, {"extra", 1}};
   json v = deviceView(api);
-  EXPECT_EQ(v.size(), 8u);
-  for (const char* k : {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected"}) {
+  EXPECT_EQ(v.size(), 9u);
+  for (const char* k : {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected",
+                        "key_store"}) {
     EXPECT_TRUE(v.contains(k)) << k;
   }
   EXPECT_FALSE(v.contains("extra"));
@@ -161,6 +162,13 @@ TEST(CliOutput, DeviceViewFillsMissingFields) {
   EXPECT_TRUE(v["cert_serial"].is_null());
   EXPECT_EQ(v["labels"], json::object());
   EXPECT_EQ(v["connected"], false);
+  EXPECT_EQ(v["key_store"], json({{"claimed", nullptr}, {"verified", false}}));
+}
+
+TEST(CliOutput, DeviceTextShowsTheKeyStoreClaim) {
+  json d = {{"name", "s1"}, {"key_store", {{"claimed", "tpm2"}, {"verified", false}}}};
+  EXPECT_NE(formatDeviceText(d).find("key store:      tpm2 (claimed by the device, not verified)"), std::string::npos);
+  EXPECT_NE(formatDeviceText({{"name", "s1"}}).find("key store:      not stated"), std::string::npos);
 }
 
 TEST(CliOutput, DeviceAddViewHasExactlyTheDocumentedKeys) {

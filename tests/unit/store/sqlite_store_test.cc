@@ -97,6 +97,16 @@ TEST_F(SqliteStoreTest, InsertAndGetDevice) {
   EXPECT_EQ(store_->getDevice("nope").status().code(), ErrorCode::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, KeyStoreClaimIsRecorded) {
+  ASSERT_TRUE(store_->insertDevice(device("tpm-1")).isOk());
+  EXPECT_EQ(store_->getDevice("tpm-1")->key_store_claim, "");
+  ASSERT_TRUE(store_->setDeviceKeyStoreClaim("tpm-1", "tpm2").isOk());
+  EXPECT_EQ(store_->getDevice("tpm-1")->key_store_claim, "tpm2");
+  EXPECT_EQ((*store_->listDevices())[0].key_store_claim, "tpm2");
+  EXPECT_EQ(store_->setDeviceKeyStoreClaim("tpm-1", "hsm").code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->setDeviceKeyStoreClaim("nope", "file").code(), ErrorCode::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, NamesAreNeverReused) {
   ASSERT_TRUE(store_->insertDevice(device("temp-1")).isOk());
   Status again = store_->insertDevice(device("temp-1"));
@@ -469,8 +479,25 @@ TEST(SqliteStoreOpenTest, ExistingDatabaseIsNotMigratedTwice) {
   ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
   clock.advance(10s);
   ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
-  EXPECT_EQ(sqlScalar(path, "SELECT COUNT(*) FROM schema_migrations"), 1);
-  EXPECT_EQ(sqlScalar(path, "SELECT applied_at FROM schema_migrations"), kStart);
+  EXPECT_EQ(sqlScalar(path, "SELECT COUNT(*) FROM schema_migrations"), kSchemaVersion);
+  EXPECT_EQ(sqlScalar(path, "SELECT MAX(applied_at) FROM schema_migrations"), kStart);
+}
+
+TEST(SqliteStoreOpenTest, Version1DatabaseGainsTheKeyStoreClaim) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("w.db");
+  ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
+  // Back to schema 1 with a device in it, as a database written before migration 2.
+  sqlExec(path, "ALTER TABLE devices DROP COLUMN key_store_claim; DELETE FROM schema_migrations WHERE version = 2; "
+                "INSERT INTO devices(name, role, labels_json, state, created_at) VALUES('old-1', 'sensor', '{}', "
+                "'active', 1)");
+  auto s = SqliteStore::open(path, clock);
+  ASSERT_TRUE(s.isOk()) << s.status().toString();
+  EXPECT_EQ(sqlScalar(path, "SELECT MAX(version) FROM schema_migrations"), 2);
+  auto d = (*s)->getDevice("old-1");
+  ASSERT_TRUE(d.isOk());
+  EXPECT_EQ(d->key_store_claim, "");
 }
 
 TEST(SqliteStoreOpenTest, NewerSchemaIsRefused) {

@@ -1,0 +1,148 @@
+"""CA keys in an HSM (SoftHSM2 through libp11's engine): `warden init
+--ca-key-generate --ca-key pkcs11:... --root-key pkcs11:...` creates both CA
+keys in the token, non-extractable; `warden serve` signs device certificates
+with them; a device enrolled that way connects through the gateway. Every
+refusal (PIN file readable by others, pin-value, a missing key, a URI
+without a module) is tested too."""
+
+import os
+import subprocess
+import unittest
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from hsm_fixture import MODULE, SoftHsm
+from policies import FACTORY
+from warden_fixture import AGENT, WARDEN, Fleet, free_port
+
+
+def spki_der(cert_path):
+    with open(cert_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    return cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def spki_of_hsm_pub(der):
+    """pkcs11-tool writes an EC public key as SubjectPublicKeyInfo DER."""
+    key = serialization.load_der_public_key(der)
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+class HsmCaTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hsm = SoftHsm(label="warden-ca")
+        cls.addClassCleanup(cls.hsm.close)
+        # warden init, warden serve and pkcs11-tool all read SOFTHSM2_CONF.
+        cls._saved_env = os.environ.get("SOFTHSM2_CONF")
+        os.environ["SOFTHSM2_CONF"] = cls.hsm.conf
+        cls.addClassCleanup(cls._restore_env)
+        cls.fleet = Fleet(["--ca-key-generate", "--ca-key", cls.hsm.uri("issuing-ca"),
+                           "--root-key", cls.hsm.uri("root-ca")])
+        cls.addClassCleanup(cls.fleet.close)
+        assert cls.fleet.apply_policy(FACTORY).returncode == 0
+
+    @classmethod
+    def _restore_env(cls):
+        if cls._saved_env is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = cls._saved_env
+
+    def init_dir(self, *args):
+        d = os.path.join(self.fleet.tmp, f"init-{free_port()}")
+        r = subprocess.run([WARDEN, "init", "--dir", d, *args], capture_output=True, text=True, timeout=60)
+        return d, r
+
+    def test_ca_keys_live_only_in_the_token(self):
+        pki = os.path.join(self.fleet.dir, "pki")
+        self.assertFalse(os.path.exists(os.path.join(pki, "issuing.key")))
+        self.assertFalse(os.path.exists(os.path.join(pki, "root.key")))
+        with open(os.path.join(self.fleet.dir, "warden.yaml")) as f:
+            yaml = f.read()
+        self.assertIn("issuing_ca_key: \"pkcs11:token=warden-ca;object=issuing-ca;type=private", yaml)
+        self.assertIn("root_ca_key: \"pkcs11:token=warden-ca;object=root-ca;type=private", yaml)
+        self.assertIn("pin-source=file:", yaml)
+        self.assertNotIn("3141", yaml, "the PIN must never be written to warden.yaml")
+        # The CA certificates certify the token's keys.
+        self.assertEqual(spki_der(os.path.join(pki, "issuing.pem")),
+                         spki_of_hsm_pub(self.hsm.public_key_der("issuing-ca")))
+        self.assertEqual(spki_der(os.path.join(pki, "root.pem")),
+                         spki_of_hsm_pub(self.hsm.public_key_der("root-ca")))
+
+    def test_ca_keys_are_not_extractable(self):
+        for label in ("issuing-ca", "root-ca"):
+            access = self.hsm.private_key_access(label)
+            self.assertIn("never extractable", access)
+            self.assertIn("always sensitive", access)
+            self.assertIn("local", access)  # generated in the token
+            # Nothing reads the private value out of the token (pkcs11-tool
+            # refuses, the token would answer CKR_ATTRIBUTE_SENSITIVE).
+            out = os.path.join(self.hsm.dir, f"{label}.priv")
+            self.hsm.tool("--read-object", "--type", "privkey", "--label", label, "--output-file", out)
+            self.assertFalse(os.path.exists(out) and os.path.getsize(out) > 0)
+
+    def test_device_enrolled_by_the_hsm_ca_connects_through_the_gateway(self):
+        dev = self.fleet.device("hsm-sensor-1", "sensor")
+        # The device certificate was signed by the issuing CA key in the token.
+        r = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(self.fleet.dir, "pki", "ca-bundle.pem"),
+                            dev.cert], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.fleet.pub(dev, "factory/telemetry/hsm-sensor-1/t", "21.5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("issuing CA key held by pkcs11", self.fleet.log())
+        # Renewal is signed by the token too.
+        r = self.fleet.run(AGENT, "run", "--dir", dev.dir, "--renew-now", "--once")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_init_with_an_existing_token_key(self):
+        r = self.hsm.tool("--keypairgen", "--key-type", "EC:prime256v1", "--label", "existing-ca", "--id", "e1",
+                          "--sensitive")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        d, r = self.init_dir("--ca-key", self.hsm.uri("existing-ca"), "--api-listen", f"127.0.0.1:{free_port()}",
+                             "--mqtt-listen", f"127.0.0.1:{free_port()}")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(spki_der(os.path.join(d, "pki", "issuing.pem")),
+                         spki_of_hsm_pub(self.hsm.public_key_der("existing-ca")))
+        self.assertTrue(os.path.exists(os.path.join(d, "pki", "root.key")), "without --root-key the root is a file")
+
+    def test_missing_key_is_refused_with_a_hint(self):
+        d, r = self.init_dir("--ca-key", self.hsm.uri("no-such-key"))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("--ca-key-generate", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "warden.yaml")))
+
+    def test_pin_file_readable_by_others_is_refused(self):
+        loose = os.path.join(self.hsm.dir, "loose.pin")
+        with open(loose, "w") as f:
+            f.write("3141\n")
+        os.chmod(loose, 0o644)
+        d, r = self.init_dir("--ca-key-generate", "--ca-key", self.hsm.uri("loose-ca", pin_file=loose))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("chmod 0600", r.stderr)
+        self.assertNotIn("3141", r.stderr + r.stdout)
+
+    def test_pin_value_and_missing_module_are_refused(self):
+        d, r = self.init_dir("--ca-key", "pkcs11:token=warden-ca;object=x?module-path=" + MODULE + "&pin-value=3141")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("pin-source=file:", r.stderr)
+        d, r = self.init_dir("--ca-key", self.hsm.uri("x", with_module=False))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("module-path", r.stderr)
+
+    def test_wrong_pin_is_refused(self):
+        wrong = os.path.join(self.hsm.dir, "wrong.pin")
+        fd = os.open(wrong, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("0000\n")
+        d, r = self.init_dir("--ca-key-generate", "--ca-key", self.hsm.uri("wrong-pin-ca", pin_file=wrong))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("refused the PIN", r.stderr)
+        self.assertNotIn("0000", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
