@@ -91,6 +91,10 @@ std::string commonName(X509* cert);
 // notBefore / notAfter return the validity bounds of |cert|.
 SystemTime notAfter(X509* cert);
 SystemTime notBefore(X509* cert);
+// subjectKeyIdHex / authorityKeyIdHex return the lowercase hex key identifier
+// of |cert|'s SKI / AKI extension ("" if absent).
+std::string subjectKeyIdHex(X509* cert);
+std::string authorityKeyIdHex(X509* cert);
 
 // openSslErrorString drains the OpenSSL error queue and returns its first
 // entry as text ("" if empty). Use it to make internal errors actionable.
