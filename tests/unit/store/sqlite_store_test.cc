@@ -521,9 +521,6 @@ TEST(SqliteStoreOpenTest, NonDatabaseFileIsRefused) {
   EXPECT_EQ(s.status().code(), ErrorCode::kDataLoss);
 }
 
-}  // namespace
-}  // namespace warden::store
-
 // --- CA inventory and certificate revocation (migration 2) -------------------
 
 TEST_F(SqliteStoreTest, CaInventoryRecordsStatesAndCrlNumbers) {
@@ -658,3 +655,6 @@ TEST(SqliteStoreOpenTest, VersionOneDatabaseGetsTheCaInventory) {
   EXPECT_TRUE((*s)->listCas()->empty());
   EXPECT_EQ(sqlScalar(path, "SELECT MAX(version) FROM schema_migrations"), kSchemaVersion);
 }
+
+}  // namespace
+}  // namespace warden::store
