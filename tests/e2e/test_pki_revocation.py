@@ -283,6 +283,37 @@ class RootCrlTest(unittest.TestCase):
             fleet.close()
 
 
+class LegacyDataDirTest(unittest.TestCase):
+    """A data directory from before the CA inventory: serve records its one
+    issuing CA as issuing-1 and everything keeps working."""
+
+    def test_serve_bootstraps_the_inventory(self):
+        import sqlite3
+        port = free_port()
+        fleet = Fleet(("--pki-listen", f"127.0.0.1:{port}"), start=False)
+        try:
+            db = sqlite3.connect(os.path.join(fleet.dir, "warden.db"))
+            db.execute("DELETE FROM cas")
+            db.commit()
+            db.close()
+            os.remove(os.path.join(fleet.dir, "pki", "crl", "root.crl"))
+            fleet.start_broker()
+            fleet.start_serve()
+            wait_port(port, proc=fleet.serve)
+            cas = {c["name"]: c for c in fleet.cli_json("ca", "list")}
+            self.assertEqual(cas["issuing-1"]["state"], "active")
+            self.assertEqual(cas["root"]["kind"], "root")
+            dev = fleet.device("legacy-1", "sensor")
+            r = run("openssl", "ocsp", "-issuer", os.path.join(fleet.dir, "pki", "issuing.pem"), "-cert", dev.cert,
+                    "-url", f"http://127.0.0.1:{port}/ocsp", "-CAfile", os.path.join(fleet.dir, "pki", "ca-bundle.pem"))
+            self.assertIn(f"{dev.cert}: good", (r.stdout + r.stderr).decode())
+            # No root CRL until the operator signs one offline.
+            r = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/pki/root.crl")
+            self.assertEqual(r.stdout, b"404")
+        finally:
+            fleet.close()
+
+
 def fleet_warden():
     from warden_fixture import WARDEN
     return WARDEN
