@@ -100,7 +100,24 @@ asio::awaitable<ServerResponse> ApiServer::Impl::certRevoke(const OperatorIdenti
   }
   auto code = pki::parseCrlReason(reason);
   if (!code.isOk()) co_return statusResponse(code.status());
-  auto work = [this, serial, reason]() { return deps_.store.revokeCert(serial, reason); };
+  const std::string caller = op.name;
+  auto work = [this, serial, reason, caller]() -> core::Result<std::pair<store::CertRecord, bool>> {
+    // Like `policy apply`, refuse what would lock the caller out: its last
+    // valid operator certificate.
+    WARDEN_ASSIGN_OR_RETURN(store::CertRecord target, deps_.store.findCert(serial));
+    if (target.kind == "user" && target.device == caller && !target.revoked) {
+      WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> own, deps_.store.listCerts(caller));
+      const int64_t now_s = core::unixSeconds(deps_.clock.now());
+      int64_t others = 0;
+      for (const auto& c : own) others += (c.kind == "user" && !c.revoked && c.not_after > now_s && c.serial_hex != serial);
+      if (others == 0) {
+        return core::failedPrecondition(
+            "refused: this is your only valid operator certificate and revoking it would lock you out of the admin "
+            "API; get another one first (`warden ca rotate` issues you a new one)");
+      }
+    }
+    return deps_.store.revokeCert(serial, reason);
+  };
   auto revoked = co_await onWorker(work);
   if (!revoked.isOk()) co_return statusResponse(revoked.status());
   const store::CertRecord& cert = revoked->first;

@@ -210,6 +210,11 @@ class PkiRevocationTest(FleetTestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         r = self.fleet.cli("cert", "revoke", "ffff", "--reason", "superseded")
         self.assertEqual(r.returncode, 1, r.stderr)
+        # The operator cannot revoke its own, only certificate (lock-out).
+        admin = [c for c in certs if c["kind"] == "user" and c["principal"] == "admin"]
+        r = self.fleet.cli("cert", "revoke", admin[0]["serial"], "--reason", "superseded")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("lock you out", r.stderr)
 
         t0 = time.monotonic()
         out = self.fleet.cli_json("cert", "revoke", serial.upper(), "--reason", "keyCompromise")
