@@ -214,7 +214,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
   if (!route.device.empty()) {
     if (!core::isValidName(route.device)) {
       co_return errorResponse(http::status::bad_request, "invalid_argument",
-                              "invalid device name in the path: names match ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+                              route.kind == RouteKind::kCertRevoke
+                                  ? "invalid serial in the path: give it as lowercase hex (`warden cert list`)"
+                                  : "invalid name in the path: names match ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
     }
     resource = route.device;
   }
@@ -256,6 +258,11 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
     case RouteKind::kPolicyVersion: co_return co_await policyVersion(route);
     case RouteKind::kPolicyRollback: co_return co_await policyRollback(op, req);
     case RouteKind::kEventsRead: co_return co_await eventsRead(route);
+    case RouteKind::kCertList: co_return co_await certList(route);
+    case RouteKind::kCertRevoke: co_return co_await certRevoke(op, route.device, req);
+    case RouteKind::kCaList: co_return co_await caList();
+    case RouteKind::kCaRotate: co_return co_await caRotate(op, req);
+    case RouteKind::kCaRetire: co_return co_await caRetire(op, route.device, req);
     default: co_return errorResponse(http::status::not_found, "not_found", "no such endpoint");
   }
 }
@@ -411,6 +418,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceStateChange(const Operato
   // Reply only once every affected live session was cut or restricted.
   if (*changed) co_await publishChange(identity::ChangeScope::device(name));
   if (kind == RouteKind::kDeviceRevoke) co_await purgeBrokerSession(name);
+  if (kind == RouteKind::kDeviceRevoke && *changed) co_await publishRevocation();
   recordEvent(type, deviceSpiffeId(name), op.spiffe_id, std::string(adminAction(kind)), name, "permit", op.rule,
               std::string(monitor::reason::kPermitted), {{"changed", *changed}});
   co_return jsonResponse(http::status::ok, {{"name", name}, {"state", state}, {"changed", *changed}});

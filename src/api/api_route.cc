@@ -1,6 +1,7 @@
 #include "api/api_route.h"
 
 #include <charconv>
+#include <tuple>
 #include <vector>
 
 #include "crypto/crypto.h"
@@ -94,6 +95,27 @@ Route matchRoute(std::string_view method, std::string_view target) {
     return withQuery(std::move(r));
   }
   if (path == "/v1/events") return withQuery(single(method, "GET", RouteKind::kEventsRead));
+  if (path == "/v1/certs") return withQuery(single(method, "GET", RouteKind::kCertList));
+  if (path == "/v1/cas") {
+    Route r;
+    if (method == "GET") {
+      r.kind = RouteKind::kCaList;
+    } else if (method == "POST") {
+      r.kind = RouteKind::kCaRotate;
+    } else {
+      r = methodNotAllowed("GET, POST");
+    }
+    return withQuery(std::move(r));
+  }
+  for (auto [prefix, verb, kind] : {std::tuple{std::string_view("/v1/certs/"), std::string_view("/revoke"), RouteKind::kCertRevoke},
+                                    std::tuple{std::string_view("/v1/cas/"), std::string_view("/retire"), RouteKind::kCaRetire}}) {
+    if (!path.starts_with(prefix) || !path.ends_with(verb) || path.size() <= prefix.size() + verb.size()) continue;
+    std::string_view name = path.substr(prefix.size(), path.size() - prefix.size() - verb.size());
+    if (name.find('/') != std::string_view::npos) return route;
+    Route r = single(method, "POST", kind);
+    r.device = std::string(name);
+    return withQuery(std::move(r));
+  }
   if (path == "/v1/devices") {
     Route r;
     if (method == "GET") {
@@ -152,6 +174,11 @@ std::string_view adminAction(RouteKind kind) {
     case RouteKind::kPolicyVersion: return "admin:policy.history";
     case RouteKind::kPolicyRollback: return "admin:policy.apply";
     case RouteKind::kEventsRead: return "admin:events.read";
+    case RouteKind::kCertList: return "admin:cert.list";
+    case RouteKind::kCertRevoke: return "admin:cert.revoke";
+    case RouteKind::kCaList: return "admin:ca.list";
+    case RouteKind::kCaRotate: return "admin:ca.rotate";
+    case RouteKind::kCaRetire: return "admin:ca.retire";
     default: return "";
   }
 }

@@ -31,12 +31,17 @@ enum class RouteKind {
   kPolicyVersion,       // GET  /v1/policy/versions/{version}
   kPolicyRollback,      // POST /v1/policy/rollback
   kEventsRead,          // GET  /v1/events
+  kCertList,            // GET  /v1/certs[?expiring=SECONDS]
+  kCertRevoke,          // POST /v1/certs/{serial}/revoke
+  kCaList,              // GET  /v1/cas
+  kCaRotate,            // POST /v1/cas  (activate a new issuing CA)
+  kCaRetire,            // POST /v1/cas/{name}/retire
 };
 
 // Route is a matched request target.
 struct Route {
   RouteKind kind = RouteKind::kNotFound;
-  std::string device;  // {name} segment, unvalidated (check with isValidName)
+  std::string device;  // {name} / {serial} segment, unvalidated (check with isValidName)
   std::string version;  // {version} segment of /v1/policy/versions/{version}, unvalidated
   std::string query;   // text after '?', undecoded
   std::string allow;   // for kMethodNotAllowed: the Allow header value

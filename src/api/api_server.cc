@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "gateway/gateway.h"
 #include "monitor/event_log.h"
+#include "pki/ca_set.h"
 #include "pki/certificate_authority.h"
 #include "pki/est_body.h"
 #include "pki/tls_config.h"
@@ -82,22 +83,32 @@ ApiServer::Impl::Impl(asio::io_context& io, ApiConfig config, ApiDeps deps)
       enroll_failures_(config_.limits.enroll_failures_per_window, config_.limits.enroll_failure_window) {}
 
 core::Status ApiServer::Impl::start() {
-  if (deps_.root_cert == nullptr || deps_.issuing_ca.cert == nullptr || deps_.issuing_ca.key == nullptr) {
+  if (deps_.cas != nullptr) {
+    cas_ = deps_.cas;
+  } else {
+    if (deps_.root_cert == nullptr || deps_.issuing_ca.cert == nullptr || deps_.issuing_ca.key == nullptr) {
+      return core::failedPrecondition("api: the root and issuing CA must be loaded before the API starts");
+    }
+    auto set = std::make_shared<pki::CaSet>();
+    set->root.reset(X509_dup(deps_.root_cert));
+    auto issuing = std::make_shared<pki::CaMaterial>();
+    issuing->cert.reset(X509_dup(deps_.issuing_ca.cert.get()));
+    EVP_PKEY_up_ref(deps_.issuing_ca.key.get());
+    issuing->key.reset(deps_.issuing_ca.key.get());
+    issuing->name = deps_.issuing_ca.name;
+    issuing->pki_url = deps_.issuing_ca.pki_url;
+    set->issuing.push_back(std::move(issuing));
+    own_cas_.set(std::move(set));
+  }
+  auto cas = cas_->get();
+  if (!cas || !cas->root || cas->active() == nullptr) {
     return core::failedPrecondition("api: the root and issuing CA must be loaded before the API starts");
   }
   if (!deps_.run_blocking || !deps_.publish_change) {
     return core::failedPrecondition("api: run_blocking and publish_change must be set");
   }
-  cacerts_body_ = pki::pkcs7CertsOnly({deps_.root_cert, deps_.issuing_ca.cert.get()});
-  ca_fingerprint_ = crypto::caFingerprint(deps_.root_cert);
-
-  pki::TlsFiles files;
-  files.cert_chain_file = config_.server_cert_file;
-  files.key_file = config_.server_key_file;
-  files.trust_bundle_pem = crypto::certToPem(deps_.root_cert) + crypto::certToPem(deps_.issuing_ca.cert.get());
-  WARDEN_ASSIGN_OR_RETURN(crypto::SslCtxPtr raw,
-                          pki::makeServerTlsContext(files, pki::ClientCertMode::kRequest, deps_.clock));
-  ssl_ctx_ = std::make_unique<asio::ssl::context>(raw.release());
+  ca_fingerprint_ = crypto::caFingerprint(cas->root.get());
+  WARDEN_RETURN_IF_ERROR(reloadTls());
 
   boost::system::error_code ec;
   asio::ip::tcp::endpoint endpoint;
@@ -137,6 +148,22 @@ core::Status ApiServer::Impl::start() {
   asio::co_spawn(io_, acceptLoop(), asio::detached);
   spdlog::info("api: admin API and EST listening on https://{}:{}", config_.listen_host, bound_port_);
   return core::Status::ok();
+}
+
+core::Status ApiServer::Impl::reloadTls() {
+  auto cas = cas_->get();
+  pki::TlsFiles files;
+  files.cert_chain_file = config_.server_cert_file;
+  files.key_file = config_.server_key_file;
+  files.trust_bundle_pem = cas->trustBundlePem();
+  WARDEN_ASSIGN_OR_RETURN(crypto::SslCtxPtr raw,
+                          pki::makeServerTlsContext(files, pki::ClientCertMode::kRequest, deps_.clock));
+  ssl_ctx_ = std::make_shared<asio::ssl::context>(raw.release());
+  return core::Status::ok();
+}
+
+std::string ApiServer::Impl::cacertsBody() const {
+  return pki::pkcs7CertsOnly(cas_->get()->caCerts());
 }
 
 void ApiServer::Impl::stop() {
@@ -217,7 +244,8 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
                                            : fmt::format("{}:{}", peer.address, remote.port());
     peer.source_key = sourceKey(peer.address);
   }
-  SslStream stream(beast::tcp_stream(std::move(socket)), *ssl_ctx_);
+  std::shared_ptr<asio::ssl::context> ctx = ssl_ctx_;
+  SslStream stream(beast::tcp_stream(std::move(socket)), *ctx);
   beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
   const uint64_t connection_id = next_connection_id_++;
   connections_.emplace(connection_id, &tcp);
@@ -410,7 +438,10 @@ identity::LeafIssuer ApiServer::Impl::deviceLeafIssuer() const {
     profile.client_auth = true;
     profile.server_auth = false;
     profile.lifetime = std::chrono::duration_cast<core::Seconds>(config_.device_cert_lifetime);
-    return pki::issueLeaf(deps_.issuing_ca, key, profile, deps_.clock);
+    // The active issuing CA at the moment of signing: after `ca rotate`,
+    // new certificates come from the new CA at once.
+    std::shared_ptr<const pki::CaSet> cas = cas_->get();
+    return pki::issueLeaf(*cas->active(), key, profile, deps_.clock);
   };
 }
 
@@ -420,6 +451,22 @@ asio::awaitable<void> ApiServer::Impl::publishChange(identity::ChangeScope scope
     deps_.publish_change(scope, std::move(done));
   };
   co_await awaitCallback(std::move(start), std::chrono::seconds(10), "publishing the change to the gateway");
+}
+
+asio::awaitable<void> ApiServer::Impl::publishRevocation() {
+  if (!deps_.publish_revocation) co_return;
+  std::function<void(std::function<void()>)> start = [this](std::function<void()> done) {
+    deps_.publish_revocation(std::move(done));
+  };
+  co_await awaitCallback(start, std::chrono::seconds(10), "publishing the CRLs");
+}
+
+asio::awaitable<void> ApiServer::Impl::reloadCas() {
+  if (!deps_.reload_cas) co_return;
+  std::function<void(std::function<void()>)> start = [this](std::function<void()> done) {
+    deps_.reload_cas(std::move(done));
+  };
+  co_await awaitCallback(start, std::chrono::seconds(20), "reloading the CAs");
 }
 
 asio::awaitable<void> ApiServer::Impl::purgeBrokerSession(const std::string& device) {
@@ -460,6 +507,7 @@ ApiServer::ApiServer(void* io_context, ApiConfig config, ApiDeps deps)
 ApiServer::~ApiServer() { impl_->stop(); }
 
 core::Status ApiServer::start() { return impl_->start(); }
+core::Status ApiServer::reloadTls() { return impl_->reloadTls(); }
 void ApiServer::stop() { impl_->stop(); }
 uint16_t ApiServer::port() const { return impl_->port(); }
 

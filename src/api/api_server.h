@@ -24,6 +24,7 @@ class EventLog;
 }
 namespace warden::pki {
 struct CaMaterial;
+class CaSetHolder;
 }
 namespace warden::gateway {
 class SnapshotHolder;
@@ -59,6 +60,9 @@ struct ApiConfig {
   std::string server_key_file;
   // Lifetime of certificates issued by simpleenroll/simplereenroll.
   std::chrono::seconds device_cert_lifetime{86400};
+  // Base URL of the PKI listener, written into the certificates of a CA
+  // that `POST /v1/cas` activates ("" for none).
+  std::string pki_url;
   ApiLimits limits;
 };
 
@@ -84,6 +88,17 @@ struct ApiDeps {
   // purge_broker_session (optional) removes the device's persistent broker
   // session (no will, no queued messages); |done| runs on the io thread.
   std::function<void(const std::string& device, std::function<void()> done)> purge_broker_session;
+  // cas (optional) holds the CAs after rotations: the active issuing CA
+  // signs, every non-retired one is trusted and in cacerts. Without it the
+  // API uses issuing_ca and root_cert for its whole life.
+  pki::CaSetHolder* cas = nullptr;
+  // publish_revocation (optional) has the CRLs remade (coalesced) and calls
+  // |done| on the io thread once the PKI listener serves them.
+  std::function<void(std::function<void()> done)> publish_revocation;
+  // reload_cas (optional) re-reads the CA inventory after a rotation or a
+  // retirement (trust bundles, the gateway's and this API's TLS contexts,
+  // CRLs and OCSP) and calls |done| on the io thread.
+  std::function<void(std::function<void()> done)> reload_cas;
 };
 
 // ApiServer is the HTTPS listener for the admin API (mutual TLS, JSON) and
@@ -103,6 +118,10 @@ class ApiServer {
   core::Status start();
   // stop closes the listener and every open connection (io thread).
   void stop();
+  // reloadTls rebuilds the TLS context from the server certificate files and
+  // the current CA set; new connections use it, open ones keep theirs (io
+  // thread).
+  core::Status reloadTls();
   // port returns the bound port (useful with listen_port 0).
   uint16_t port() const;
 

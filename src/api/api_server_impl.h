@@ -29,6 +29,7 @@
 #include "core/status.h"
 #include "crypto/openssl_ptr.h"
 #include "identity/registry.h"
+#include "pki/ca_set.h"
 
 namespace warden::api {
 
@@ -77,6 +78,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   core::Status start();
   void stop();
   uint16_t port() const { return bound_port_; }
+  core::Status reloadTls();
 
  private:
   // --- connections (api_server.cc) ---
@@ -120,6 +122,16 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::awaitable<ServerResponse> storePolicy(const OperatorIdentity& op, const std::string& text, const std::string& filename,
                                               bool force, int64_t rolled_back_from);
   asio::awaitable<ServerResponse> eventsRead(const Route& route);
+  // --- certificates and CAs (ca_handlers.cc) ---
+  asio::awaitable<ServerResponse> certList(const Route& route);
+  asio::awaitable<ServerResponse> certRevoke(const OperatorIdentity& op, const std::string& serial,
+                                             const ServerRequest& req);
+  asio::awaitable<ServerResponse> caList();
+  asio::awaitable<ServerResponse> caRotate(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> caRetire(const OperatorIdentity& op, const std::string& name,
+                                           const ServerRequest& req);
+  asio::awaitable<void> publishRevocation();
+  asio::awaitable<void> reloadCas();
 
   // --- plumbing ---
   // awaitCallback starts |start| with a completion callback and resumes on
@@ -150,12 +162,16 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::io_context& io_;
   const ApiConfig config_;
   ApiDeps deps_;
-  std::unique_ptr<asio::ssl::context> ssl_ctx_;
+  // Each connection holds its own reference, so reloadTls() never pulls
+  // the context from under an open connection.
+  std::shared_ptr<asio::ssl::context> ssl_ctx_;
+  pki::CaSetHolder own_cas_;           // used when ApiDeps::cas is null
+  pki::CaSetHolder* cas_ = &own_cas_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   uint16_t bound_port_ = 0;
   bool stopping_ = false;
 
-  std::string cacerts_body_;   // base64 PKCS#7 of root + issuing
+  std::string cacertsBody() const;  // base64 PKCS#7 of root + every non-retired issuing CA
   std::string ca_fingerprint_;
 
   // Open connections (io thread only), for stop().

@@ -114,7 +114,7 @@ crypto::X509ReqPtr parseCsr(const std::string& body, EnrollOutcome& out) {
 
 ServerResponse ApiServer::Impl::estCacerts() const {
   // RFC 7030 §4.1.3: certs-only PKCS#7, base64 encoded.
-  ServerResponse res = textResponse(http::status::ok, kPkcs7Mime, cacerts_body_);
+  ServerResponse res = textResponse(http::status::ok, kPkcs7Mime, cacertsBody());
   res.set("Content-Transfer-Encoding", "base64");
   return res;
 }

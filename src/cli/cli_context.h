@@ -84,5 +84,6 @@ void addServerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addPolicyCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addEventsCommand(CLI::App& app, CommandTable& table, GlobalFlags& global);
+void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 
 }  // namespace warden::cli

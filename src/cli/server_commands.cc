@@ -38,6 +38,12 @@ void addServerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
   init->add_option("--mqtt-listen", f->init.mqtt_listen, "HOST:PORT of the MQTT gateway (mutual TLS)")->capture_default_str();
   init->add_option("--mqtt-upstream", f->init.mqtt_upstream, "HOST:PORT of the Mosquitto broker behind the gateway")
       ->capture_default_str();
+  init->add_option("--pki-listen", f->init.pki_listen,
+                   "HOST:PORT of the plain-HTTP PKI listener (CRLs, CA certificates, OCSP)")
+      ->capture_default_str();
+  init->add_option("--pki-url", f->init.pki_url,
+                   "base URL written into every certificate's CRL distribution point and AIA (OCSP, caIssuers); "
+                   "default http://<pki-listen>");
   init->add_option("--server-name", f->server_names,
                    "DNS name or IP address in the server certificate (repeatable; default localhost, 127.0.0.1, ::1)")
       ->allow_extra_args(false);
@@ -70,7 +76,9 @@ operator's client certificate (D/pki/admin.pem), a separate upstream CA for
 the broker link, the default policy (version 1) and warden.yaml. Keys are
 0600. The root key is needed only to renew the issuing CA: keep D/pki/root.key
 offline if you can. If D already holds warden.yaml or warden.db, init exits 1
-and changes nothing.
+and changes nothing. Every certificate names its revocation sources under
+--pki-url: <url>/pki/<ca>.crl (CRL distribution point), <url>/ocsp and
+<url>/pki/<ca>.crt (AIA); `warden serve` answers them on --pki-listen.
 
 Exit codes: 0 created; 1 already initialized or failed; 2 invalid options.)");
   table.add(init, [f, &global] {

@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include <fmt/format.h>
 
@@ -386,6 +387,20 @@ std::string serialHex(X509* cert) {
     if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
   }
   return out;
+}
+
+std::string subjectKeyIdHex(X509* cert) {
+  const ASN1_OCTET_STRING* id = cert != nullptr ? X509_get0_subject_key_id(cert) : nullptr;
+  if (id == nullptr) return {};
+  return hexEncode(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(id)),
+                                    static_cast<size_t>(ASN1_STRING_length(id))));
+}
+
+std::string authorityKeyIdHex(X509* cert) {
+  const ASN1_OCTET_STRING* id = cert != nullptr ? X509_get0_authority_key_id(cert) : nullptr;
+  if (id == nullptr) return {};
+  return hexEncode(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(id)),
+                                    static_cast<size_t>(ASN1_STRING_length(id))));
 }
 
 std::vector<std::string> uriSans(X509* cert) { return sansOfType(cert, GEN_URI); }

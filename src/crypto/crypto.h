@@ -91,6 +91,10 @@ std::string commonName(X509* cert);
 // notBefore / notAfter return the validity bounds of |cert|.
 SystemTime notAfter(X509* cert);
 SystemTime notBefore(X509* cert);
+// subjectKeyIdHex / authorityKeyIdHex return the lowercase hex key identifier
+// of |cert|'s SKI / AKI extension ("" if absent).
+std::string subjectKeyIdHex(X509* cert);
+std::string authorityKeyIdHex(X509* cert);
 
 // signingPropertyQuery returns the OpenSSL property query that keeps
 // signatures with |key| on the provider holding it: "?tpm2.signature" for a

@@ -86,6 +86,18 @@ core::Status Gateway::Impl::start() {
   return core::Status::ok();
 }
 
+core::Status Gateway::Impl::reloadServerTls() {
+  pki::TlsFiles server_files;
+  server_files.cert_chain_file = config_.server_cert_file;
+  server_files.key_file = config_.server_key_file;
+  server_files.trust_bundle_file = config_.client_ca_file;
+  WARDEN_ASSIGN_OR_RETURN(crypto::SslCtxPtr server_ctx,
+                          pki::makeServerTlsContext(server_files, pki::ClientCertMode::kRequire, clock_));
+  // Live sessions hold their own reference (SSL_new up-refs the context).
+  server_tls_ = std::move(server_ctx);
+  return core::Status::ok();
+}
+
 asio::awaitable<void> Gateway::Impl::acceptLoop() {
   for (;;) {
     auto [ec, socket] = co_await acceptor_->async_accept(asio::as_tuple(asio::use_awaitable));
@@ -202,6 +214,7 @@ Gateway::Gateway(void* io_context, GatewayConfig config, SnapshotHolder& snapsho
 Gateway::~Gateway() = default;
 
 core::Status Gateway::start() { return impl_->start(); }
+core::Status Gateway::reloadServerTls() { return impl_->reloadServerTls(); }
 uint16_t Gateway::listenPort() const { return impl_->listenPort(); }
 void Gateway::reevaluate(std::function<void()> done) { impl_->reevaluate(std::move(done)); }
 void Gateway::reevaluate(const identity::ChangeScope& scope, std::function<void()> done) {

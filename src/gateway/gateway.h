@@ -82,6 +82,11 @@ class Gateway {
   // listenPort returns the bound port (useful with listen_port 0), 0 before start.
   uint16_t listenPort() const;
 
+  // reloadServerTls rebuilds the device-facing TLS context from the server
+  // certificate and trust bundle files (after a CA rotation or retirement).
+  // New connections use it; live sessions keep theirs (io thread).
+  core::Status reloadServerTls();
+
   // reevaluate re-checks every live session against the current snapshot:
   // closes sessions no longer allowed (MQTT 5 DISCONNECT 0x87), suspends and
   // restores subscriptions. |done| is called on the io thread once every

@@ -34,6 +34,7 @@ class Gateway::Impl {
   ~Impl();
 
   core::Status start();
+  core::Status reloadServerTls();
   void reevaluate(std::function<void()> done);
   void reevaluate(const identity::ChangeScope& scope, std::function<void()> done);
   void closeDevice(const std::string& name, uint8_t reason_code, std::string reason, std::function<void()> done);

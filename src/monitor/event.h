@@ -42,6 +42,8 @@ inline constexpr std::string_view kRelease = "release";
 inline constexpr std::string_view kPolicyApply = "policy_apply";
 inline constexpr std::string_view kAdminDeny = "admin_deny";
 inline constexpr std::string_view kEventsDropped = "events_dropped";
+inline constexpr std::string_view kCaRotate = "ca_rotate";
+inline constexpr std::string_view kCaRetire = "ca_retire";
 }  // namespace event_type
 
 namespace reason {

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "core/names.h"
 #include "crypto/crypto.h"
 
 namespace warden::pki {
@@ -53,10 +54,6 @@ const EVP_MD* sha384Md() {
   return md;
 }
 
-// signingDigestFor picks SHA-384 for P-384 (and larger) issuer keys, SHA-256 otherwise.
-const EVP_MD* signingDigestFor(EVP_PKEY* issuer_key) {
-  return EVP_PKEY_get_bits(issuer_key) >= 384 ? sha384Md() : sha256Md();
-}
 
 std::time_t toTimeT(core::SystemTime t) { return std::chrono::system_clock::to_time_t(t); }
 
@@ -172,6 +169,22 @@ Status addEku(X509* cert, const LeafProfile& profile) {
   return Status::ok();
 }
 
+// addRevocationPointers adds CRL distribution point and AIA extensions
+// naming |issuer|'s publication URLs (nothing without a pki_url).
+Status addRevocationPointers(X509* cert, X509V3_CTX* ctx, const CaMaterial& issuer, bool with_ocsp) {
+  if (issuer.pki_url.empty()) return Status::ok();
+  // The URL and the CA name are validated, so they cannot inject more
+  // configuration into these strings.
+  if (!isValidPkiUrl(issuer.pki_url) || !core::isValidName(issuer.name)) {
+    return core::invalidArgument("invalid PKI URL or CA name for CRL distribution points");
+  }
+  std::string cdp = fmt::format("URI:{}/pki/{}.crl", issuer.pki_url, issuer.name);
+  WARDEN_RETURN_IF_ERROR(addConfExtension(cert, ctx, NID_crl_distribution_points, cdp.c_str()));
+  std::string aia = fmt::format("caIssuers;URI:{}/pki/{}.crt", issuer.pki_url, issuer.name);
+  if (with_ocsp) aia = fmt::format("OCSP;URI:{}/ocsp,{}", issuer.pki_url, aia);
+  return addConfExtension(cert, ctx, NID_info_access, aia.c_str());
+}
+
 Result<X509Ptr> newCertificate(EVP_PKEY* subject_key) {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) return core::internalError("cannot allocate certificate");
@@ -214,9 +227,12 @@ Result<CaMaterial> makeCa(const CaMaterial* parent, std::string_view cn, core::S
   WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_basic_constraints, bc.c_str()));
   WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"));
   WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash"));
-  if (parent) WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
+  if (parent) {
+    WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
+    WARDEN_RETURN_IF_ERROR(addRevocationPointers(cert.get(), &ctx, *parent, /*with_ocsp=*/false));
+  }
   WARDEN_RETURN_IF_ERROR(sign(cert.get(), issuer_key));
-  return CaMaterial{std::move(cert), std::move(key)};
+  return CaMaterial{std::move(cert), std::move(key), "", ""};
 }
 
 }  // namespace
@@ -252,10 +268,17 @@ Result<X509Ptr> issueLeaf(const CaMaterial& issuer, EVP_PKEY* subject_key, const
   X509V3_set_ctx(&ctx, issuer.cert.get(), cert.get(), nullptr, nullptr, 0);
   WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE"));
   WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature"));
-  WARDEN_RETURN_IF_ERROR(addEku(cert.get(), profile));
+  if (profile.ocsp_signing) {
+    WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_ext_key_usage, "OCSPSigning"));
+    // RFC 6960 §4.2.2.2.1: clients need not check the responder's own status.
+    WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_id_pkix_OCSP_noCheck, "ignored"));
+  } else {
+    WARDEN_RETURN_IF_ERROR(addEku(cert.get(), profile));
+  }
   WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash"));
   WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
   WARDEN_RETURN_IF_ERROR(addSans(cert.get(), profile));
+  if (!profile.ocsp_signing) WARDEN_RETURN_IF_ERROR(addRevocationPointers(cert.get(), &ctx, issuer, /*with_ocsp=*/true));
   WARDEN_RETURN_IF_ERROR(sign(cert.get(), issuer.key.get()));
   return cert;
 }
@@ -300,7 +323,21 @@ Result<CaMaterial> caMaterialFromKey(std::string_view cert_pem, EvpPkeyPtr key) 
     ERR_clear_error();
     return core::invalidArgument("CA private key does not match the CA certificate");
   }
-  return CaMaterial{std::move(cert), std::move(key)};
+  return CaMaterial{std::move(cert), std::move(key), "", ""};
+}
+
+const EVP_MD* signingDigestFor(EVP_PKEY* issuer_key) {
+  return EVP_PKEY_get_bits(issuer_key) >= 384 ? sha384Md() : sha256Md();
+}
+
+bool isValidPkiUrl(std::string_view url) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.size() <= kScheme.size() || url.size() > 200 || url.substr(0, kScheme.size()) != kScheme) return false;
+  if (url.back() == '/') return false;
+  for (unsigned char c : url) {
+    if (c < 0x21 || c > 0x7e || c == ',' || c == '"' || c == '\'' || c == '?' || c == '#' || c == '\\') return false;
+  }
+  return true;
 }
 
 }  // namespace warden::pki

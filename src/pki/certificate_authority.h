@@ -17,10 +17,14 @@ namespace warden::pki {
 using crypto::EvpPkeyPtr;
 using crypto::X509Ptr;
 
-// CaMaterial is a CA certificate and its private key.
+// CaMaterial is a CA certificate and its private key, with the CA's name in
+// the inventory ("root", "issuing-1", ...) and the base URL under which its
+// CRL, certificate and OCSP responder are published ("" if none).
 struct CaMaterial {
   X509Ptr cert;
   EvpPkeyPtr key;
+  std::string name;
+  std::string pki_url;
 };
 
 // LeafProfile is everything the server decides about an issued leaf.
@@ -30,8 +34,18 @@ struct LeafProfile {
   std::vector<std::string> dns_sans;  // server certs
   std::vector<std::string> ip_sans;   // server certs ("127.0.0.1", "::1")
   bool client_auth = true, server_auth = false;
+  // ocsp_signing makes an OCSP responder certificate (RFC 6960 §4.2.2.2):
+  // EKU id-kp-OCSPSigning only and id-pkix-ocsp-nocheck; client_auth and
+  // server_auth are then ignored.
+  bool ocsp_signing = false;
   core::Seconds lifetime{86400};
 };
+
+// isValidPkiUrl reports whether |url| may be written into certificates as
+// the PKI base URL: "http://" (RFC 5280 §4.2.1.13: CRLs over plain HTTP),
+// printable ASCII without spaces, commas or quotes, no query, at most 200
+// characters, no trailing '/'.
+bool isValidPkiUrl(std::string_view url);
 
 // createRootCa makes a self-signed CA certificate named |common_name| for
 // |key| (an EC P-256 key generated here if null; a key-store key otherwise,
@@ -48,6 +62,11 @@ core::Result<CaMaterial> createIntermediateCa(const CaMaterial& parent, std::str
                                               core::Seconds lifetime, int path_len,
                                               const core::Clock& clock, EvpPkeyPtr key = nullptr);
 
+// When the issuer has a pki_url U, the certificate names its revocation
+// sources: CRL distribution point U/pki/<issuer name>.crl and AIA caIssuers
+// U/pki/<issuer name>.crt, plus (leaves only, the root has no responder)
+// OCSP U/ocsp.
+//
 // issueLeaf signs |subject_key| (only the public key is used) with |issuer|:
 // 16-byte random positive serial (caller may retry on collision), notBefore
 // now-5min, notAfter min(now+lifetime, issuer notAfter), KU digitalSignature
@@ -62,6 +81,10 @@ core::Result<X509Ptr> issueLeaf(const CaMaterial& issuer, EVP_PKEY* subject_key,
 // OpenSSL's reason on failure. Purpose checks are left to the caller.
 core::Status verifyChain(X509* leaf, const std::vector<X509*>& intermediates,
                          const std::vector<X509*>& trust_anchors, core::SystemTime at);
+
+// signingDigestFor returns the digest that Warden signs with under
+// |issuer_key|: SHA-384 for P-384 and larger keys, SHA-256 otherwise.
+const EVP_MD* signingDigestFor(EVP_PKEY* issuer_key);
 
 // caMaterialFromPem loads a CA certificate + key pair and checks that they match.
 core::Result<CaMaterial> caMaterialFromPem(std::string_view cert_pem, std::string_view key_pem);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include <fmt/format.h>
+
 namespace warden::pki {
 
 PkiPaths::PkiPaths(std::string data_dir) : dir_(std::move(data_dir)) {
@@ -24,5 +26,10 @@ std::string PkiPaths::upstream_client_cert() const { return dir_ + "/upstream-cl
 std::string PkiPaths::upstream_client_key() const { return dir_ + "/upstream-client.key"; }
 std::string PkiPaths::broker_cert() const { return dir_ + "/broker.pem"; }
 std::string PkiPaths::broker_key() const { return dir_ + "/broker.key"; }
+std::string PkiPaths::ca_dir() const { return dir_ + "/ca"; }
+std::string PkiPaths::ca_cert(const std::string& name) const { return fmt::format("{}/ca/{}.pem", dir_, name); }
+std::string PkiPaths::ca_key(const std::string& name) const { return fmt::format("{}/ca/{}.key", dir_, name); }
+std::string PkiPaths::crl_dir() const { return dir_ + "/crl"; }
+std::string PkiPaths::root_crl() const { return dir_ + "/crl/root.crl"; }
 
 }  // namespace warden::pki

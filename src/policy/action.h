@@ -27,8 +27,15 @@ enum class Action : uint8_t {
   kAdminEventsRead,
   kAdminPolicyExplain,
   kAdminPolicyHistory,
+  // Certificates and CAs (issue 4). Their names are in kPkiActions
+  // (action.cc), after policy.h's kActions.
+  kAdminCertList,
+  kAdminCertRevoke,
+  kAdminCaList,
+  kAdminCaRotate,
+  kAdminCaRetire,
 };
-inline constexpr size_t kActionCount = 17;
+inline constexpr size_t kActionCount = 22;
 
 // ActionFamily decides how a resource pattern is read for an action.
 enum class ActionFamily : uint8_t {

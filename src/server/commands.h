@@ -12,6 +12,8 @@ struct InitOptions {
   std::string api_listen = "127.0.0.1:8443";
   std::string mqtt_listen = "127.0.0.1:8883";
   std::string mqtt_upstream = "127.0.0.1:18883";
+  std::string pki_listen = "127.0.0.1:8080";
+  std::string pki_url;  // "" -> http://<pki_listen>
   std::vector<std::string> server_names = {"localhost", "127.0.0.1", "::1"};
   // PKCS#11 URIs of the issuing and root CA keys (empty: files in D/pki).
   std::string ca_key;

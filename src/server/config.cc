@@ -9,6 +9,7 @@
 #include "core/file_io.h"
 #include "core/names.h"
 #include "keystore/pkcs11_uri.h"
+#include "pki/certificate_authority.h"
 
 namespace warden::server {
 
@@ -139,7 +140,7 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
     }
   }
   if (auto p = root["pki"]) {
-    WARDEN_RETURN_IF_ERROR(checkKeys(file, p, {"cert_ttl", "issuing_ca_key", "root_ca_key"}, "pki"));
+    WARDEN_RETURN_IF_ERROR(checkKeys(file, p, {"cert_ttl", "issuing_ca_key", "root_ca_key", "listen", "url", "crl_validity", "root_crl_validity"}, "pki"));
     for (auto [name, out] : {std::pair{"issuing_ca_key", &c.issuing_ca_key}, std::pair{"root_ca_key", &c.root_ca_key}}) {
       auto n = p[name];
       if (!n) continue;
@@ -150,6 +151,29 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
     if (auto n = p["cert_ttl"]) {
       WARDEN_ASSIGN_OR_RETURN(c.cert_ttl_s, durationAt(file, n));
       if (c.cert_ttl_s < 60 || c.cert_ttl_s > 30 * 86400) return fail(file, n, "pki.cert_ttl must be from 1m to 30d");
+    }
+    if (auto n = p["listen"]) {
+      auto hp = parseHostPort("pki.listen", n.as<std::string>());
+      if (!hp.isOk()) return fail(file, n, hp.status().message());
+      c.pki_listen = hp.value();
+    }
+    if (auto n = p["url"]) {
+      c.pki_url = n.as<std::string>();
+      if (!c.pki_url.empty() && !pki::isValidPkiUrl(c.pki_url)) {
+        return fail(file, n, "pki.url must be an http:// URL without spaces, commas, query or trailing '/'");
+      }
+    }
+    if (auto n = p["crl_validity"]) {
+      WARDEN_ASSIGN_OR_RETURN(c.crl_validity_s, durationAt(file, n));
+      if (c.crl_validity_s < 120 || c.crl_validity_s > 30 * 86400) {
+        return fail(file, n, "pki.crl_validity must be from 2m to 30d");
+      }
+    }
+    if (auto n = p["root_crl_validity"]) {
+      WARDEN_ASSIGN_OR_RETURN(c.root_crl_validity_s, durationAt(file, n));
+      if (c.root_crl_validity_s < 86400 || c.root_crl_validity_s > 5LL * 365 * 86400) {
+        return fail(file, n, "pki.root_crl_validity must be from 1d to 1825d");
+      }
     }
   }
   if (auto ev = root["events"]) {
@@ -253,6 +277,12 @@ enrollment:
 
 pki:
   cert_ttl: {certttl}        # lifetime of device certificates (1m to 30d)
+  # Plain-HTTP listener for third parties: /pki/<ca>.crl, /pki/<ca>.crt, /ocsp.
+  listen: "{pkilisten}"
+  # Base URL written into every certificate's CRL distribution point and AIA.
+  url: "{pkiurl}"
+  crl_validity: {crlval}     # issuing CAs' CRLs: nextUpdate - thisUpdate (remade at half)
+  root_crl_validity: {rootcrlval}  # the root CRL (`warden ca crl --root`)
 {cakeys}
 gateway:
   limits:
@@ -276,6 +306,9 @@ log_level: {log}
                      fmt::arg("mqtt", c.mqtt_listen.toString()), fmt::arg("up", c.mqtt_upstream.toString()),
                      fmt::arg("names", names), fmt::arg("tokttl", core::formatDuration(c.token_ttl_s)),
                      fmt::arg("certttl", core::formatDuration(c.cert_ttl_s)), fmt::arg("cakeys", ca_keys),
+                     fmt::arg("pkilisten", c.pki_listen.toString()), fmt::arg("pkiurl", c.pkiUrl()),
+                     fmt::arg("crlval", core::formatDuration(c.crl_validity_s)),
+                     fmt::arg("rootcrlval", core::formatDuration(c.root_crl_validity_s)),
                      fmt::arg("mps", c.limits.max_packet_size), fmt::arg("mtl", c.limits.max_topic_length),
                      fmt::arg("mlv", c.limits.max_topic_levels), fmt::arg("mfs", c.limits.max_filters_per_subscribe),
                      fmt::arg("mfss", c.limits.max_filters_per_session), fmt::arg("cto", c.limits.connect_timeout_s),

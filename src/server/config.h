@@ -49,12 +49,24 @@ struct ServerConfig {
   // `pki.root_ca_key` in warden.yaml.
   std::string issuing_ca_key;
   std::string root_ca_key;
+  // The plain-HTTP PKI listener (CRLs, CA certificates, OCSP) and the base
+  // URL written into every issued certificate's CRL distribution point and
+  // AIA ("" means http://<pki_listen>).
+  HostPort pki_listen{"127.0.0.1", 8080};
+  std::string pki_url;
+  // nextUpdate - thisUpdate of the issuing CAs' CRLs; they are remade when
+  // half of it has passed, and at most once a second after a revocation.
+  int64_t crl_validity_s = 24 * 3600;
+  // Validity of the root CRL that `warden init` and `warden ca crl --root` sign.
+  int64_t root_crl_validity_s = 365LL * 86400;
   int64_t event_retention_s = 30 * 86400;
   int64_t upstream_timeout_s = 5;
   MqttLimitsConfig limits;
   std::string log_level = "info";
 
   std::string storePath() const { return dir + "/warden.db"; }
+  // pkiUrl returns pki_url, or http://<pki_listen> when it is empty.
+  std::string pkiUrl() const { return pki_url.empty() ? std::string("http://").append(pki_listen.toString()) : pki_url; }
   std::string configPath() const { return dir + "/warden.yaml"; }
 };
 

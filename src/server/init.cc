@@ -18,6 +18,8 @@
 #include "keystore/pkcs11_uri.h"
 #include "pki/certificate_authority.h"
 #include "pki/pki_files.h"
+#include "pki/revocation_list.h"
+#include "server/ca_inventory.h"
 #include "policy/policy.h"
 #include "server/commands.h"
 #include "server/config.h"
@@ -98,14 +100,19 @@ Result<InitResult> createInstallation(const ServerConfig& config, bool generate_
 
   // Fleet PKI: root (10 y) -> issuing CA (5 y, pathLen 0). Either key may
   // live in a PKCS#11 token (then only its certificate is written here).
+  // Every certificate names where its revocation status is published.
   if (generate_keys) WARDEN_RETURN_IF_ERROR(createCaKeysInTokens(config));
   WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr root_key, caKey(config.root_ca_key, generate_keys));
   WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr issuing_key, caKey(config.issuing_ca_key, generate_keys));
   WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial root,
                           pki::createRootCa(td + " Warden Root CA", kRootLifetime, clock, std::move(root_key)));
+  root.name = "root";
+  root.pki_url = config.pkiUrl();
   WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial issuing,
                           pki::createIntermediateCa(root, td + " Warden Issuing CA", kIssuingLifetime, 0, clock,
                                                     std::move(issuing_key)));
+  issuing.name = "issuing-1";
+  issuing.pki_url = config.pkiUrl();
   if (config.root_ca_key.empty()) {
     WARDEN_RETURN_IF_ERROR(writeKeyAndCert(paths.root_key(), root.key.get(), paths.root_cert(), {root.cert.get()}));
   } else {
@@ -172,8 +179,23 @@ Result<InitResult> createInstallation(const ServerConfig& config, bool generate_
   WARDEN_RETURN_IF_ERROR(writeKeyAndCert(paths.upstream_client_key(), up_key.get(), paths.upstream_client_cert(),
                                          {up_cert.get()}));
 
-  // The store: default policy as version 1, the certificates issued so far.
+  // The store: the CA inventory, default policy as version 1, the
+  // certificates issued so far.
   WARDEN_ASSIGN_OR_RETURN(auto store, store::SqliteStore::open(config.storePath(), clock));
+  WARDEN_ASSIGN_OR_RETURN(store::CaRecord root_record, caRecordFor("root", "root", root.cert.get(), ""));
+  WARDEN_RETURN_IF_ERROR(store->insertCa(root_record));
+  WARDEN_ASSIGN_OR_RETURN(store::CaRecord issuing_record,
+                          caRecordFor("issuing-1", "issuing", issuing.cert.get(),
+                                      config.issuing_ca_key.empty() ? paths.issuing_key() : config.issuing_ca_key));
+  WARDEN_RETURN_IF_ERROR(store->insertCa(issuing_record));
+  // The root's first CRL (empty), so that `openssl verify -crl_check_all`
+  // works from the start; `warden ca crl --root` signs the next ones.
+  WARDEN_RETURN_IF_ERROR(core::makePrivateDir(paths.crl_dir()));
+  WARDEN_ASSIGN_OR_RETURN(int64_t crl_number, store->nextCrlNumber("root"));
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509CrlPtr root_crl,
+                          pki::makeCrl(root, {}, crl_number, clock.now(),
+                                       clock.now() + core::Seconds(config.root_crl_validity_s)));
+  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.root_crl(), pki::crlToDer(root_crl.get()), 0644));
   WARDEN_RETURN_IF_ERROR(store->insertCert(certRecord(admin_cert.get(), "admin", "user")));
   WARDEN_RETURN_IF_ERROR(store->insertCert(certRecord(server_cert.get(), "gateway", "service")));
   auto version = store->insertPolicyVersion(policy::defaultPolicyYaml(), "init");
@@ -213,6 +235,19 @@ int runInit(const InitOptions& options) {
   if (!mqtt.isOk()) return fail(2, mqtt.status().message());
   auto up = parseHostPort("--mqtt-upstream", options.mqtt_upstream);
   if (!up.isOk()) return fail(2, up.status().message());
+  auto pki_listen = parseHostPort("--pki-listen", options.pki_listen);
+  if (!pki_listen.isOk()) return fail(2, pki_listen.status().message());
+  config.pki_listen = pki_listen.value();
+  if (!options.pki_url.empty()) {
+    std::string url = options.pki_url;
+    while (url.size() > 7 && url.back() == '/') url.pop_back();
+    if (!pki::isValidPkiUrl(url)) {
+      return fail(2, fmt::format("invalid --pki-url '{}': use http://HOST[:PORT][/PATH] (plain HTTP: CRLs and OCSP "
+                                 "answers are signed; RFC 5280 §4.2.1.13)",
+                                 options.pki_url));
+    }
+    config.pki_url = url;
+  }
   config.api_listen = api.value();
   config.mqtt_listen = mqtt.value();
   config.mqtt_upstream = up.value();
@@ -268,7 +303,9 @@ int runInit(const InitOptions& options) {
                                 {"ca_fingerprint", result->ca_fingerprint},
                                 {"api", config.api_listen.toString()},
                                 {"mqtt", config.mqtt_listen.toString()},
-                                {"mqtt_upstream", config.mqtt_upstream.toString()}}
+                                {"mqtt_upstream", config.mqtt_upstream.toString()},
+                                {"pki", config.pki_listen.toString()},
+                                {"pki_url", config.pkiUrl()}}
                      .dump()
               << "\n";
   } else {
@@ -277,14 +314,16 @@ int runInit(const InitOptions& options) {
         "  trust domain    {td}\n"
         "  CA fingerprint  {fp}\n"
         "  admin API       https://{api}\n"
-        "  MQTT gateway    mqtts://{mqtt} -> broker {up}\n\n"
+        "  MQTT gateway    mqtts://{mqtt} -> broker {up}\n"
+        "  CRLs and OCSP   {pkiurl}/pki/<ca>.crl, {pkiurl}/ocsp (listening on {pki})\n\n"
         "Next:\n"
         "  warden broker config --dir {dir} --out {dir}/broker && mosquitto -c {dir}/broker/mosquitto.conf\n"
         "  warden serve --dir {dir}\n"
         "  warden device add sensor-1 --role sensor --dir {dir}\n",
         fmt::arg("dir", config.dir), fmt::arg("td", config.trust_domain), fmt::arg("fp", result->ca_fingerprint),
         fmt::arg("api", config.api_listen.toString()), fmt::arg("mqtt", config.mqtt_listen.toString()),
-        fmt::arg("up", config.mqtt_upstream.toString()));
+        fmt::arg("up", config.mqtt_upstream.toString()), fmt::arg("pkiurl", config.pkiUrl()),
+        fmt::arg("pki", config.pki_listen.toString()));
   }
   return 0;
 }

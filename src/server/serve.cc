@@ -8,9 +8,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
+#include <algorithm>
+#include <atomic>
 #include <iostream>
+#include <optional>
 
 #include "api/api_server.h"
+#include "api/pki_server.h"
 #include "core/clock.h"
 #include "core/file_io.h"
 #include "core/log.h"
@@ -20,11 +24,14 @@
 #include "identity/registry.h"
 #include "keystore/key_store.h"
 #include "monitor/event_log.h"
+#include "pki/ca_set.h"
 #include "pki/certificate_authority.h"
 #include "pki/pki_files.h"
 #include "policy/policy.h"
 #include "server/commands.h"
+#include "server/ca_inventory.h"
 #include "server/config.h"
+#include "server/revocation_publisher.h"
 #include "server/server_pki.h"
 #include "store/sqlite_store.h"
 
@@ -37,6 +44,8 @@ using core::Status;
 
 constexpr auto kExpiryWarning = std::chrono::hours(24 * 30);
 constexpr auto kShutdownDeadline = std::chrono::seconds(8);
+// CRLs are remade at most once a second after revocations (coalesced).
+constexpr auto kCrlCoalesce = std::chrono::seconds(1);
 
 // warnAboutExpiry logs a warning for every certificate of the installation
 // that expires within 30 days (serve never reads the root key, only certs).
@@ -66,16 +75,16 @@ void warnAboutExpiry(const pki::PkiPaths& paths, const core::Clock& clock) {
 // ControlPlane holds every long-lived part of a running server.
 class ControlPlane {
  public:
-  ControlPlane(ServerConfig config, std::unique_ptr<store::Store> store, pki::CaMaterial issuing,
-               crypto::X509Ptr root)
+  ControlPlane(ServerConfig config, std::unique_ptr<store::Store> store, std::shared_ptr<const pki::CaSet> cas)
       : config_(std::move(config)),
         clock_(core::systemClock()),
         store_(std::move(store)),
         registry_(*store_, clock_),
         events_(*store_, clock_, eventOptions(config_)),
-        issuing_(std::move(issuing)),
-        root_(std::move(root)),
-        worker_(1) {}
+        publisher_(*store_, config_, clock_),
+        worker_(1) {
+    cas_.set(std::move(cas));
+  }
 
   static monitor::EventLogOptions eventOptions(const ServerConfig& c) {
     monitor::EventLogOptions o;
@@ -123,6 +132,13 @@ class ControlPlane {
       return 1;
     }
     snapshots_.set(first.value());
+    auto published = publisher_.rebuild(/*remake_crls=*/true);
+    if (!published.isOk()) {
+      spdlog::error("cannot build the CRLs and OCSP responders: {}", published.status().message());
+      return 1;
+    }
+    revocation_.set(published.value());
+    publisher_next_due_ = publisher_.nextDue();
 
     pki::PkiPaths paths(config_.dir);
     gateway::GatewayConfig gw;
@@ -164,12 +180,14 @@ class ControlPlane {
     ac.server_cert_file = paths.gateway_cert();
     ac.server_key_file = paths.gateway_key();
     ac.device_cert_lifetime = std::chrono::seconds(config_.cert_ttl_s);
+    ac.pki_url = config_.pkiUrl();
+    std::shared_ptr<const pki::CaSet> initial_cas = cas_.get();
     api::ApiDeps deps{
         .registry = registry_,
         .store = *store_,
         .events = events_,
-        .issuing_ca = issuing_,
-        .root_cert = root_.get(),
+        .issuing_ca = *initial_cas->active(),
+        .root_cert = initial_cas->root.get(),
         .snapshot = snapshots_,
         .gateway = gateway,
         .clock = clock_,
@@ -181,12 +199,36 @@ class ControlPlane {
         // The gateway purges a revoked device's broker session itself when it
         // re-evaluates (see Gateway::reevaluate), so no separate hook.
         .purge_broker_session = nullptr,
+        .cas = &cas_,
+        .publish_revocation = [this](std::function<void()> done) { requestRevocationRebuild(true, std::move(done)); },
+        .reload_cas = [this](std::function<void()> done) { reloadCas(std::move(done)); },
     };
     api::ApiServer api(&io_, ac, deps);
     if (auto st = api.start(); !st.isOk()) {
       spdlog::error("cannot start the admin API on {}: {}", config_.api_listen.toString(), st.message());
       return 1;
     }
+    gateway_ = &gateway;
+    api_ = &api;
+
+    api::PkiServerConfig pc;
+    pc.listen_host = config_.pki_listen.host;
+    pc.listen_port = config_.pki_listen.port;
+    api::PkiServerDeps pd{
+        .snapshot = revocation_,
+        .clock = clock_,
+        .run_blocking = [this](std::function<void()> work,
+                               std::function<void()> then) { runBlocking(std::move(work), std::move(then)); },
+        .ocsp_status = [this](const std::string& ca, const std::string& serial) { return publisher_.status(ca, serial); },
+    };
+    api::PkiServer pki_server(&io_, pc, pd);
+    if (auto st = pki_server.start(); !st.isOk()) {
+      spdlog::error("cannot start the PKI listener on {}: {}", config_.pki_listen.toString(), st.message());
+      return 1;
+    }
+    refresh_timer_.emplace(io_);
+    coalesce_timer_.emplace(io_);
+    armRefresh();
 
     asio::signal_set signals(io_, SIGTERM, SIGINT);
     asio::steady_timer deadline(io_);
@@ -196,6 +238,9 @@ class ControlPlane {
       stopping = true;
       spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       api.stop();
+      pki_server.stop();
+      if (refresh_timer_) refresh_timer_->cancel();
+      if (coalesce_timer_) coalesce_timer_->cancel();
       deadline.expires_after(kShutdownDeadline);
       deadline.async_wait([&](const boost::system::error_code& e) {
         if (!e) {
@@ -209,10 +254,15 @@ class ControlPlane {
       });
     });
 
-    spdlog::info("warden serving: admin API https://{}, MQTT gateway {} -> broker {}, trust domain {}",
+    spdlog::info("warden serving: admin API https://{}, MQTT gateway {} -> broker {}, PKI http://{}, trust domain {}",
                  config_.api_listen.toString(), config_.mqtt_listen.toString(), config_.mqtt_upstream.toString(),
-                 config_.trust_domain);
+                 config_.pki_listen.toString(), config_.trust_domain);
     io_.run();
+    gateway_ = nullptr;
+    api_ = nullptr;
+    // The timers belong to io_, which is destroyed before these members.
+    refresh_timer_.reset();
+    coalesce_timer_.reset();
     worker_.join();
     events_.flush();
     spdlog::info("warden stopped");
@@ -249,13 +299,112 @@ class ControlPlane {
                 });
   }
 
+  // requestRevocationRebuild has the published CRLs/OCSP rebuilt (io
+  // thread): at most once per kCrlCoalesce, one rebuild for every request
+  // that arrived meanwhile; |done| runs once a rebuild that started after
+  // the request has been published.
+  void requestRevocationRebuild(bool remake_crls, std::function<void()> done) {
+    if (done) rebuild_waiters_.push_back(std::move(done));
+    remake_crls_ = remake_crls_ || remake_crls;
+    if (rebuild_scheduled_ || !coalesce_timer_) return;
+    rebuild_scheduled_ = true;
+    if (!rebuild_in_flight_) armCoalesce();
+  }
+
+  void armCoalesce() {
+    auto now = std::chrono::steady_clock::now();
+    auto at = std::max(now, last_rebuild_start_ + kCrlCoalesce);
+    coalesce_timer_->expires_at(at);
+    coalesce_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      startRebuild();
+    });
+  }
+
+  void startRebuild() {
+    rebuild_scheduled_ = false;
+    rebuild_in_flight_ = true;
+    last_rebuild_start_ = std::chrono::steady_clock::now();
+    const bool remake = remake_crls_;
+    remake_crls_ = false;
+    auto waiters = std::make_shared<std::vector<std::function<void()>>>(std::move(rebuild_waiters_));
+    rebuild_waiters_.clear();
+    auto result = std::make_shared<Result<std::shared_ptr<const pki::RevocationSnapshot>>>(
+        core::internalError("not built"));
+    runBlocking([this, result, remake] { *result = publisher_.rebuild(remake); },
+                [this, result, waiters] {
+                  rebuild_in_flight_ = false;
+                  publisher_next_due_ = publisher_.nextDue();
+                  if (result->isOk()) {
+                    revocation_.set(result->value());
+                  } else {
+                    spdlog::error("pki: cannot rebuild CRLs/OCSP: {}", result->status().message());
+                  }
+                  for (auto& w : *waiters) w();
+                  if (rebuild_scheduled_) armCoalesce();
+                  armRefresh();
+                });
+  }
+
+  // armRefresh schedules the next periodic rebuild (CRL half-life, responder
+  // renewal, the root CRL file).
+  void armRefresh() {
+    if (!refresh_timer_) return;
+    auto due = publisher_next_due_;
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - clock_.now());
+    wait = std::clamp(wait, std::chrono::milliseconds(1000), std::chrono::milliseconds(60000));
+    refresh_timer_->expires_after(wait);
+    refresh_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      requestRevocationRebuild(false, nullptr);
+    });
+  }
+
+  // reloadCas re-reads the CA inventory after a rotation or retirement:
+  // the trust bundle file, the gateway's and the API's TLS contexts, the
+  // CRLs and OCSP responders.
+  void reloadCas(std::function<void()> done) {
+    auto result = std::make_shared<Result<std::shared_ptr<const pki::CaSet>>>(core::internalError("not loaded"));
+    runBlocking(
+        [this, result] {
+          *result = loadCaSet(*store_, config_.pkiUrl());
+          if (result->isOk()) {
+            if (auto st = writeCaBundle(config_.dir, *result->value()); !st.isOk()) *result = st;
+          }
+        },
+        [this, result, done = std::move(done)]() mutable {
+          if (!result->isOk()) {
+            spdlog::error("cannot reload the CA inventory: {}", result->status().message());
+            done();
+            return;
+          }
+          cas_.set(result->value());
+          if (gateway_) {
+            if (auto st = gateway_->reloadServerTls(); !st.isOk()) spdlog::error("gateway TLS reload: {}", st.message());
+          }
+          if (api_) {
+            if (auto st = api_->reloadTls(); !st.isOk()) spdlog::error("API TLS reload: {}", st.message());
+          }
+          spdlog::info("CA inventory reloaded: active issuing CA {}", cas_.get()->active()->name);
+          requestRevocationRebuild(true, std::move(done));
+        });
+  }
+
   ServerConfig config_;
   const core::Clock& clock_;
   std::unique_ptr<store::Store> store_;
   identity::Registry registry_;
   monitor::EventLog events_;
-  pki::CaMaterial issuing_;
-  crypto::X509Ptr root_;
+  pki::CaSetHolder cas_;
+  pki::RevocationSnapshotHolder revocation_;
+  RevocationPublisher publisher_;  // worker thread only
+  core::SystemTime publisher_next_due_{};  // io thread
+  gateway::Gateway* gateway_ = nullptr;  // io thread, while run() runs
+  api::ApiServer* api_ = nullptr;
+  std::optional<asio::steady_timer> refresh_timer_, coalesce_timer_;
+  std::vector<std::function<void()>> rebuild_waiters_;  // io thread
+  bool rebuild_scheduled_ = false, rebuild_in_flight_ = false, remake_crls_ = false;
+  std::chrono::steady_clock::time_point last_rebuild_start_{};
   gateway::SnapshotHolder snapshots_;
   std::shared_ptr<const policy::Policy> policy_;  // worker thread only
   int64_t policy_version_ = 0;                     // worker thread only
@@ -282,44 +431,28 @@ int runServe(const ServeOptions& options) {
   pki::PkiPaths paths(options.dir);
   warnAboutExpiry(paths, clock);
 
-  // Only the issuing CA's key is loaded: the root key stays untouched on disk
-  // or in its token (and can be moved offline). The key store decides how:
-  // a file (D/pki/issuing.key) or a PKCS#11 URI (pki.issuing_ca_key).
-  auto issuing_pem = core::readFile(paths.issuing_cert(), 1024 * 1024);
-  auto root_pem = core::readFile(paths.root_cert(), 1024 * 1024);
-  for (const auto* r : {&issuing_pem, &root_pem}) {
-    if (!r->isOk()) {
-      spdlog::error("cannot read the PKI: {}", r->status().message());
-      return 1;
-    }
-  }
-  std::string issuing_ref = config->issuing_ca_key.empty() ? paths.issuing_key() : config->issuing_ca_key;
-  auto issuing_key = keystore::loadKey(issuing_ref);
-  if (!issuing_key.isOk()) {
-    spdlog::error("cannot load the issuing CA key {}: {}", issuing_ref, issuing_key.status().message());
-    return 1;
-  }
-  if (issuing_key->kind() != keystore::KeyStoreKind::kFile) {
-    spdlog::info("issuing CA key held by {} ({})", keystore::keyStoreKindName(issuing_key->kind()),
-                 issuing_key->reference());
-  }
-  auto issuing = pki::caMaterialFromKey(issuing_pem.value(), issuing_key->release());
-  if (!issuing.isOk()) {
-    spdlog::error("cannot load the issuing CA: {}", issuing.status().message());
-    return 1;
-  }
-  auto root = crypto::certFromPem(root_pem.value());
-  if (!root.isOk()) {
-    spdlog::error("cannot load the root CA certificate: {}", root.status().message());
-    return 1;
-  }
   auto store = store::SqliteStore::open(config->storePath(), clock);
   if (!store.isOk()) {
     spdlog::error("cannot open the store {}: {}", config->storePath(), store.status().message());
     return 1;
   }
-  ControlPlane plane(std::move(config).value(), std::move(store).value(), std::move(issuing).value(),
-                     std::move(root).value());
+  // Data directories made before the CA inventory: the one issuing CA
+  // becomes "issuing-1". Only issuing CA keys are loaded: the root key stays
+  // untouched on disk (and can be moved offline).
+  if (auto st = bootstrapCaInventory(**store, paths); !st.isOk()) {
+    spdlog::error("cannot record the CA inventory: {}", st.message());
+    return 1;
+  }
+  auto cas = loadCaSet(**store, config->pkiUrl());
+  if (!cas.isOk()) {
+    spdlog::error("cannot load the CAs: {}", cas.status().message());
+    return 1;
+  }
+  if (auto st = writeCaBundle(options.dir, *cas.value()); !st.isOk()) {
+    spdlog::error("cannot write the CA bundle: {}", st.message());
+    return 1;
+  }
+  ControlPlane plane(std::move(config).value(), std::move(store).value(), std::move(cas).value());
   return plane.run();
 }
 

@@ -42,6 +42,22 @@ Result<DeviceState> parseDeviceState(std::string_view text) {
   return core::invalidArgument(fmt::format("unknown device state '{}'", text));
 }
 
+std::string_view caStateName(CaState state) {
+  switch (state) {
+    case CaState::kActive: return "active";
+    case CaState::kRetiring: return "retiring";
+    case CaState::kRetired: return "retired";
+  }
+  return "unknown";
+}
+
+Result<CaState> parseCaState(std::string_view text) {
+  if (text == "active") return CaState::kActive;
+  if (text == "retiring") return CaState::kRetiring;
+  if (text == "retired") return CaState::kRetired;
+  return core::invalidArgument(fmt::format("unknown CA state '{}'", text));
+}
+
 namespace {
 
 // --- RAII over the SQLite C API ---------------------------------------------
@@ -234,6 +250,27 @@ CREATE TABLE meta(
 ALTER TABLE devices ADD COLUMN key_store_claim TEXT NOT NULL DEFAULT ''
   CHECK(key_store_claim IN ('', 'file', 'pkcs11', 'tpm2'));
 )sql"},
+    // 3: the CA inventory (named root and issuing CAs with a state), the
+    // issuing CA and revocation reason of every certificate. Certificates
+    // issued before were all signed by the one issuing CA, which `serve`
+    // records as "issuing-1" when it finds the inventory empty.
+    {3, R"sql(
+CREATE TABLE cas(
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK(kind IN ('root','issuing')),
+  state TEXT NOT NULL CHECK(state IN ('active','retiring','retired')),
+  key_id TEXT NOT NULL UNIQUE,
+  cert_pem TEXT NOT NULL,
+  key_ref TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  retired_at INTEGER NOT NULL DEFAULT 0,
+  crl_number INTEGER NOT NULL DEFAULT 0
+);
+ALTER TABLE certs ADD COLUMN issuer TEXT NOT NULL DEFAULT 'issuing-1';
+ALTER TABLE certs ADD COLUMN revocation_reason TEXT NOT NULL DEFAULT '';
+CREATE INDEX certs_by_issuer ON certs(issuer, not_after);
+CREATE INDEX certs_by_not_after ON certs(not_after);
+)sql"},
 };
 
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -258,7 +295,8 @@ Result<core::Labels> labelsFromJson(const std::string& text) {
   return labels;
 }
 
-constexpr const char* kCertColumns = "serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem";
+constexpr const char* kCertColumns =
+    "serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem, issuer, revocation_reason";
 
 CertRecord readCert(const Statement& st) {
   CertRecord c;
@@ -271,6 +309,23 @@ CertRecord readCert(const Statement& st) {
   c.revoked = st.int64(6) != 0;
   c.revoked_at = st.int64(7);
   c.pem = st.text(8);
+  c.issuer = st.text(9);
+  c.revocation_reason = st.text(10);
+  return c;
+}
+
+constexpr const char* kCaColumns = "name, kind, state, key_id, cert_pem, key_ref, created_at, retired_at";
+
+Result<CaRecord> readCa(const Statement& st) {
+  CaRecord c;
+  c.name = st.text(0);
+  c.kind = st.text(1);
+  WARDEN_ASSIGN_OR_RETURN(c.state, parseCaState(st.text(2)));
+  c.key_id = st.text(3);
+  c.cert_pem = st.text(4);
+  c.key_ref = st.text(5);
+  c.created_at = st.int64(6);
+  c.retired_at = st.int64(7);
   return c;
 }
 
@@ -503,6 +558,132 @@ class SqliteStoreImpl final : public Store {
     WARDEN_RETURN_IF_ERROR(tokens.run());
     WARDEN_RETURN_IF_ERROR(txn.commit());
     return true;
+  }
+
+  Result<std::pair<CertRecord, bool>> revokeCert(std::string_view serial_hex, std::string_view reason) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> c, findCertLocked(serial_hex));
+    if (!c) return core::notFound(fmt::format("no certificate with serial {} was issued by this server", serial_hex));
+    if (c->revoked) return std::make_pair(std::move(*c), false);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "UPDATE certs SET revoked = 1, revoked_at = ?, revocation_reason = ? WHERE serial = ?"));
+    st.bind(1, now()).bind(2, reason).bind(3, serial_hex);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> after, findCertLocked(serial_hex));
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return std::make_pair(std::move(*after), true);
+  }
+
+  Result<std::vector<CertRecord>> revokeCertsIssuedBy(std::string_view issuer, std::string_view reason,
+                                                      int64_t now_s) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement sel, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE issuer = ? AND revoked = 0 AND not_after > ? AND kind != 'ocsp' "
+                          "ORDER BY rowid",
+                          kCertColumns)));
+    sel.bind(1, issuer).bind(2, now_s);
+    WARDEN_ASSIGN_OR_RETURN(std::vector<CertRecord> certs, collectCerts(sel));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "UPDATE certs SET revoked = 1, revoked_at = ?, revocation_reason = ? WHERE serial = ?"));
+    for (CertRecord& c : certs) {
+      st.bind(1, now()).bind(2, reason).bind(3, c.serial_hex);
+      WARDEN_RETURN_IF_ERROR(st.run());
+      st.reset();
+      c.revoked = true;
+      c.revoked_at = now();
+      c.revocation_reason = std::string(reason);
+    }
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return certs;
+  }
+
+  Result<std::vector<CertRecord>> listCertsIssuedBy(std::string_view issuer, int64_t not_after_after) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE issuer = ? AND not_after > ? ORDER BY rowid", kCertColumns)));
+    st.bind(1, issuer).bind(2, not_after_after);
+    return collectCerts(st);
+  }
+
+  Result<std::vector<CertRecord>> listCertsExpiring(int64_t from, int64_t to) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs WHERE not_after > ? AND not_after <= ? ORDER BY not_after, rowid",
+                          kCertColumns)));
+    st.bind(1, from).bind(2, to);
+    return collectCerts(st);
+  }
+
+  Status insertCa(const CaRecord& ca) override {
+    std::lock_guard lock(mu_);
+    if (ca.name.empty() || ca.key_id.empty() || ca.cert_pem.empty()) {
+      return core::invalidArgument("a CA record needs a name, a key id and a certificate");
+    }
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement chk, Statement::prepare(db(), "SELECT name FROM cas WHERE name = ? OR key_id = ?"));
+    chk.bind(1, ca.name).bind(2, ca.key_id);
+    WARDEN_ASSIGN_OR_RETURN(bool exists, chk.step());
+    if (exists) {
+      return core::alreadyExists(fmt::format("CA '{}' (or one with the same key) is already in the inventory", ca.name));
+    }
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO cas(name, kind, state, key_id, cert_pem, key_ref, created_at, retired_at) "
+              "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+    st.bind(1, ca.name).bind(2, ca.kind).bind(3, caStateName(ca.state)).bind(4, ca.key_id).bind(5, ca.cert_pem);
+    st.bind(6, ca.key_ref).bind(7, ca.created_at != 0 ? ca.created_at : now()).bind(8, ca.retired_at);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Result<std::vector<CaRecord>> listCas() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM cas ORDER BY created_at, rowid", kCaColumns)));
+    std::vector<CaRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      WARDEN_ASSIGN_OR_RETURN(CaRecord c, readCa(st));
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  Status setCaState(std::string_view name, CaState state) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement sel, Statement::prepare(db(), "SELECT state FROM cas WHERE name = ?"));
+    sel.bind(1, name);
+    WARDEN_ASSIGN_OR_RETURN(bool row, sel.step());
+    if (!row) return core::notFound(fmt::format("there is no CA '{}' (see `warden ca list`)", name));
+    if (sel.text(0) == "retired") return core::failedPrecondition(fmt::format("CA '{}' is retired already", name));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE cas SET state = ?, retired_at = ? WHERE name = ?"));
+    st.bind(1, caStateName(state)).bind(2, state == CaState::kRetired ? now() : int64_t{0}).bind(3, name);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Result<int64_t> nextCrlNumber(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE cas SET crl_number = crl_number + 1 WHERE name = ?"));
+    st.bind(1, name);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    if (sqlite3_changes(db()) == 0) return core::notFound(fmt::format("there is no CA '{}'", name));
+    WARDEN_ASSIGN_OR_RETURN(Statement sel, Statement::prepare(db(), "SELECT crl_number FROM cas WHERE name = ?"));
+    sel.bind(1, name);
+    WARDEN_ASSIGN_OR_RETURN(bool row, sel.step());
+    if (!row) return core::internalError("CRL number vanished");
+    int64_t n = sel.int64(0);
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return n;
   }
 
   Result<bool> pubkeyCertifiedToOtherDevice(std::string_view pubkey_fp, std::string_view device) override {
@@ -766,13 +947,39 @@ class SqliteStoreImpl final : public Store {
     }
     WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> existing, findCertLocked(c.serial_hex));
     if (existing) return core::alreadyExists(std::string(kReasonSerialCollision));
+    std::string issuer = c.issuer;
+    if (issuer.empty()) {
+      WARDEN_ASSIGN_OR_RETURN(issuer, issuerOfLocked(c.pem));
+    }
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
         db(),
-        "INSERT INTO certs(serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "INSERT INTO certs(serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem, "
+        "issuer, revocation_reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     st.bind(1, c.serial_hex).bind(2, c.device).bind(3, c.kind).bind(4, c.pubkey_fp).bind(5, c.not_before);
-    st.bind(6, c.not_after).bind(7, c.revoked).bind(8, c.revoked_at).bind(9, c.pem);
+    st.bind(6, c.not_after).bind(7, c.revoked).bind(8, c.revoked_at).bind(9, c.pem).bind(10, issuer);
+    st.bind(11, c.revocation_reason);
     return st.run();
+  }
+
+  // issuerOfLocked names the CA of the inventory whose key identifier is the
+  // AKI of the certificate |pem|. With an empty inventory (a store used
+  // without CAs, e.g. in tests) it returns ""; a certificate that no CA of a
+  // non-empty inventory signed is refused (fail closed).
+  Result<std::string> issuerOfLocked(const std::string& pem) {
+    WARDEN_ASSIGN_OR_RETURN(Statement count, Statement::prepare(db(), "SELECT COUNT(*) FROM cas"));
+    WARDEN_ASSIGN_OR_RETURN(bool row, count.step());
+    if (!row || count.int64(0) == 0) return std::string();
+    auto cert = crypto::certFromPem(pem);
+    if (!cert.isOk()) return core::invalidArgument("the certificate record holds no readable PEM certificate");
+    std::string aki = crypto::authorityKeyIdHex(cert->get());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "SELECT name FROM cas WHERE key_id = ?"));
+    st.bind(1, aki);
+    WARDEN_ASSIGN_OR_RETURN(bool found, st.step());
+    if (!found) {
+      return core::failedPrecondition(
+          "the certificate was not signed by a CA of the inventory (`warden ca list`): refusing to record it");
+    }
+    return st.text(0);
   }
 
   Result<std::vector<CertRecord>> collectCerts(Statement& st) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -49,6 +50,35 @@ struct CertRecord {
   bool revoked = false;
   int64_t revoked_at = 0;  // unix seconds, 0 unless revoked
   std::string pem;
+  // issuer is the name of the CA that signed it ("issuing-1", ...). Left
+  // empty, insertCert resolves it from the certificate's AKI against the CA
+  // inventory.
+  std::string issuer;
+  // revocation_reason is an RFC 5280 CRLReason name ("keyCompromise", ...);
+  // "" when none was given (CRLs and OCSP then carry no reason).
+  std::string revocation_reason;
+};
+
+// CaState is a CA's place in its life: active (issues), retiring (issues no
+// more; its certificates still verify and its CRL/OCSP are served), retired
+// (out of every trust bundle; CRL/OCSP served until its last certificate
+// expired).
+enum class CaState { kActive, kRetiring, kRetired };
+std::string_view caStateName(CaState state);
+core::Result<CaState> parseCaState(std::string_view text);
+
+// CaRecord is one CA of the inventory: "root" or an issuing CA
+// ("issuing-1", "issuing-2", ...).
+struct CaRecord {
+  std::string name;
+  std::string kind;    // "root" | "issuing"
+  CaState state = CaState::kActive;
+  std::string key_id;  // lowercase hex subject key identifier
+  std::string cert_pem;
+  // key_ref says where the private key is: a file path today (pki::loadCaKey
+  // resolves it); "" for the root, whose key `serve` never reads.
+  std::string key_ref;
+  int64_t created_at = 0, retired_at = 0;  // unix seconds
 };
 
 struct TokenRecord {
@@ -162,6 +192,37 @@ class Store {
   // device revoked, unused tokens deleted. Returns false (and changes
   // nothing) if the device was already revoked; kNotFound if unknown.
   virtual core::Result<bool> revokeDevice(std::string_view device) = 0;
+  // revokeCert revokes the certificate |serial_hex| with |reason| (a
+  // CRLReason name or ""). Returns the record as it now is and whether it
+  // changed (false if it was already revoked); kNotFound if unknown.
+  virtual core::Result<std::pair<CertRecord, bool>> revokeCert(std::string_view serial_hex,
+                                                               std::string_view reason) = 0;
+  // revokeCertsIssuedBy revokes every unrevoked certificate of CA |issuer|
+  // that has not expired at |now| (OCSP responder certificates, kind "ocsp",
+  // excepted), with |reason|, in one transaction, and returns them.
+  virtual core::Result<std::vector<CertRecord>> revokeCertsIssuedBy(std::string_view issuer, std::string_view reason,
+                                                                    int64_t now) = 0;
+  // listCertsIssuedBy returns the certificates of CA |issuer| with not_after
+  // > |not_after_after|, oldest first (CRL entries, retirement checks).
+  virtual core::Result<std::vector<CertRecord>> listCertsIssuedBy(std::string_view issuer,
+                                                                  int64_t not_after_after) = 0;
+  // listCertsExpiring returns every certificate (all kinds, revoked ones
+  // included) with |from| < not_after <= |to|, soonest expiry first.
+  virtual core::Result<std::vector<CertRecord>> listCertsExpiring(int64_t from, int64_t to) = 0;
+
+  // --- certificate authorities ----------------------------------------
+  // insertCa adds |ca| to the inventory; kAlreadyExists if the name or key
+  // id is taken.
+  virtual core::Status insertCa(const CaRecord& ca) = 0;
+  // listCas returns the inventory, oldest first.
+  virtual core::Result<std::vector<CaRecord>> listCas() = 0;
+  // setCaState moves CA |name| to |state| (retired also stamps retired_at);
+  // kNotFound if unknown, kFailedPrecondition if it is retired already.
+  virtual core::Status setCaState(std::string_view name, CaState state) = 0;
+  // nextCrlNumber returns the next CRL number of CA |name| (1, 2, ...) and
+  // records it, so numbers only grow (RFC 5280 §5.2.3).
+  virtual core::Result<int64_t> nextCrlNumber(std::string_view name) = 0;
+
   // pubkeyCertifiedToOtherDevice reports whether a certificate for the key
   // |pubkey_fp| was ever issued to a principal other than |device|.
   virtual core::Result<bool> pubkeyCertifiedToOtherDevice(std::string_view pubkey_fp,

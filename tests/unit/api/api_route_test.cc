@@ -62,6 +62,28 @@ TEST(MatchRoute, KeepsTheQuery) {
   EXPECT_EQ(matchRoute("GET", "/v1/devices/a?x=1").device, "a");
 }
 
+TEST(MatchRoute, CertificateAndCaRoutes) {
+  EXPECT_EQ(matchRoute("GET", "/v1/certs?expiring=3600").kind, RouteKind::kCertList);
+  EXPECT_EQ(matchRoute("GET", "/v1/certs?expiring=3600").query, "expiring=3600");
+  Route revoke = matchRoute("POST", "/v1/certs/5f0c2a9e/revoke");
+  EXPECT_EQ(revoke.kind, RouteKind::kCertRevoke);
+  EXPECT_EQ(revoke.device, "5f0c2a9e");
+  EXPECT_EQ(matchRoute("GET", "/v1/certs/5f0c2a9e/revoke").kind, RouteKind::kMethodNotAllowed);
+  EXPECT_EQ(matchRoute("POST", "/v1/certs//revoke").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("POST", "/v1/certs/a/b/revoke").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/v1/cas").kind, RouteKind::kCaList);
+  EXPECT_EQ(matchRoute("POST", "/v1/cas").kind, RouteKind::kCaRotate);
+  EXPECT_EQ(matchRoute("DELETE", "/v1/cas").kind, RouteKind::kMethodNotAllowed);
+  Route retire = matchRoute("POST", "/v1/cas/issuing-1/retire");
+  EXPECT_EQ(retire.kind, RouteKind::kCaRetire);
+  EXPECT_EQ(retire.device, "issuing-1");
+  EXPECT_EQ(adminAction(RouteKind::kCertList), "admin:cert.list");
+  EXPECT_EQ(adminAction(RouteKind::kCertRevoke), "admin:cert.revoke");
+  EXPECT_EQ(adminAction(RouteKind::kCaList), "admin:ca.list");
+  EXPECT_EQ(adminAction(RouteKind::kCaRotate), "admin:ca.rotate");
+  EXPECT_EQ(adminAction(RouteKind::kCaRetire), "admin:ca.retire");
+}
+
 TEST(AdminAction, EveryAdminRouteHasItsAction) {
   EXPECT_EQ(adminAction(RouteKind::kDeviceAdd), "admin:device.add");
   EXPECT_EQ(adminAction(RouteKind::kDeviceList), "admin:device.list");

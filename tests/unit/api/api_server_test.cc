@@ -156,7 +156,7 @@ class ApiServerTest : public ::testing::Test {
     config.server_key_file = (dir_ / "server.key").string();
     config.limits.enroll_failures_per_window = 5;
     ApiDeps deps{*registry_, *store_, *events_, issuing_, root_.cert.get(), snapshots_, *gateway_,
-                 core::systemClock(), nullptr, nullptr, nullptr};
+                 core::systemClock(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     deps.run_blocking = [this](std::function<void()> work, std::function<void()> then) {
       worker_.post([this, work = std::move(work), then = std::move(then)] {
         work();

@@ -521,6 +521,24 @@ TEST(PolicyAuthorize, DefaultPolicyGivesOperatorEveryAdminAction) {
   }
 }
 
+TEST(PolicyAuthorize, CertificateAndCaActionsAreAdminActions) {
+  auto p = mustParse(defaultPolicyYaml());
+  for (std::string_view action :
+       {"admin:cert.list", "admin:cert.revoke", "admin:ca.list", "admin:ca.rotate", "admin:ca.retire"}) {
+    EXPECT_TRUE(p->authorize(user("admin"), action, "issuing-1").permit) << action;
+    EXPECT_FALSE(p->authorize(device("admin"), action, "*").permit) << action;
+  }
+  auto narrow = mustParse(R"(rules:
+  - id: auditors
+    effect: permit
+    principals: {kind: user, id: auditor}
+    actions: [admin:cert.list, admin:ca.list]
+    resources: ["*"]
+)");
+  EXPECT_TRUE(narrow->authorize(user("auditor"), "admin:cert.list", "*").permit);
+  EXPECT_FALSE(narrow->authorize(user("auditor"), "admin:cert.revoke", "0a").permit);
+}
+
 TEST(PolicyAuthorize, DefaultPolicyGivesDeviceNoAdminAction) {
   auto p = mustParse(defaultPolicyYaml());
   EXPECT_FALSE(p->authorize(device("admin"), "admin:policy.apply", "*").permit);

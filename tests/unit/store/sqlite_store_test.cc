@@ -16,6 +16,7 @@
 
 #include "core/clock.h"
 #include "crypto/crypto.h"
+#include "pki/certificate_authority.h"
 #include "unit/testing/temp_dir.h"
 
 namespace warden::store {
@@ -487,14 +488,20 @@ TEST(SqliteStoreOpenTest, Version1DatabaseGainsTheKeyStoreClaim) {
   TempDir dir;
   core::ManualClock clock(core::fromUnixSeconds(kStart));
   const std::string path = dir.file("w.db");
-  ASSERT_TRUE(SqliteStore::open(path, clock).isOk());
-  // Back to schema 1 with a device in it, as a database written before migration 2.
-  sqlExec(path, "ALTER TABLE devices DROP COLUMN key_store_claim; DELETE FROM schema_migrations WHERE version = 2; "
-                "INSERT INTO devices(name, role, labels_json, state, created_at) VALUES('old-1', 'sensor', '{}', "
-                "'active', 1)");
+  // The devices and certs tables as schema version 1 made them, with a device.
+  sqlExec(path,
+          "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
+          "INSERT INTO schema_migrations VALUES(1, 0);"
+          "CREATE TABLE devices(name TEXT PRIMARY KEY, role TEXT NOT NULL, labels_json TEXT NOT NULL, state TEXT NOT "
+          "NULL, created_at INTEGER NOT NULL);"
+          "CREATE TABLE certs(serial TEXT PRIMARY KEY, principal TEXT NOT NULL, kind TEXT NOT NULL, pubkey_fp TEXT NOT "
+          "NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
+          "revoked_at INTEGER NOT NULL DEFAULT 0, pem TEXT NOT NULL);"
+          "INSERT INTO devices(name, role, labels_json, state, created_at) VALUES('old-1', 'sensor', '{}', "
+          "'active', 1)");
   auto s = SqliteStore::open(path, clock);
   ASSERT_TRUE(s.isOk()) << s.status().toString();
-  EXPECT_EQ(sqlScalar(path, "SELECT MAX(version) FROM schema_migrations"), 2);
+  EXPECT_EQ(sqlScalar(path, "SELECT MAX(version) FROM schema_migrations"), kSchemaVersion);
   auto d = (*s)->getDevice("old-1");
   ASSERT_TRUE(d.isOk());
   EXPECT_EQ(d->key_store_claim, "");
@@ -545,6 +552,141 @@ TEST(SqliteStoreOpenTest, NonDatabaseFileIsRefused) {
   auto s = SqliteStore::open(path, clock);
   ASSERT_FALSE(s.isOk());
   EXPECT_EQ(s.status().code(), ErrorCode::kDataLoss);
+}
+
+// --- CA inventory and certificate revocation (migration 2) -------------------
+
+TEST_F(SqliteStoreTest, CaInventoryRecordsStatesAndCrlNumbers) {
+  CaRecord root;
+  root.name = "root";
+  root.kind = "root";
+  root.key_id = "aa";
+  root.cert_pem = "pem";
+  ASSERT_TRUE(store_->insertCa(root).isOk());
+  CaRecord issuing = root;
+  issuing.name = "issuing-1";
+  issuing.kind = "issuing";
+  issuing.key_id = "bb";
+  issuing.key_ref = "/d/pki/issuing.key";
+  ASSERT_TRUE(store_->insertCa(issuing).isOk());
+  EXPECT_EQ(store_->insertCa(issuing).code(), ErrorCode::kAlreadyExists);
+  CaRecord same_key = issuing;
+  same_key.name = "issuing-2";
+  EXPECT_EQ(store_->insertCa(same_key).code(), ErrorCode::kAlreadyExists);
+
+  EXPECT_EQ(*store_->nextCrlNumber("issuing-1"), 1);
+  EXPECT_EQ(*store_->nextCrlNumber("issuing-1"), 2);
+  EXPECT_EQ(*store_->nextCrlNumber("root"), 1);
+  EXPECT_EQ(store_->nextCrlNumber("nope").status().code(), ErrorCode::kNotFound);
+
+  ASSERT_TRUE(store_->setCaState("issuing-1", CaState::kRetiring).isOk());
+  clock_.advance(10s);
+  ASSERT_TRUE(store_->setCaState("issuing-1", CaState::kRetired).isOk());
+  EXPECT_EQ(store_->setCaState("issuing-1", CaState::kActive).code(), ErrorCode::kFailedPrecondition);
+  auto cas = store_->listCas();
+  ASSERT_TRUE(cas.isOk());
+  ASSERT_EQ(cas->size(), 2u);
+  EXPECT_EQ((*cas)[1].name, "issuing-1");
+  EXPECT_EQ((*cas)[1].state, CaState::kRetired);
+  EXPECT_EQ((*cas)[1].retired_at, kStart + 10);
+  EXPECT_EQ((*cas)[1].key_ref, "/d/pki/issuing.key");
+}
+
+TEST_F(SqliteStoreTest, RevokeCertRecordsReasonOnce) {
+  CertRecord c = cert("0a", "admin", "fp1");
+  c.kind = "user";
+  c.issuer = "issuing-1";
+  ASSERT_TRUE(store_->insertCert(c).isOk());
+  auto first = store_->revokeCert("0a", "keyCompromise");
+  ASSERT_TRUE(first.isOk()) << first.status().toString();
+  EXPECT_TRUE(first->second);
+  EXPECT_TRUE(first->first.revoked);
+  EXPECT_EQ(first->first.revocation_reason, "keyCompromise");
+  EXPECT_EQ(first->first.revoked_at, kStart);
+  auto again = store_->revokeCert("0a", "superseded");
+  ASSERT_TRUE(again.isOk());
+  EXPECT_FALSE(again->second);
+  EXPECT_EQ(again->first.revocation_reason, "keyCompromise");
+  EXPECT_EQ(store_->revokeCert("ff", "superseded").status().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, CertsByIssuerAndExpiry) {
+  CertRecord a = cert("01", "admin", "fa", kStart + 100);
+  a.kind = "user";
+  a.issuer = "issuing-1";
+  CertRecord b = cert("02", "gateway", "fb", kStart + 1000);
+  b.kind = "service";
+  b.issuer = "issuing-1";
+  CertRecord o = cert("03", "ocsp-issuing-1", "fo", kStart + 1000);
+  o.kind = "ocsp";
+  o.issuer = "issuing-1";
+  CertRecord d = cert("04", "other", "fd", kStart + 50);
+  d.kind = "service";
+  d.issuer = "issuing-2";
+  for (const auto& c : {a, b, o, d}) ASSERT_TRUE(store_->insertCert(c).isOk());
+  EXPECT_EQ(store_->listCertsIssuedBy("issuing-1", kStart)->size(), 3u);
+  EXPECT_EQ(store_->listCertsIssuedBy("issuing-1", kStart + 100)->size(), 2u);
+  auto soon = store_->listCertsExpiring(kStart, kStart + 100);
+  ASSERT_TRUE(soon.isOk());
+  ASSERT_EQ(soon->size(), 2u);
+  EXPECT_EQ((*soon)[0].serial_hex, "04");  // soonest first
+  auto revoked = store_->revokeCertsIssuedBy("issuing-1", "superseded", kStart);
+  ASSERT_TRUE(revoked.isOk());
+  EXPECT_EQ(revoked->size(), 2u);  // the OCSP responder certificate is left alone
+  EXPECT_FALSE(store_->findCert("03")->revoked);
+  EXPECT_EQ(store_->findCert("02")->revocation_reason, "superseded");
+}
+
+TEST_F(SqliteStoreTest, CertIssuerIsResolvedFromTheAki) {
+  auto root = pki::createRootCa("Root", std::chrono::hours(24), clock_);
+  ASSERT_TRUE(root.isOk());
+  auto issuing = pki::createIntermediateCa(*root, "Issuing", std::chrono::hours(24), 0, clock_);
+  ASSERT_TRUE(issuing.isOk());
+  CaRecord r;
+  r.name = "issuing-7";
+  r.kind = "issuing";
+  r.key_id = crypto::subjectKeyIdHex(issuing->cert.get());
+  r.cert_pem = crypto::certToPem(issuing->cert.get());
+  ASSERT_TRUE(store_->insertCa(r).isOk());
+  auto key = crypto::generateEcKey();
+  pki::LeafProfile p;
+  p.common_name = "dev-1";
+  auto leaf = pki::issueLeaf(*issuing, key->get(), p, clock_);
+  ASSERT_TRUE(leaf.isOk());
+  CertRecord c = cert(crypto::serialHex(leaf->get()), "dev-1", "fp");
+  c.pem = crypto::certToPem(leaf->get());
+  ASSERT_TRUE(store_->insertCert(c).isOk());
+  EXPECT_EQ(store_->findCert(c.serial_hex)->issuer, "issuing-7");
+  // A certificate that no CA of the inventory signed is refused.
+  auto foreign = pki::issueLeaf(*root, key->get(), p, clock_);
+  CertRecord f = cert(crypto::serialHex(foreign->get()), "dev-1", "fp");
+  f.pem = crypto::certToPem(foreign->get());
+  EXPECT_EQ(store_->insertCert(f).code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST(SqliteStoreOpenTest, VersionOneDatabaseGetsTheCaInventory) {
+  TempDir dir;
+  core::ManualClock clock(core::fromUnixSeconds(kStart));
+  const std::string path = dir.file("w.db");
+  // The certs table as schema version 1 made it, with one certificate.
+  sqlExec(path,
+          "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
+          "INSERT INTO schema_migrations VALUES(1, 0);"
+          "CREATE TABLE devices(name TEXT PRIMARY KEY, role TEXT NOT NULL, labels_json TEXT NOT NULL, state TEXT NOT "
+          "NULL, created_at INTEGER NOT NULL);"
+          "CREATE TABLE certs(serial TEXT PRIMARY KEY, principal TEXT NOT NULL, kind TEXT NOT NULL, pubkey_fp TEXT NOT "
+          "NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
+          "revoked_at INTEGER NOT NULL DEFAULT 0, pem TEXT NOT NULL);"
+          "INSERT INTO certs(serial, principal, kind, pubkey_fp, not_before, not_after, pem) "
+          "VALUES('0b', 'admin', 'user', 'fp', 0, 99999999999, 'pem');");
+  auto s = SqliteStore::open(path, clock);
+  ASSERT_TRUE(s.isOk()) << s.status().toString();
+  auto c = (*s)->findCert("0b");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_EQ(c->issuer, "issuing-1");
+  EXPECT_EQ(c->revocation_reason, "");
+  EXPECT_TRUE((*s)->listCas()->empty());
+  EXPECT_EQ(sqlScalar(path, "SELECT MAX(version) FROM schema_migrations"), kSchemaVersion);
 }
 
 }  // namespace

@@ -1,0 +1,379 @@
+// ca_handlers.cc: certificates and CAs on the admin API: `warden cert
+// list|revoke` and `warden ca list|rotate|retire`.
+
+// g++ 12 reports a false -Wmismatched-new-delete on Asio's awaitable frame
+// allocator (aligned_new / operator delete pair) in some coroutines.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <openssl/x509v3.h>
+
+#include <limits>
+
+#include "api/api_server_impl.h"
+#include "core/file_io.h"
+#include "core/names.h"
+#include "core/spiffe_id.h"
+#include "crypto/crypto.h"
+#include "monitor/event.h"
+#include "monitor/event_log.h"
+#include "pki/ca_key.h"
+#include "pki/ca_set.h"
+#include "pki/certificate_authority.h"
+#include "pki/revocation_list.h"
+#include "store/store.h"
+
+namespace warden::api {
+namespace {
+
+constexpr int64_t kMaxExpiringSeconds = 100LL * 365 * 86400;
+constexpr std::string_view kForcedRetireReason = "superseded";
+
+core::Result<nlohmann::json> jsonBody(const ServerRequest& req) {
+  if (req.body().empty()) return nlohmann::json::object();
+  nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) return core::invalidArgument("the request body must be a JSON object");
+  return body;
+}
+
+std::string rfc3339(int64_t t) { return core::formatRfc3339(core::fromUnixSeconds(t)); }
+
+nlohmann::json certToJson(const store::CertRecord& c, int64_t now) {
+  nlohmann::json j = {{"serial", c.serial_hex},
+                      {"principal", c.device},
+                      {"kind", c.kind},
+                      {"issuer", c.issuer},
+                      {"not_before", rfc3339(c.not_before)},
+                      {"not_after", rfc3339(c.not_after)},
+                      {"expired", c.not_after <= now},
+                      {"revoked", c.revoked}};
+  if (c.revoked) {
+    j["revoked_at"] = rfc3339(c.revoked_at);
+    j["reason"] = c.revocation_reason;
+  }
+  return j;
+}
+
+// parseExpiring reads "expiring=SECONDS" from the query (nullopt if absent).
+core::Result<std::optional<int64_t>> parseExpiring(std::string_view query) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.substr(0, 9) != "expiring=") continue;
+    std::string_view v = pair.substr(9);
+    int64_t n = 0;
+    if (v.empty() || v.size() > 12) return core::invalidArgument("'expiring' must be a number of seconds");
+    for (char c : v) {
+      if (c < '0' || c > '9') return core::invalidArgument("'expiring' must be a number of seconds");
+      n = n * 10 + (c - '0');
+    }
+    return std::optional<int64_t>(std::min(n, kMaxExpiringSeconds));
+  }
+  return std::optional<int64_t>();
+}
+
+}  // namespace
+
+asio::awaitable<ServerResponse> ApiServer::Impl::certList(const Route& route) {
+  auto expiring = parseExpiring(route.query);
+  if (!expiring.isOk()) co_return statusResponse(expiring.status());
+  const int64_t now = core::unixSeconds(deps_.clock.now());
+  const int64_t to = expiring->has_value() ? now + **expiring : std::numeric_limits<int64_t>::max();
+  auto work = [this, now, to]() { return deps_.store.listCertsExpiring(now, to); };
+  auto certs = co_await onWorker(work);
+  if (!certs.isOk()) co_return statusResponse(certs.status());
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& c : *certs) list.push_back(certToJson(c, now));
+  co_return jsonResponse(http::status::ok, {{"certs", std::move(list)}});
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::certRevoke(const OperatorIdentity& op, const std::string& serial,
+                                                            const ServerRequest& req) {
+  auto body = jsonBody(req);
+  if (!body.isOk()) co_return statusResponse(body.status());
+  std::string reason;
+  if (auto it = body->find("reason"); it != body->end() && it->is_string()) reason = it->get<std::string>();
+  if (reason.empty()) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument",
+                            "'reason' is required: keyCompromise, superseded, cessationOfOperation, "
+                            "affiliationChanged, caCompromise or unspecified");
+  }
+  auto code = pki::parseCrlReason(reason);
+  if (!code.isOk()) co_return statusResponse(code.status());
+  const std::string caller = op.name;
+  auto work = [this, serial, reason, caller]() -> core::Result<std::pair<store::CertRecord, bool>> {
+    // Like `policy apply`, refuse what would lock the caller out: its last
+    // valid operator certificate.
+    WARDEN_ASSIGN_OR_RETURN(store::CertRecord target, deps_.store.findCert(serial));
+    if (target.kind == "user" && target.device == caller && !target.revoked) {
+      WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> own, deps_.store.listCerts(caller));
+      const int64_t now_s = core::unixSeconds(deps_.clock.now());
+      int64_t others = 0;
+      for (const auto& c : own) others += (c.kind == "user" && !c.revoked && c.not_after > now_s && c.serial_hex != serial);
+      if (others == 0) {
+        return core::failedPrecondition(
+            "refused: this is your only valid operator certificate and revoking it would lock you out of the admin "
+            "API; get another one first (`warden ca rotate` issues you a new one)");
+      }
+    }
+    return deps_.store.revokeCert(serial, reason);
+  };
+  auto revoked = co_await onWorker(work);
+  if (!revoked.isOk()) co_return statusResponse(revoked.status());
+  const store::CertRecord& cert = revoked->first;
+  const bool changed = revoked->second;
+  if (changed) {
+    // The gateway drops the serial with the new snapshot and cuts a live
+    // session that uses it before we answer.
+    co_await publishChange();
+    if (cert.kind == "device") co_await purgeBrokerSession(cert.device);
+    co_await publishRevocation();
+  }
+  std::string principal;
+  if (cert.kind == "device") principal = deviceSpiffeId(cert.device);
+  if (cert.kind == "user") principal = core::makeSpiffeId(config_.trust_domain, core::PrincipalKind::kUser, cert.device);
+  recordEvent(monitor::event_type::kRevoke, principal, op.spiffe_id, "admin:cert.revoke", serial, "permit", op.rule,
+              std::string(monitor::reason::kPermitted),
+              {{"serial", serial}, {"kind", cert.kind}, {"issuer", cert.issuer}, {"revocation_reason", reason},
+               {"changed", changed}});
+  const int64_t now = core::unixSeconds(deps_.clock.now());
+  nlohmann::json out = certToJson(cert, now);
+  out["changed"] = changed;
+  co_return jsonResponse(http::status::ok, out);
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::caList() {
+  const int64_t now = core::unixSeconds(deps_.clock.now());
+  struct Row {
+    store::CaRecord ca;
+    int64_t valid = 0, revoked = 0, last_not_after = 0;
+  };
+  auto work = [this, now]() -> core::Result<std::vector<Row>> {
+    WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> cas, deps_.store.listCas());
+    std::vector<Row> rows;
+    for (auto& ca : cas) {
+      Row r;
+      r.ca = std::move(ca);
+      if (r.ca.kind == "issuing") {
+        WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> certs, deps_.store.listCertsIssuedBy(r.ca.name, now));
+        for (const auto& c : certs) {
+          if (c.kind == "ocsp") continue;
+          (c.revoked ? r.revoked : r.valid)++;
+          r.last_not_after = std::max(r.last_not_after, c.not_after);
+        }
+      }
+      rows.push_back(std::move(r));
+    }
+    return rows;
+  };
+  auto rows = co_await onWorker(work);
+  if (!rows.isOk()) co_return statusResponse(rows.status());
+  nlohmann::json list = nlohmann::json::array();
+  for (const Row& r : *rows) {
+    auto cert = crypto::certFromPem(r.ca.cert_pem);
+    nlohmann::json j = {{"name", r.ca.name},
+                        {"kind", r.ca.kind},
+                        {"state", std::string(store::caStateName(r.ca.state))},
+                        {"key_id", r.ca.key_id},
+                        {"created_at", rfc3339(r.ca.created_at)}};
+    if (cert.isOk()) {
+      j["subject"] = crypto::commonName(cert->get());
+      j["not_before"] = core::formatRfc3339(crypto::notBefore(cert->get()));
+      j["not_after"] = core::formatRfc3339(crypto::notAfter(cert->get()));
+    }
+    if (r.ca.kind == "issuing") {
+      j["certs_valid"] = r.valid;
+      j["certs_revoked_unexpired"] = r.revoked;
+      j["last_cert_expires"] = r.last_not_after > 0 ? nlohmann::json(rfc3339(r.last_not_after)) : nlohmann::json();
+    }
+    if (r.ca.retired_at > 0) j["retired_at"] = rfc3339(r.ca.retired_at);
+    list.push_back(std::move(j));
+  }
+  co_return jsonResponse(http::status::ok, {{"cas", std::move(list)}});
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity& op, const ServerRequest& req) {
+  auto body = jsonBody(req);
+  if (!body.isOk()) co_return statusResponse(body.status());
+  auto str = [&](const char* k) {
+    auto it = body->find(k);
+    return it != body->end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string name = str("name");
+  const std::string cert_pem = str("cert_pem");
+  const std::string key_ref = str("key_ref");
+  const std::string operator_pem = str("operator_cert_pem");
+  if (!core::isValidName(name) || name.rfind("issuing-", 0) != 0 || cert_pem.empty() || key_ref.empty()) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument",
+                            "'name' (issuing-N), 'cert_pem' and 'key_ref' are required: use `warden ca rotate`, which "
+                            "makes the new CA with the root key and sends them");
+  }
+  struct Rotated {
+    core::Status status;
+    std::string previous;
+    std::string gateway_serial;
+  };
+  const std::string op_name = op.name;
+  const std::string op_spiffe = op.spiffe_id;
+  auto work = [this, name, cert_pem, key_ref, operator_pem, op_name, op_spiffe]() -> Rotated {
+    Rotated out;
+    auto run = [&]() -> core::Status {
+      std::shared_ptr<const pki::CaSet> cas = cas_->get();
+      // Everything is checked before anything changes.
+      WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial ca, pki::loadCa(name, cert_pem, key_ref, config_.pki_url));
+      if (X509_check_ca(ca.cert.get()) != 1) return core::invalidArgument("the new certificate is not a CA certificate");
+      WARDEN_RETURN_IF_ERROR(pki::verifyChain(ca.cert.get(), {}, {cas->root.get()}, deps_.clock.now()));
+      if (crypto::subjectKeyIdHex(ca.cert.get()) == crypto::subjectKeyIdHex(cas->active()->cert.get())) {
+        return core::invalidArgument("the new CA has the key of the active one: a rotation needs a new key");
+      }
+      // The gateway's new server certificate: same names, new key, new CA.
+      WARDEN_ASSIGN_OR_RETURN(std::string old_pem, core::readFile(config_.server_cert_file, 1024 * 1024));
+      WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr old_cert, crypto::certFromPem(old_pem));
+      pki::LeafProfile server;
+      server.common_name = crypto::commonName(old_cert.get());
+      server.uri_sans = crypto::uriSans(old_cert.get());
+      server.dns_sans = crypto::dnsSans(old_cert.get());
+      server.ip_sans = crypto::ipSans(old_cert.get());
+      server.client_auth = false;
+      server.server_auth = true;
+      server.lifetime = core::Seconds(365LL * 86400);
+      WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr server_key, crypto::generateEcKey());
+      WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr server_cert, pki::issueLeaf(ca, server_key.get(), server, deps_.clock));
+      // The caller's new operator certificate (made by `warden ca rotate`
+      // with the new CA's key): it must be the caller's own identity.
+      crypto::X509Ptr op_cert;
+      if (!operator_pem.empty()) {
+        WARDEN_ASSIGN_OR_RETURN(op_cert, crypto::certFromPem(operator_pem));
+        WARDEN_RETURN_IF_ERROR(
+            pki::verifyChain(op_cert.get(), {ca.cert.get()}, {cas->root.get()}, deps_.clock.now()));
+        std::vector<std::string> uris = crypto::uriSans(op_cert.get());
+        if (uris.size() != 1 || uris.front() != op_spiffe) {
+          return core::invalidArgument("the new operator certificate must carry exactly the caller's SPIFFE ID");
+        }
+      }
+
+      store::CaRecord record;
+      record.name = name;
+      record.kind = "issuing";
+      record.state = store::CaState::kActive;
+      record.key_id = crypto::subjectKeyIdHex(ca.cert.get());
+      record.cert_pem = crypto::certToPem(ca.cert.get());
+      record.key_ref = key_ref;
+      WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> all, deps_.store.listCas());
+      WARDEN_RETURN_IF_ERROR(deps_.store.insertCa(record));
+      for (const store::CaRecord& c : all) {
+        if (c.kind == "issuing" && c.state == store::CaState::kActive) {
+          WARDEN_RETURN_IF_ERROR(deps_.store.setCaState(c.name, store::CaState::kRetiring));
+          out.previous = c.name;
+        }
+      }
+      store::CertRecord rec;
+      rec.serial_hex = crypto::serialHex(server_cert.get());
+      rec.device = "gateway";
+      rec.kind = "service";
+      rec.pubkey_fp = crypto::publicKeyFingerprint(server_key.get());
+      rec.not_before = core::unixSeconds(crypto::notBefore(server_cert.get()));
+      rec.not_after = core::unixSeconds(crypto::notAfter(server_cert.get()));
+      rec.pem = crypto::certToPem(server_cert.get());
+      rec.issuer = name;
+      WARDEN_RETURN_IF_ERROR(deps_.store.insertCert(rec));
+      if (op_cert) {
+        store::CertRecord oprec;
+        oprec.serial_hex = crypto::serialHex(op_cert.get());
+        oprec.device = op_name;
+        oprec.kind = "user";
+        oprec.pubkey_fp = crypto::publicKeyFingerprint(X509_get0_pubkey(op_cert.get()));
+        oprec.not_before = core::unixSeconds(crypto::notBefore(op_cert.get()));
+        oprec.not_after = core::unixSeconds(crypto::notAfter(op_cert.get()));
+        oprec.pem = crypto::certToPem(op_cert.get());
+        oprec.issuer = name;
+        WARDEN_RETURN_IF_ERROR(deps_.store.insertCert(oprec));
+      }
+      WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(server_key.get()));
+      // Key first: the TLS contexts are rebuilt only after both are written.
+      WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_key_file, key_pem, 0600));
+      OPENSSL_cleanse(key_pem.data(), key_pem.size());
+      WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_cert_file,
+                                                   crypto::certsToPem({server_cert.get(), ca.cert.get()}), 0644));
+      out.gateway_serial = rec.serial_hex;
+      return core::Status::ok();
+    };
+    out.status = run();
+    return out;
+  };
+  Rotated rotated = co_await onWorker(work);
+  if (!rotated.status.isOk()) co_return statusResponse(rotated.status);
+  // The new operator certificate must be known before the CLI uses it.
+  co_await publishChange();
+  co_await reloadCas();
+  recordEvent(monitor::event_type::kCaRotate, "", op.spiffe_id, "admin:ca.rotate", name, "permit", op.rule,
+              std::string(monitor::reason::kPermitted),
+              {{"ca", name}, {"previous", rotated.previous}, {"gateway_serial", rotated.gateway_serial}});
+  co_return jsonResponse(http::status::ok, {{"name", name},
+                                            {"state", "active"},
+                                            {"previous", rotated.previous},
+                                            {"gateway_serial", rotated.gateway_serial}});
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::caRetire(const OperatorIdentity& op, const std::string& name,
+                                                          const ServerRequest& req) {
+  auto body = jsonBody(req);
+  if (!body.isOk()) co_return statusResponse(body.status());
+  bool force = false;
+  if (auto it = body->find("force"); it != body->end() && it->is_boolean()) force = it->get<bool>();
+  struct Retired {
+    core::Status status;
+    int64_t revoked = 0;
+  };
+  const int64_t now = core::unixSeconds(deps_.clock.now());
+  auto work = [this, name, force, now]() -> Retired {
+    Retired out;
+    auto run = [&]() -> core::Status {
+      WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> cas, deps_.store.listCas());
+      const store::CaRecord* ca = nullptr;
+      for (const auto& c : cas) {
+        if (c.name == name) ca = &c;
+      }
+      if (ca == nullptr) return core::notFound(fmt::format("there is no CA '{}' (see `warden ca list`)", name));
+      if (ca->kind != "issuing") return core::invalidArgument("only issuing CAs are retired; the root rotates");
+      if (ca->state == store::CaState::kRetired) return core::failedPrecondition(fmt::format("CA '{}' is retired already", name));
+      if (ca->state == store::CaState::kActive) {
+        return core::failedPrecondition(
+            fmt::format("CA '{}' is the active issuing CA: run `warden ca rotate` first", name));
+      }
+      WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> certs, deps_.store.listCertsIssuedBy(name, now));
+      int64_t valid = 0;
+      for (const auto& c : certs) valid += (!c.revoked && c.kind != "ocsp") ? 1 : 0;
+      if (valid > 0 && !force) {
+        return core::failedPrecondition(fmt::format(
+            "CA '{}' still has {} unexpired certificate(s) (`warden cert list -o json`): wait until devices renew "
+            "(or they expire), or pass --force to revoke them",
+            name, valid));
+      }
+      if (valid > 0) {
+        WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> revoked,
+                                deps_.store.revokeCertsIssuedBy(name, kForcedRetireReason, now));
+        out.revoked = static_cast<int64_t>(revoked.size());
+      }
+      return deps_.store.setCaState(name, store::CaState::kRetired);
+    };
+    out.status = run();
+    return out;
+  };
+  Retired retired = co_await onWorker(work);
+  if (!retired.status.isOk()) {
+    if (retired.status.code() == core::ErrorCode::kFailedPrecondition) {
+      co_return errorResponse(http::status::conflict, "failed_precondition", retired.status.message());
+    }
+    co_return statusResponse(retired.status);
+  }
+  // Cut the sessions of certificates that were revoked, then drop the CA
+  // from every trust bundle.
+  if (retired.revoked > 0) co_await publishChange();
+  co_await reloadCas();
+  recordEvent(monitor::event_type::kCaRetire, "", op.spiffe_id, "admin:ca.retire", name, "permit", op.rule,
+              std::string(monitor::reason::kPermitted), {{"ca", name}, {"force", force}, {"revoked", retired.revoked}});
+  co_return jsonResponse(http::status::ok, {{"name", name}, {"state", "retired"}, {"revoked", retired.revoked}});
+}
+
+}  // namespace warden::api

@@ -1,0 +1,339 @@
+// `warden cert list|revoke` and `warden ca list|rotate|retire|crl`.
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "cli/cli_context.h"
+#include "core/clock.h"
+#include "core/file_io.h"
+#include "core/names.h"
+#include "crypto/crypto.h"
+#include "pki/certificate_authority.h"
+#include "pki/pki_files.h"
+#include "pki/revocation_list.h"
+#include "server/config.h"
+#include "store/sqlite_store.h"
+
+namespace warden::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr core::Seconds kIssuingLifetime{5LL * 365 * 86400};
+constexpr core::Seconds kOperatorLifetime{365LL * 86400};
+
+constexpr const char* kFooter = R"(
+The server and credentials come from --dir D (or $WARDEN_DIR), as for
+`warden device`. -o json|text works anywhere on the line.
+
+Exit codes: 0 ok; 1 refused, not found or failed; 2 usage or validation
+error; 3 server unreachable or TLS/authentication failure.)";
+
+struct PkiFlags {
+  ClientFlags client;
+  std::string expiring;
+  std::string serial;
+  std::string reason;
+  std::string name;
+  std::string root_key;
+  bool force = false;
+  bool root = false;
+};
+
+int withSession(const ClientFlags& flags, const GlobalFlags& global, const std::function<core::Status(Session&)>& body) {
+  auto session = openSession(flags, global);
+  if (!session.isOk()) return reportError(session.status(), nullptr);
+  core::Status s = body(*session);
+  if (!s.isOk()) return reportError(s, &*session);
+  return api::kExitOk;
+}
+
+std::string str(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string("-");
+}
+
+int certList(const PkiFlags& f, const GlobalFlags& global) {
+  std::string target = "/v1/certs";
+  if (!f.expiring.empty()) {
+    auto secs = core::parseDuration(f.expiring);
+    if (!secs.isOk()) return reportError(core::invalidArgument("--expiring: " + secs.status().message()), nullptr);
+    target += fmt::format("?expiring={}", *secs);
+  }
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("GET", target));
+    json certs = answer.is_object() && answer.contains("certs") ? answer["certs"] : json::array();
+    if (s.json) {
+      printJson(certs);
+      return core::Status::ok();
+    }
+    std::string out = fmt::format("{:<34} {:<8} {:<24} {:<10} {:<21} {}\n", "SERIAL", "KIND", "PRINCIPAL", "ISSUER",
+                                  "NOT AFTER", "STATUS");
+    for (const json& c : certs) {
+      std::string status = c.value("revoked", false) ? fmt::format("revoked ({})", str(c, "reason")) : "valid";
+      out += fmt::format("{:<34} {:<8} {:<24} {:<10} {:<21} {}\n", str(c, "serial"), str(c, "kind"),
+                         str(c, "principal"), str(c, "issuer"), str(c, "not_after"), status);
+    }
+    printOut(out);
+    return core::Status::ok();
+  });
+}
+
+int certRevoke(const PkiFlags& f, const GlobalFlags& global) {
+  std::string serial = f.serial;
+  std::transform(serial.begin(), serial.end(), serial.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (serial.rfind("0x", 0) == 0) serial = serial.substr(2);
+  bool hex = !serial.empty() && serial.size() <= 40 &&
+             std::all_of(serial.begin(), serial.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  if (!hex) return reportError(core::invalidArgument("SERIAL must be the hex serial shown by `warden cert list`"), nullptr);
+  if (auto r = pki::parseCrlReason(f.reason); !r.isOk() || f.reason.empty()) {
+    return reportError(core::invalidArgument(r.isOk() ? "--reason is required" : r.status().message()), nullptr);
+  }
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("POST", fmt::format("/v1/certs/{}/revoke", serial),
+                                                        json{{"reason", f.reason}}));
+    if (s.json) {
+      printJson(answer);
+    } else if (!answer.value("changed", true)) {
+      printOut(fmt::format("certificate {} was already revoked; nothing changed\n", serial));
+    } else {
+      printOut(fmt::format("certificate {} ({} {}) revoked ({}): live sessions using it are closed and the CRL of {} "
+                           "and OCSP say so\n",
+                           serial, str(answer, "kind"), str(answer, "principal"), f.reason, str(answer, "issuer")));
+    }
+    return core::Status::ok();
+  });
+}
+
+int caList(const PkiFlags& f, const GlobalFlags& global) {
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("GET", "/v1/cas"));
+    json cas = answer.is_object() && answer.contains("cas") ? answer["cas"] : json::array();
+    if (s.json) {
+      printJson(cas);
+      return core::Status::ok();
+    }
+    std::string out = fmt::format("{:<12} {:<8} {:<9} {:<21} {:>6}  {}\n", "NAME", "KIND", "STATE", "NOT AFTER", "CERTS",
+                                  "SUBJECT");
+    for (const json& c : cas) {
+      std::string n = c.contains("certs_valid") ? std::to_string(c.value("certs_valid", 0)) : "-";
+      out += fmt::format("{:<12} {:<8} {:<9} {:<21} {:>6}  {}\n", str(c, "name"), str(c, "kind"), str(c, "state"),
+                         str(c, "not_after"), n, str(c, "subject"));
+    }
+    printOut(out);
+    return core::Status::ok();
+  });
+}
+
+struct LocalPki {
+  server::ServerConfig config;
+  pki::PkiPaths paths{""};
+  pki::CaMaterial root;
+};
+
+// loadLocalPki reads warden.yaml and the root CA (certificate from D/pki,
+// key from |root_key| or D/pki/root.key): the offline half of `warden ca`.
+core::Result<LocalPki> loadLocalPki(const std::string& dir, const std::string& root_key) {
+  if (dir.empty()) return core::invalidArgument("--dir D is required: the data directory whose root CA signs");
+  LocalPki out;
+  WARDEN_ASSIGN_OR_RETURN(out.config, server::loadServerConfig(dir));
+  out.paths = pki::PkiPaths(dir);
+  std::string key_file = root_key.empty() ? out.paths.root_key() : root_key;
+  auto cert_pem = core::readFile(out.paths.root_cert(), 1024 * 1024);
+  if (!cert_pem.isOk()) return core::invalidArgument("cannot read the root CA certificate: " + cert_pem.status().message());
+  auto key_pem = core::readFile(key_file, 64 * 1024);
+  if (!key_pem.isOk()) {
+    return core::invalidArgument(fmt::format("cannot read the root CA key {}: {} (give it with --root-key FILE)",
+                                             key_file, key_pem.status().message()));
+  }
+  auto root = pki::caMaterialFromPem(cert_pem.value(), key_pem.value());
+  OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  if (!root.isOk()) return core::invalidArgument(fmt::format("{}: {}", key_file, root.status().message()));
+  out.root = std::move(root).value();
+  out.root.name = "root";
+  out.root.pki_url = out.config.pkiUrl();
+  return out;
+}
+
+int caRotate(const PkiFlags& f, const GlobalFlags& global) {
+  const std::string dir = resolveDir(f.client.dir, global);
+  auto local = loadLocalPki(dir, f.root_key);
+  if (!local.isOk()) return reportError(local.status(), nullptr);
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    const core::Clock& clock = core::systemClock();
+    WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("GET", "/v1/cas"));
+    int next = 1;
+    for (const json& c : answer.value("cas", json::array())) {
+      std::string n = str(c, "name");
+      if (n.rfind("issuing-", 0) == 0) next = std::max(next, std::atoi(n.c_str() + 8) + 1);
+    }
+    const std::string name = fmt::format("issuing-{}", next);
+    const std::string& td = local->config.trust_domain;
+    WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial ca, pki::createIntermediateCa(local->root, fmt::format("{} Warden Issuing CA {}", td, next),
+                                                                          kIssuingLifetime, 0, clock));
+    ca.name = name;
+    ca.pki_url = local->config.pkiUrl();
+    const pki::PkiPaths& paths = local->paths;
+    WARDEN_RETURN_IF_ERROR(core::makePrivateDir(paths.ca_dir()));
+    std::error_code ec;
+    std::string key_ref = std::filesystem::absolute(paths.ca_key(name), ec).lexically_normal().string();
+    WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(ca.key.get()));
+    WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(key_ref, key_pem, 0600));
+    OPENSSL_cleanse(key_pem.data(), key_pem.size());
+    WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.ca_cert(name), crypto::certToPem(ca.cert.get()), 0644));
+
+    // The operator moves to the new CA too, so that retiring the old one
+    // does not lock the CLI out.
+    WARDEN_ASSIGN_OR_RETURN(std::string admin_pem, core::readFile(paths.admin_cert(), 1024 * 1024));
+    WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr admin_old, crypto::certFromPem(admin_pem));
+    pki::LeafProfile op;
+    op.common_name = crypto::commonName(admin_old.get());
+    op.uri_sans = crypto::uriSans(admin_old.get());
+    op.lifetime = kOperatorLifetime;
+    WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr op_key, crypto::generateEcKey());
+    WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr op_cert, pki::issueLeaf(ca, op_key.get(), op, clock));
+
+    WARDEN_ASSIGN_OR_RETURN(json rotated, s.client->call("POST", "/v1/cas",
+                                                         json{{"name", name},
+                                                              {"cert_pem", crypto::certToPem(ca.cert.get())},
+                                                              {"key_ref", key_ref},
+                                                              {"operator_cert_pem", crypto::certToPem(op_cert.get())}}));
+    WARDEN_ASSIGN_OR_RETURN(std::string op_key_pem, crypto::privateKeyToPem(op_key.get()));
+    WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.admin_key(), op_key_pem, 0600));
+    OPENSSL_cleanse(op_key_pem.data(), op_key_pem.size());
+    WARDEN_RETURN_IF_ERROR(
+        core::writeFileAtomic(paths.admin_cert(), crypto::certsToPem({op_cert.get(), ca.cert.get()}), 0644));
+    json out = {{"name", name},
+                {"previous", rotated.value("previous", "")},
+                {"gateway_serial", rotated.value("gateway_serial", "")},
+                {"operator_serial", crypto::serialHex(op_cert.get())},
+                {"not_after", core::formatRfc3339(crypto::notAfter(ca.cert.get()))}};
+    if (s.json) {
+      printJson(out);
+    } else {
+      printOut(fmt::format(
+          "{} is the active issuing CA (key {}); {} is retiring: its certificates stay valid until they expire.\n"
+          "The gateway's server certificate and your operator certificate ({}) now come from {}.\n"
+          "Devices move at their next renewal; `warden ca retire {}` once `warden ca list` shows 0 certificates.\n",
+          name, key_ref, out["previous"].get<std::string>(), paths.admin_cert(), name, out["previous"].get<std::string>()));
+    }
+    return core::Status::ok();
+  });
+}
+
+int caRetire(const PkiFlags& f, const GlobalFlags& global) {
+  if (auto st = core::checkName("CA name", f.name); !st.isOk()) return reportError(st, nullptr);
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("POST", fmt::format("/v1/cas/{}/retire", f.name),
+                                                        json{{"force", f.force}}));
+    if (s.json) {
+      printJson(answer);
+    } else {
+      printOut(fmt::format("{} retired ({} certificate(s) revoked); it is no longer trusted. Its CRL and OCSP stay up "
+                           "until its last certificate has expired.\n",
+                           f.name, answer.value("revoked", 0)));
+    }
+    return core::Status::ok();
+  });
+}
+
+int caCrl(const PkiFlags& f, const GlobalFlags& global) {
+  if (!f.root) return reportError(core::invalidArgument("only --root is supported: `serve` signs the issuing CAs' CRLs"), nullptr);
+  const std::string dir = resolveDir(f.client.dir, global);
+  auto local = loadLocalPki(dir, f.root_key);
+  if (!local.isOk()) return reportError(local.status(), nullptr);
+  const core::Clock& clock = core::systemClock();
+  auto store = store::SqliteStore::open(local->config.storePath(), clock);
+  if (!store.isOk()) return reportError(store.status(), nullptr);
+  auto number = (*store)->nextCrlNumber("root");
+  if (!number.isOk()) return reportError(number.status(), nullptr);
+  const core::SystemTime now = clock.now();
+  const core::SystemTime next = now + core::Seconds(local->config.root_crl_validity_s);
+  // The root signs only issuing CAs; none is revoked through the root today,
+  // so its CRL lists nothing (retired CAs simply stop being trusted).
+  auto crl = pki::makeCrl(local->root, {}, *number, now, next);
+  if (!crl.isOk()) return reportError(crl.status(), nullptr);
+  core::Status made = core::makePrivateDir(local->paths.crl_dir());
+  if (made.isOk()) made = core::writeFileAtomic(local->paths.root_crl(), pki::crlToDer(crl->get()), 0644);
+  if (!made.isOk()) return reportError(made, nullptr);
+  json out = {{"ca", "root"}, {"crl_number", *number}, {"next_update", core::formatRfc3339(next)},
+              {"path", local->paths.root_crl()}};
+  if (wantsJson(f.client.output, global)) {
+    printJson(out);
+  } else {
+    printOut(fmt::format("signed root CRL #{} valid until {} -> {} (a running `warden serve` publishes it within a "
+                         "minute)\n",
+                         *number, core::formatRfc3339(next), local->paths.root_crl()));
+  }
+  return api::kExitOk;
+}
+
+}  // namespace
+
+void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) {
+  auto f = std::make_shared<PkiFlags>();
+  auto footer = [](const char* examples) { return std::string("\nExamples:\n") + examples + kFooter; };
+
+  CLI::App* cert = app.add_subcommand("cert", "list and revoke certificates issued by this server");
+  cert->require_subcommand(1);
+  CLI::App* list = cert->add_subcommand("list", "list unexpired certificates (devices, operators, services, OCSP)");
+  addClientOptions(list, f->client);
+  list->add_option("--expiring", f->expiring, "only those expiring within DUR (e.g. 7d, 12h)");
+  list->footer(footer("  warden cert list\n  warden cert list --expiring 7d -o json   # [{serial, principal, kind, "
+                      "issuer, not_before, not_after, expired, revoked, revoked_at?, reason?}]"));
+  table.add(list, [f, &global] { return certList(*f, global); });
+
+  CLI::App* revoke = cert->add_subcommand("revoke", "revoke one certificate (any kind) and cut live sessions using it");
+  addClientOptions(revoke, f->client);
+  revoke->add_option("SERIAL", f->serial, "serial in hex, as `warden cert list` shows it")->required();
+  revoke->add_option("--reason", f->reason,
+                     "keyCompromise|superseded|cessationOfOperation|affiliationChanged|caCompromise|unspecified")
+      ->required();
+  revoke->footer(footer("  warden cert revoke 5f0c2a9e41d7b8c3a6e2f0d1c4b5a697 --reason keyCompromise\n"
+                        "Returns once live sessions using it are closed and the CRL and OCSP answer revoked.\n"
+                        "The reason is carried into the CRL entry and the OCSP answer (unspecified: none)."));
+  table.add(revoke, [f, &global] { return certRevoke(*f, global); });
+
+  CLI::App* ca = app.add_subcommand("ca", "list, rotate and retire the CAs; sign the root CRL");
+  ca->require_subcommand(1);
+  CLI::App* calist = ca->add_subcommand("list", "list the CA inventory");
+  addClientOptions(calist, f->client);
+  calist->footer(footer("  warden ca list\n  warden ca list -o json   # [{name, kind, state, subject, not_after, "
+                        "certs_valid, ...}]"));
+  table.add(calist, [f, &global] { return caList(*f, global); });
+
+  CLI::App* rotate = ca->add_subcommand("rotate", "make a new issuing CA (new key) and make it the active one");
+  addClientOptions(rotate, f->client);
+  rotate->add_option("--root-key", f->root_key, "the root CA's key file (default D/pki/root.key)");
+  rotate->footer(footer(
+      "  warden ca rotate --dir D\n  warden ca rotate --dir D --root-key /media/offline/root.key -o json\n"
+      "Runs against a running server, which switches without a restart: new certificates come from the\n"
+      "new CA at once, cacerts and the trust bundles carry both CAs, the gateway's server certificate\n"
+      "and the operator certificate (D/pki/admin.pem) are reissued, live sessions stay up. The old CA\n"
+      "becomes 'retiring' until `warden ca retire`. The upstream CA and the broker are not touched."));
+  table.add(rotate, [f, &global] { return caRotate(*f, global); });
+
+  CLI::App* retire = ca->add_subcommand("retire", "stop trusting a retiring issuing CA");
+  addClientOptions(retire, f->client);
+  retire->add_option("NAME", f->name, "the CA, e.g. issuing-1")->required();
+  retire->add_flag("--force", f->force, "revoke its unexpired certificates (and cut their sessions) instead of refusing");
+  retire->footer(footer("  warden ca retire issuing-1\n  warden ca retire issuing-1 --force\n"
+                        "Refuses while the CA has unexpired, unrevoked certificates. Its CRL and OCSP stay\n"
+                        "published until its last certificate has expired."));
+  table.add(retire, [f, &global] { return caRetire(*f, global); });
+
+  CLI::App* crl = ca->add_subcommand("crl", "sign the root CA's CRL offline");
+  addClientOptions(crl, f->client);
+  crl->add_flag("--root", f->root, "sign the root CRL (required; serve signs the issuing CAs' CRLs itself)");
+  crl->add_option("--root-key", f->root_key, "the root CA's key file (default D/pki/root.key)");
+  crl->footer(footer("  warden ca crl --root --root-key /media/offline/root.key --dir D\n"
+                     "Writes D/pki/crl/root.crl (DER, pki.root_crl_validity, default 365d); serve never\n"
+                     "reads the root key. Works with or without a running server."));
+  table.add(crl, [f, &global] { return caCrl(*f, global); });
+}
+
+}  // namespace warden::cli

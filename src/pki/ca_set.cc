@@ -1,0 +1,16 @@
+#include "pki/ca_set.h"
+
+#include "crypto/crypto.h"
+
+namespace warden::pki {
+
+std::vector<X509*> CaSet::caCerts() const {
+  std::vector<X509*> out;
+  if (root) out.push_back(root.get());
+  for (const auto& ca : issuing) out.push_back(ca->cert.get());
+  return out;
+}
+
+std::string CaSet::trustBundlePem() const { return crypto::certsToPem(caCerts()); }
+
+}  // namespace warden::pki

@@ -1,0 +1,49 @@
+#pragma once
+
+// ca_set.h: the CAs a running server trusts and signs with, as one immutable
+// snapshot swapped atomically on rotation and retirement (readers never
+// lock).
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pki/certificate_authority.h"
+
+namespace warden::pki {
+
+// CaSet is the root certificate (its key stays offline) and every issuing CA
+// that is not retired: the active one first, then retiring ones, newest
+// first. Certificates chained to any of them verify; only the active one
+// issues.
+struct CaSet {
+  crypto::X509Ptr root;
+  std::vector<std::shared_ptr<const CaMaterial>> issuing;
+
+  // active returns the CA that issues new certificates (nullptr if none).
+  const CaMaterial* active() const { return issuing.empty() ? nullptr : issuing.front().get(); }
+  std::shared_ptr<const CaMaterial> activeShared() const { return issuing.empty() ? nullptr : issuing.front(); }
+  // caCerts returns the root and every issuing CA certificate (not owned):
+  // what EST cacerts returns and what verifies clients.
+  std::vector<X509*> caCerts() const;
+  // trustBundlePem returns caCerts() as PEM.
+  std::string trustBundlePem() const;
+};
+
+// CaSetHolder holds the current CaSet.
+class CaSetHolder {
+ public:
+  CaSetHolder() = default;
+  CaSetHolder(const CaSetHolder&) = delete;
+  CaSetHolder& operator=(const CaSetHolder&) = delete;
+
+  std::shared_ptr<const CaSet> get() const { return current_.load(std::memory_order_acquire); }
+  void set(std::shared_ptr<const CaSet> set) { current_.store(std::move(set), std::memory_order_release); }
+
+ private:
+  std::atomic<std::shared_ptr<const CaSet>> current_;
+};
+
+}  // namespace warden::pki

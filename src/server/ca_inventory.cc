@@ -1,0 +1,78 @@
+#include "server/ca_inventory.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "core/file_io.h"
+#include "crypto/crypto.h"
+#include "pki/ca_key.h"
+#include "server/server_pki.h"
+
+namespace warden::server {
+
+core::Result<store::CaRecord> caRecordFor(const std::string& name, const std::string& kind, X509* cert,
+                                          const std::string& key_ref) {
+  store::CaRecord r;
+  r.name = name;
+  r.kind = kind;
+  r.state = store::CaState::kActive;
+  r.key_id = crypto::subjectKeyIdHex(cert);
+  if (r.key_id.empty()) return core::invalidArgument(fmt::format("CA '{}' has no subject key identifier", name));
+  r.cert_pem = crypto::certToPem(cert);
+  r.key_ref = key_ref;
+  return r;
+}
+
+core::Status bootstrapCaInventory(store::Store& store, const pki::PkiPaths& paths) {
+  WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> cas, store.listCas());
+  if (!cas.empty()) return core::Status::ok();
+  WARDEN_ASSIGN_OR_RETURN(std::string root_pem, core::readFile(paths.root_cert(), 1024 * 1024));
+  WARDEN_ASSIGN_OR_RETURN(std::string issuing_pem, core::readFile(paths.issuing_cert(), 1024 * 1024));
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr root, crypto::certFromPem(root_pem));
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr issuing, crypto::certFromPem(issuing_pem));
+  WARDEN_ASSIGN_OR_RETURN(store::CaRecord r, caRecordFor("root", "root", root.get(), ""));
+  WARDEN_RETURN_IF_ERROR(store.insertCa(r));
+  std::error_code ec;
+  std::string key_ref = std::filesystem::absolute(paths.issuing_key(), ec).lexically_normal().string();
+  if (ec) return core::internalError("cannot resolve the issuing CA key path: " + ec.message());
+  WARDEN_ASSIGN_OR_RETURN(store::CaRecord i, caRecordFor("issuing-1", "issuing", issuing.get(), key_ref));
+  return store.insertCa(i);
+}
+
+core::Result<std::shared_ptr<const pki::CaSet>> loadCaSet(store::Store& store, const std::string& pki_url) {
+  WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> cas, store.listCas());
+  auto set = std::make_shared<pki::CaSet>();
+  std::vector<std::shared_ptr<const pki::CaMaterial>> retiring;
+  for (auto it = cas.rbegin(); it != cas.rend(); ++it) {  // newest first
+    const store::CaRecord& ca = *it;
+    if (ca.kind == "root") {
+      WARDEN_ASSIGN_OR_RETURN(set->root, crypto::certFromPem(ca.cert_pem));
+      continue;
+    }
+    if (ca.state == store::CaState::kRetired) continue;
+    auto loaded = pki::loadCa(ca.name, ca.cert_pem, ca.key_ref, pki_url);
+    if (!loaded.isOk()) {
+      return core::Status(loaded.status().code(),
+                          fmt::format("cannot load issuing CA '{}': {}", ca.name, loaded.status().message()));
+    }
+    auto material = std::make_shared<const pki::CaMaterial>(std::move(loaded).value());
+    if (ca.state == store::CaState::kActive && set->issuing.empty()) {
+      set->issuing.push_back(std::move(material));
+    } else {
+      retiring.push_back(std::move(material));
+    }
+  }
+  if (!set->root) return core::failedPrecondition("the CA inventory has no root CA");
+  if (set->issuing.empty()) {
+    return core::failedPrecondition("the CA inventory has no active issuing CA: run `warden ca rotate`");
+  }
+  for (auto& r : retiring) set->issuing.push_back(std::move(r));
+  return std::shared_ptr<const pki::CaSet>(std::move(set));
+}
+
+core::Status writeCaBundle(const std::string& dir, const pki::CaSet& set) {
+  return core::writeFileAtomic(caBundlePath(dir), set.trustBundlePem(), 0644);
+}
+
+}  // namespace warden::server
