@@ -27,8 +27,13 @@ enum class Action : uint8_t {
   kAdminEventsRead,
   kAdminPolicyExplain,
   kAdminPolicyHistory,
+  kAdminDeviceSet,
+  kAdminDeviceApprove,
+  kAdminManufacturerAdd,
+  kAdminManufacturerList,
+  kAdminManufacturerRemove,
 };
-inline constexpr size_t kActionCount = 17;
+inline constexpr size_t kActionCount = 22;
 
 // ActionFamily decides how a resource pattern is read for an action.
 enum class ActionFamily : uint8_t {
