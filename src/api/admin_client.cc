@@ -157,7 +157,8 @@ std::string eventsTarget(std::optional<int64_t> since, std::optional<int64_t> li
 }
 
 json deviceView(const json& device) {
-  json out = pick(device, {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected"});
+  json out = pick(device, {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected",
+                           "cert_ttl"});
   if (out["labels"].is_null()) out["labels"] = json::object();
   if (out["connected"].is_null()) out["connected"] = false;
   return out;
@@ -198,9 +199,11 @@ std::string formatDeviceText(const json& device) {
       "state:          {}\n"
       "connected:      {}\n"
       "cert serial:    {}\n"
-      "cert not after: {}\n",
+      "cert not after: {}\n"
+      "cert ttl:       {}\n",
       scalarText(d["name"]), scalarText(d["spiffe_id"]), scalarText(d["role"]), labelsText(d["labels"]),
-      scalarText(d["state"]), scalarText(d["connected"]), scalarText(d["cert_serial"]), scalarText(d["cert_not_after"]));
+      scalarText(d["state"]), scalarText(d["connected"]), scalarText(d["cert_serial"]), scalarText(d["cert_not_after"]),
+      d["cert_ttl"].is_null() ? std::string("fleet or manufacturer default") : scalarText(d["cert_ttl"]));
 }
 
 std::string formatDeviceTable(const std::vector<json>& devices) {

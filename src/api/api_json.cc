@@ -23,6 +23,7 @@ nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::option
       {"cert_serial", nullptr},
       {"cert_not_after", nullptr},
       {"connected", connected},
+      {"cert_ttl", device.cert_ttl_s > 0 ? nlohmann::json(core::formatDuration(device.cert_ttl_s)) : nlohmann::json(nullptr)},
   };
   if (latest_cert) {
     j["cert_serial"] = latest_cert->serial_hex;
