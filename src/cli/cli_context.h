@@ -82,6 +82,7 @@ void printJson(const nlohmann::json& value);
 // Registration of the command groups (one file each).
 void addServerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
+void addManufacturerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addPolicyCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addEventsCommand(CLI::App& app, CommandTable& table, GlobalFlags& global);
 

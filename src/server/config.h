@@ -43,6 +43,9 @@ struct ServerConfig {
   std::vector<std::string> server_names;
   int64_t token_ttl_s = 24 * 3600;
   int64_t cert_ttl_s = 24 * 3600;
+  bool approval_manual = false;          // enrollment.approval: manual
+  int64_t approval_retry_after_s = 60;   // enrollment.retry_after
+  int64_t enroll_failures_per_minute = 20;  // enrollment.failures_per_minute (per source address)
   int64_t event_retention_s = 30 * 86400;
   int64_t upstream_timeout_s = 5;
   MqttLimitsConfig limits;

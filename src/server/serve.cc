@@ -150,6 +150,10 @@ class ControlPlane {
     ac.server_cert_file = paths.gateway_cert();
     ac.server_key_file = paths.gateway_key();
     ac.device_cert_lifetime = std::chrono::seconds(config_.cert_ttl_s);
+    ac.approval_manual = config_.approval_manual;
+    ac.approval_retry_after = std::chrono::seconds(config_.approval_retry_after_s);
+    ac.limits.enroll_failures_per_window = static_cast<int>(config_.enroll_failures_per_minute);
+    ac.limits.enroll_failure_window = std::chrono::seconds(60);
     api::ApiDeps deps{
         .registry = registry_,
         .store = *store_,
