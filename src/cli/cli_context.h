@@ -49,8 +49,10 @@ class CommandTable {
 
 // addOutputOption adds "-o,--output text|json".
 void addOutputOption(CLI::App* app, std::string& output);
-// addClientOptions adds --dir, --server, --cert, --key, --ca and -o.
-void addClientOptions(CLI::App* app, ClientFlags& flags);
+// addClientOptions adds --dir, --server, --cert, --key, --ca and -o. A
+// command whose own --ca means something else (manufacturer add) passes
+// |ca_option| "--server-ca" for the server's CA bundle.
+void addClientOptions(CLI::App* app, ClientFlags& flags, const std::string& ca_option = "--ca");
 
 // wantsJson resolves -o: the command's own value, else the global one.
 bool wantsJson(const std::string& local_output, const GlobalFlags& global);

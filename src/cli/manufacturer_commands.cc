@@ -158,7 +158,8 @@ void addManufacturerCommands(CLI::App& app, CommandTable& table, GlobalFlags& gl
   auto flags = std::make_shared<ManufacturerFlags>();
 
   CLI::App* add = cmd->add_subcommand("add", "trust a manufacturer's CA for factory-identity enrollment");
-  addClientOptions(add, flags->client);
+  // --ca is the manufacturer's CA here; the server's bundle is --server-ca.
+  addClientOptions(add, flags->client, "--server-ca");
   add->add_option("NAME", flags->name, "manufacturer name (lowercase letters, digits, '-')")->required();
   add->add_option("--ca", flags->ca_file, "PEM file with the manufacturer's CA certificate(s)")->required();
   add->add_option("--allow", flags->allow_file,
@@ -186,7 +187,8 @@ again re-bootstraps the device only if it has no valid certificate and no live
 gateway session (its old certificates are revoked); otherwise it is refused as
 duplicate_identity (a clone). The CA is a trust anchor only for cacerts,
 csrattrs and simpleenroll: never for the gateway, the admin API or
-simplereenroll.)") + kFooter);
+simplereenroll. (Here --ca is the manufacturer's CA; the CA bundle that
+verifies the Warden server is --server-ca.))") + kFooter);
   table.add(add, [flags, &global] { return manufacturerAdd(*flags, global); });
 
   CLI::App* list = cmd->add_subcommand("list", "list trusted manufacturers");

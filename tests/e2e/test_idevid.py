@@ -171,7 +171,7 @@ class IdevidTest(FleetTestCase):
 
     def test_invalid_name_is_refused(self):
         d = self.tmpdir()
-        cert, key = self.acme.idevid(os.path.join(d, "factory"), "SN_0005")  # not in the list anyway
+        cert, key = self.acme.idevid(os.path.join(d, "factory"), "SN-0005")  # uppercase: not a device name
         _, b64 = self.csr(d)
         code, body, _ = self.enroll_curl(cert, key, b64)
         self.assertEqual(code, 403, body)

@@ -26,7 +26,8 @@ TEST(ApiJson, DeviceBeforeEnrollmentHasNullCertificate) {
   EXPECT_TRUE(j["cert_serial"].is_null());
   EXPECT_TRUE(j["cert_not_after"].is_null());
   EXPECT_EQ(j["connected"], false);
-  EXPECT_EQ(j.size(), 8u);
+  EXPECT_EQ(j.size(), 9u);
+  EXPECT_TRUE(j["cert_ttl"].is_null());
 }
 
 TEST(ApiJson, DeviceWithCertificateShowsSerialAndExpiry) {

@@ -49,7 +49,7 @@ TEST(MatchRoute, UnknownPathsAreNotFound) {
   EXPECT_EQ(matchRoute("GET", "/v1/devices/").kind, RouteKind::kNotFound);
   EXPECT_EQ(matchRoute("POST", "/v1/devices/a/explode").kind, RouteKind::kNotFound);
   EXPECT_EQ(matchRoute("POST", "/v1/devices/a/revoke/x").kind, RouteKind::kNotFound);
-  EXPECT_EQ(matchRoute("GET", "/.well-known/est/csrattrs").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/.well-known/est/enroll").kind, RouteKind::kNotFound);
   EXPECT_EQ(matchRoute("GET", "/v1/devicesX").kind, RouteKind::kNotFound);
 }
 

@@ -28,9 +28,9 @@ TEST(FactoryIdentity, FallsBackToTheCommonName) {
 
 TEST(FactoryIdentity, RefusesInvalidNamesAndEmptySubjects) {
   auto ca = makeFactoryCa("Acme CA");
-  EXPECT_FALSE(factoryIdentityOf(makeIdevid(ca, "SN_0001").cert.get(), "acme-").isOk());
+  EXPECT_FALSE(factoryIdentityOf(makeIdevid(ca, "SN-0001").cert.get(), "acme-").isOk());  // uppercase
   EXPECT_FALSE(factoryIdentityOf(makeIdevid(ca, "", "").cert.get(), "").isOk());
-  EXPECT_FALSE(factoryIdentityOf(makeIdevid(ca, std::string(70, 'a')).cert.get(), "").isOk());
+  EXPECT_FALSE(factoryIdentityOf(makeIdevid(ca, "", std::string(70, 'a')).cert.get(), "").isOk());  // too long
   auto bad = factoryIdentityOf(makeIdevid(ca, "Upper").cert.get(), "x-");
   ASSERT_FALSE(bad.isOk());
   EXPECT_NE(bad.status().message().find("x-Upper"), std::string::npos);

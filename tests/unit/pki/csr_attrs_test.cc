@@ -77,14 +77,14 @@ TEST(CsrAttrs, RefusesMalformedDer) {
   const char* bad[] = {
       "",                          // nothing
       "30",                        // truncated
-      "3003060100",                // trailing bytes inside an element vs container
+      "3003060180",                // OID: non-minimal first octet
       "30020601",                  // OID longer than its container
       "30800000",                  // indefinite length
       "3081020600",                // non-minimal length
       "300206003000",              // trailing bytes after the SEQUENCE
       "3003020101",                // INTEGER entry
       "3002300030",                // attribute without values
-      "30050603 2a8648",           // (space makes it odd: junk)
+      "30050603 2a86c8",           // OID: last component unterminated
       "3004060280 01",             // non-minimal OID component
       "300306012a ff",             // trailing junk
       "3004 3002 0600",            // attribute with empty OID and no SET
