@@ -1,7 +1,10 @@
 #include "agent/enroll.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <optional>
+#include <thread>
 #include <sys/stat.h>
 
 #include <fmt/format.h>
@@ -43,10 +46,54 @@ Status localFailure(const Status& s) { return core::failedPrecondition(s.message
 struct Enrolled {
   crypto::X509Ptr leaf;
   std::string serial;
+  std::string name;  // the device name (from the certificate after a factory enrollment)
 };
+
+// pendingKeyPath is where a key waits while its request awaits approval:
+// only the key of the first request can complete it, also after a restart.
+std::string pendingKeyPath(const std::string& dir) { return dir + "/pending-key.pem"; }
+
+// loadOrMakeKey reuses a key left by an enrollment that awaited approval.
+Result<crypto::EvpPkeyPtr> loadOrMakeKey(const std::string& dir, bool quiet) {
+  auto pem = core::readFile(pendingKeyPath(dir), 64 * 1024);
+  if (pem.isOk()) {
+    auto key = crypto::privateKeyFromPem(*pem);
+    std::fill(pem->begin(), pem->end(), '\0');
+    if (key.isOk()) {
+      logInfo(quiet, "reusing the key of the enrollment request that awaits approval");
+      return key;
+    }
+  }
+  return crypto::generateEcKey();
+}
+
+Status keepPendingKey(const std::string& dir, EVP_PKEY* key) {
+  if (core::readFile(pendingKeyPath(dir), 64 * 1024).isOk()) return Status::ok();
+  Status s = core::makePrivateDir(dir);
+  if (!s.isOk()) return localFailure(s);
+  WARDEN_ASSIGN_OR_RETURN(std::string pem, crypto::privateKeyToPem(key));
+  Status written = core::writeFileAtomic(pendingKeyPath(dir), pem, 0600);
+  std::fill(pem.begin(), pem.end(), '\0');
+  return written.isOk() ? written : localFailure(written);
+}
 
 Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keystore::KeyStoreKind key_store,
                         bool& token_sent) {
+  const bool factory = !o.idevid_cert.empty();
+  std::string idevid_pem, idevid_key_pem;
+  std::string csr_name = o.name;
+  if (factory) {
+    auto cert = core::readFile(o.idevid_cert, 256 * 1024);
+    if (!cert.isOk()) return localFailure(Status(cert.status().code(), "--idevid: " + cert.status().message()));
+    auto key = core::readFile(o.idevid_key, 64 * 1024);
+    if (!key.isOk()) return localFailure(Status(key.status().code(), "--idevid-key: " + key.status().message()));
+    idevid_pem = std::move(cert).value();
+    idevid_key_pem = std::move(key).value();
+    auto leaf = crypto::certFromPem(idevid_pem);
+    if (!leaf.isOk()) return localFailure(core::invalidArgument("--idevid holds no PEM certificate"));
+    csr_name = crypto::commonName(leaf->get());  // ignored by the server, which names the device
+    if (csr_name.empty()) csr_name = "idevid";
+  }
   // 1. First contact: complete the handshake provisionally and fetch the CA
   //    certificates; nothing secret is sent on this connection.
   api::ApiClientOptions bootstrap;
@@ -60,8 +107,23 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   WARDEN_RETURN_IF_ERROR(api::verifyChainWithPin(first->peerChain(), copies(chain), o.ca_fingerprint, url));
   logInfo(o.output_json, fmt::format("server {} verified against the pinned root CA {}", url.text, o.ca_fingerprint));
 
-  // 3. The key is made here and never leaves the device (with a TPM or a
-  //    token it never leaves the chip either).
+  // 3. simpleenroll over a connection verified against the pinned root,
+  //    with the factory certificate as TLS client certificate if given.
+  api::ApiClientOptions verified;
+  verified.server = url;
+  verified.tls.trust_pem = chain.pem();
+  verified.tls.cert_pem = idevid_pem;
+  verified.tls.key_pem = idevid_key_pem;
+  std::fill(idevid_key_pem.begin(), idevid_key_pem.end(), '\0');
+  {
+    // RFC 7030 §4.5: what the server wants in a CSR (this agent makes P-256 / ECDSA-SHA256).
+    WARDEN_ASSIGN_OR_RETURN(auto attrs_client, api::ApiClient::create(verified));
+    WARDEN_RETURN_IF_ERROR(api::checkCsrAttrs(*attrs_client));
+  }
+
+  // 4. The key is made here and never leaves the device (with a TPM or a
+  //    token it never leaves the chip either). A file key left by an
+  //    enrollment that awaits approval is reused: only it can complete it.
   AgentPaths paths(o.dir);
   Status s = core::makePrivateDir(o.dir);
   if (s.isOk() && ::chmod(o.dir.c_str(), 0700) != 0) s = core::failedPrecondition("cannot chmod 0700");
@@ -69,24 +131,49 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   AgentConfig agent_config{url.text, o.name, o.ca_fingerprint, key_store, o.tpm, o.key_uri};
   auto device_keys = DeviceKeyStore::open(agent_config, paths);
   if (!device_keys.isOk()) return localFailure(device_keys.status());
-  auto created = device_keys->createForEnrollment();
-  if (!created.isOk()) return localFailure(created.status());
-  keystore::PrivateKey key = std::move(created).value();
-  logInfo(o.output_json, fmt::format("device key created in the {} key store", keystore::keyStoreKindName(key_store)));
-  WARDEN_ASSIGN_OR_RETURN(crypto::X509ReqPtr csr, api::buildCsr(key.get(), o.name));
-
-  // 4. simpleenroll over a connection verified against the pinned root.
-  api::ApiClientOptions verified;
-  verified.server = url;
-  verified.tls.trust_pem = chain.pem();
-  WARDEN_ASSIGN_OR_RETURN(auto second, api::ApiClient::create(verified));
+  std::optional<keystore::PrivateKey> made;
+  if (key_store == keystore::KeyStoreKind::kFile) {
+    WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr file_key, loadOrMakeKey(o.dir, o.output_json));
+    made.emplace(std::move(file_key), key_store, paths.key());
+  } else {
+    auto created = device_keys->createForEnrollment();
+    if (!created.isOk()) return localFailure(created.status());
+    made.emplace(std::move(created).value());
+  }
+  const keystore::PrivateKey& key = *made;
+  const std::string key_store_name(keystore::keyStoreKindName(key_store));
+  logInfo(o.output_json, fmt::format("device key in the {} key store", key_store_name));
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509ReqPtr csr, api::buildCsr(key.get(), csr_name));
+  const std::string csr_body = api::csrBody(csr.get());
+  std::optional<std::string> authorization;
+  if (!factory) authorization = api::basicAuthorization(o.name, o.token);
   token_sent = true;
-  WARDEN_ASSIGN_OR_RETURN(
-      crypto::X509Ptr leaf,
-      api::requestCertificate(*second, "/.well-known/est/simpleenroll", api::csrBody(csr.get()),
-                              api::basicAuthorization(o.name, o.token),
-                              {{api::kKeyStoreHeader, std::string(keystore::keyStoreKindName(key_store))}}));
-  WARDEN_RETURN_IF_ERROR(api::checkIssuedCertificate(leaf.get(), key.get(), o.name, chain));
+  const auto deadline = std::chrono::steady_clock::now() + o.approval_timeout;
+  crypto::X509Ptr leaf;
+  for (;;) {
+    WARDEN_ASSIGN_OR_RETURN(auto client, api::ApiClient::create(verified));
+    WARDEN_ASSIGN_OR_RETURN(api::EnrollAnswer answer,
+                            api::sendEnrollRequest(*client, "/.well-known/est/simpleenroll", csr_body, authorization,
+                                                   {{api::kKeyStoreHeader, key_store_name}}));
+    if (answer.cert) {
+      leaf = std::move(answer.cert);
+      break;
+    }
+    // 202: the request awaits an operator. Keep the key (only it can
+    // complete the request) and retry as told, within the bound.
+    if (key_store == keystore::KeyStoreKind::kFile) WARDEN_RETURN_IF_ERROR(keepPendingKey(o.dir, key.get()));
+    auto wait = std::clamp(*answer.retry_after, std::chrono::seconds(1), std::chrono::seconds(300));
+    if (std::chrono::steady_clock::now() + wait > deadline) {
+      return core::failedPrecondition(fmt::format(
+          "the enrollment request still awaits approval ({}); run the same command again later: the key is kept in {}",
+          answer.message, pendingKeyPath(o.dir)));
+    }
+    logInfo(o.output_json, fmt::format("{}; retrying in {} s", answer.message, wait.count()));
+    std::this_thread::sleep_for(wait);
+  }
+  WARDEN_RETURN_IF_ERROR(api::checkIssuedCertificate(leaf.get(), key.get(), factory ? "" : o.name, chain));
+  const std::string name = crypto::commonName(leaf.get());
+  agent_config.name = name;
 
   // 5. Write A: key 0600 (file: the PEM; tpm2: the staged TPM blob; pkcs11:
   //    nothing, the key is in the token), cert = leaf + issuing CA, ca = root
@@ -112,8 +199,10 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   if (written.isOk()) written = core::writeFileAtomic(paths.ca(), chain.pem(), 0644);
   if (written.isOk()) written = core::writeFileAtomic(paths.config(), config, 0644);
   if (!written.isOk()) return localFailure(written);
+  std::remove(pendingKeyPath(o.dir).c_str());
   Enrolled out;
   out.serial = crypto::serialHex(leaf.get());
+  out.name = name;
   out.leaf = std::move(leaf);
   return out;
 }
@@ -166,8 +255,16 @@ int runEnroll(const EnrollOptions& options) {
   Status invalid;
   if (!url.isOk()) {
     invalid = url.status();
+  } else if (!o.idevid_cert.empty() || !o.idevid_key.empty()) {
+    if (o.idevid_cert.empty() || o.idevid_key.empty()) {
+      invalid = core::invalidArgument("--idevid and --idevid-key go together (the factory certificate and its key)");
+    } else if (!o.name.empty() || !o.token.empty()) {
+      invalid = core::invalidArgument(
+          "give either --idevid/--idevid-key (factory identity) or --name/--token (one-time token), not both");
+    }
   } else if (!core::isValidName(o.name)) {
-    invalid = core::checkName("device name", o.name);
+    invalid = o.name.empty() ? core::invalidArgument("give --name and --token, or --idevid and --idevid-key")
+                             : core::checkName("device name", o.name);
   } else if (o.token.empty() || o.token.size() > 512 ||
              o.token.find_first_of(" \t\r\n:") != std::string::npos) {
     invalid = core::invalidArgument("--token must be the one-time token printed by `warden device add` or `warden device token`");
@@ -196,9 +293,13 @@ int runEnroll(const EnrollOptions& options) {
                            s.message());
         break;
       case core::ErrorCode::kUnauthenticated:
-        hint = fmt::format("enrollment at {} refused: {}. A token works once and expires; get a new one with "
-                           "`warden device token {}`.",
-                           url->text, s.message(), o.name);
+        hint = o.idevid_cert.empty()
+                   ? fmt::format("enrollment at {} refused: {}. A token works once and expires; get a new one with "
+                                 "`warden device token {}`.",
+                                 url->text, s.message(), o.name)
+                   : fmt::format("factory enrollment at {} refused: {}. Is the manufacturer trusted (`warden "
+                                 "manufacturer list`) and this serialNumber allowed?",
+                                 url->text, s.message());
         if (!token_sent) {
           hint = fmt::format("refusing to enroll at {}: {}. The token was not sent.", url->text, s.message());
         }
@@ -212,8 +313,9 @@ int runEnroll(const EnrollOptions& options) {
 
   X509* leaf = result->leaf.get();
   std::vector<std::string> uris = crypto::uriSans(leaf);
+  const std::string name = result->name;
   nlohmann::json j = {
-      {"name", o.name},
+      {"name", name},
       {"spiffe_id", uris.empty() ? nlohmann::json(nullptr) : nlohmann::json(uris.front())},
       {"server", url->text},
       {"dir", o.dir},
@@ -236,7 +338,7 @@ int runEnroll(const EnrollOptions& options) {
                            "  certificate: {} (leaf + issuing CA)\n"
                            "  CA bundle:   {} (root + issuing CA)\n"
                            "keep it renewed with: warden-agent run --dir {}\n",
-                           o.name, j["spiffe_id"].is_null() ? "no SPIFFE ID" : j["spiffe_id"].get<std::string>(),
+                           name, j["spiffe_id"].is_null() ? "no SPIFFE ID" : j["spiffe_id"].get<std::string>(),
                            result->serial, j["cert_not_after"].get<std::string>(), j["renew_at"].get<std::string>(),
                            key_where, p.cert(), p.ca(), o.dir)
                    .c_str(),

@@ -10,6 +10,7 @@
 #include "agent/enroll.h"
 #include "agent/renewer.h"
 #include "api/admin_client.h"
+#include "core/names.h"
 
 namespace {
 
@@ -25,11 +26,22 @@ Examples:
   warden-agent enroll ... --key-store tpm2 --tpm tabrmd:bus_type=system
   warden-agent enroll ... --key-store pkcs11 --pkcs11-module /usr/lib/libse05x.so \
       --key-uri 'pkcs11:token=se;object=device-key?pin-source=file:/etc/warden/se.pin'
+  # Factory identity (IEEE 802.1AR): a device whose IDevID chains to a
+  # manufacturer the fleet trusts (`warden manufacturer add`) needs no token;
+  # the server names it (name prefix + subject serialNumber):
+  warden-agent enroll --server https://gateway.example:8443 --idevid /factory/idevid.pem \
+      --idevid-key /factory/idevid.key --ca-fingerprint sha256:6f1c... --dir /var/lib/warden-agent
 
 The agent first connects without sending anything secret, fetches the CA
 certificates and checks that the server's certificate chains to the root
 whose SHA-256 fingerprint you pinned; only then does it send the token. The
-private key is generated on the device and never leaves it.
+private key is generated on the device and never leaves it. The factory
+certificate is sent only as the TLS client certificate of simpleenroll.
+
+With manual approval the server answers 202 + Retry-After: the agent waits as
+told (1 s to 5 min per try) and retries with the same key until approved, for
+at most --approval-timeout; the key is kept in DIR/pending-key.pem (0600), so
+running the command again later continues the same request.
 
 Writes DIR (0700): key.pem (0600), cert.pem (certificate + issuing CA),
 ca.pem (root + issuing CA) and agent.yaml (server, name, pin, key store); each
@@ -80,10 +92,17 @@ int main(int argc, char** argv) {
 
   warden::agent::EnrollOptions enroll;
   std::string enroll_output;
-  CLI::App* enroll_cmd = app.add_subcommand("enroll", "enroll this device with a one-time token (EST simpleenroll)");
+  CLI::App* enroll_cmd = app.add_subcommand(
+      "enroll", "enroll this device with a one-time token or its factory certificate (EST simpleenroll)");
   enroll_cmd->add_option("--server", enroll.server, "Warden API URL, https://HOST:PORT")->required();
-  enroll_cmd->add_option("--name", enroll.name, "device name the token was issued for")->required();
-  enroll_cmd->add_option("--token", enroll.token, "one-time enrollment token")->required();
+  enroll_cmd->add_option("--name", enroll.name, "device name the token was issued for");
+  enroll_cmd->add_option("--token", enroll.token, "one-time enrollment token");
+  enroll_cmd->add_option("--idevid", enroll.idevid_cert,
+                         "factory certificate (IEEE 802.1AR IDevID, PEM, leaf first), instead of --name/--token");
+  enroll_cmd->add_option("--idevid-key", enroll.idevid_key, "the factory certificate's private key (PEM)");
+  std::string approval_timeout = "15m";
+  enroll_cmd->add_option("--approval-timeout", approval_timeout,
+                         "how long to keep retrying while the request awaits approval (default 15m)");
   enroll_cmd->add_option("--ca-fingerprint", enroll.ca_fingerprint, "pinned root CA fingerprint, sha256:HEX")->required();
   enroll_cmd->add_option("--dir", enroll.dir, "agent directory to create or update")->required();
   enroll_cmd->add_option("--key-store", enroll.key_store, "where the device key is made: file, tpm2 or pkcs11")
@@ -121,6 +140,12 @@ int main(int argc, char** argv) {
   auto json = [&](const std::string& leaf) { return (leaf.empty() ? global_output : leaf) == "json"; };
   if (enroll_cmd->parsed()) {
     enroll.output_json = json(enroll_output);
+    auto timeout = warden::core::parseDuration(approval_timeout);
+    if (!timeout.isOk()) {
+      std::fprintf(stderr, "warden-agent: error: --approval-timeout: %s\n", timeout.status().message().c_str());
+      return warden::api::kExitUsage;
+    }
+    enroll.approval_timeout = std::chrono::seconds(*timeout);
     return warden::agent::runEnroll(enroll);
   }
   if (run_cmd->parsed()) return warden::agent::runAgent(run);

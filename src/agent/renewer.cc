@@ -189,6 +189,9 @@ int runAgent(const RunOptions& options) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   bool renew_now = options.renew_now;
   int attempt = 0;
+  // One jitter per process: renewal comes at 2/3 of the life, up to 10 % of
+  // the life earlier, so devices enrolled together spread their renewals.
+  const double jitter = unit(rng);
   spdlog::info("warden-agent for device {} at {} (directory {})", config->name, url->text, paths.dir);
   while (!stop.stopped()) {
     auto cert_pem = core::readFile(paths.cert(), 256 * 1024);
@@ -199,7 +202,7 @@ int runAgent(const RunOptions& options) {
     }
     auto now = SystemClock::now();
     auto not_after = crypto::notAfter(leaf->get());
-    auto due = api::renewalTime(leaf->get(), certificateObtainedAt(paths, now));
+    auto due = api::renewalTime(leaf->get(), certificateObtainedAt(paths, now), jitter);
     if (!renew_now && now < due) {
       spdlog::info("certificate {} valid until {}; renewal due at {}", crypto::serialHex(leaf->get()),
                    core::formatRfc3339(not_after), core::formatRfc3339(due));

@@ -158,7 +158,7 @@ std::string eventsTarget(std::optional<int64_t> since, std::optional<int64_t> li
 
 json deviceView(const json& device) {
   json out = pick(device, {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected",
-                           "key_store"});
+                           "key_store", "cert_ttl"});
   if (out["labels"].is_null()) out["labels"] = json::object();
   if (out["connected"].is_null()) out["connected"] = false;
   if (!out["key_store"].is_object()) out["key_store"] = {{"claimed", nullptr}, {"verified", false}};
@@ -210,10 +210,12 @@ std::string formatDeviceText(const json& device) {
       "connected:      {}\n"
       "cert serial:    {}\n"
       "cert not after: {}\n"
-      "key store:      {}\n",
+      "key store:      {}\n"
+      "cert ttl:       {}\n",
       scalarText(d["name"]), scalarText(d["spiffe_id"]), scalarText(d["role"]), labelsText(d["labels"]),
       scalarText(d["state"]), scalarText(d["connected"]), scalarText(d["cert_serial"]), scalarText(d["cert_not_after"]),
-      keyStoreText(d["key_store"]));
+      keyStoreText(d["key_store"]),
+      d["cert_ttl"].is_null() ? std::string("fleet or manufacturer default") : scalarText(d["cert_ttl"]));
 }
 
 std::string formatDeviceTable(const std::vector<json>& devices) {

@@ -14,6 +14,7 @@
 #include "crypto/crypto.h"
 #include "gateway/decision_snapshot.h"
 #include "gateway/gateway.h"
+#include "identity/factory_identity.h"
 #include "identity/registry.h"
 #include "monitor/event.h"
 #include "monitor/event_log.h"
@@ -142,6 +143,13 @@ std::variant<OperatorIdentity, ServerResponse> ApiServer::Impl::authenticateOper
                 "the admin API requires the operator's client certificate: use `warden --dir D` or "
                 "--cert/--key/--ca");
   }
+  if (peer.anchor.kind != pki::ClientAnchor::Kind::kFleet) {
+    // A factory certificate is a trust anchor for EST simpleenroll only.
+    return deny(http::status::forbidden, "not_an_operator", "", monitor::reason::kFactoryCertificate,
+                fmt::format("a factory certificate (manufacturer '{}') is accepted only for enrollment, never by the "
+                            "admin API",
+                            peer.anchor.manufacturer));
+  }
   X509* cert = peer.cert.get();
   std::vector<std::string> uris = crypto::uriSans(cert);
   if (uris.size() != 1) {
@@ -220,6 +228,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
     }
     resource = route.device;
   }
+  if (route.kind == RouteKind::kManufacturerRemove && !core::isValidName(route.id)) {
+    co_return errorResponse(http::status::bad_request, "invalid_argument",
+                            "invalid manufacturer name in the path: names match ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+  }
   nlohmann::json add_body;
   if (route.kind == RouteKind::kDeviceAdd) {
     auto body = parseJsonBody(req, /*required=*/true);
@@ -263,12 +275,28 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
     case RouteKind::kCaList: co_return co_await caList();
     case RouteKind::kCaRotate: co_return co_await caRotate(op, req);
     case RouteKind::kCaRetire: co_return co_await caRetire(op, route.device, req);
+    case RouteKind::kDeviceSet: co_return co_await deviceSet(op, route.device, req);
+    case RouteKind::kEnrollList: co_return co_await enrollList();
+    case RouteKind::kEnrollApprove: co_return co_await enrollDecide(op, route.id, true);
+    case RouteKind::kEnrollDeny: co_return co_await enrollDecide(op, route.id, false);
+    case RouteKind::kManufacturerList: co_return co_await manufacturerList();
+    case RouteKind::kManufacturerAdd: co_return co_await manufacturerAdd(op, req);
+    case RouteKind::kManufacturerRemove: co_return co_await manufacturerRemove(op, route.id);
     default: co_return errorResponse(http::status::not_found, "not_found", "no such endpoint");
   }
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::deviceAdd(const OperatorIdentity& op, const nlohmann::json& body) {
-  if (auto s = checkKnownKeys(body, {"name", "role", "labels", "token_ttl", "token_ttl_seconds"}); !s.isOk()) co_return statusResponse(s);
+  if (auto s = checkKnownKeys(body, {"name", "role", "labels", "token_ttl", "token_ttl_seconds", "cert_ttl"}); !s.isOk()) co_return statusResponse(s);
+  int64_t cert_ttl = 0;
+  if (auto it = body.find("cert_ttl"); it != body.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      co_return errorResponse(http::status::bad_request, "invalid_argument", "'cert_ttl' must be a lifetime such as \"12h\"");
+    }
+    auto parsed = identity::parseCertTtl(it->get<std::string>());
+    if (!parsed.isOk()) co_return statusResponse(parsed.status());
+    cert_ttl = *parsed;
+  }
   const std::string name = body.at("name").get<std::string>();
   auto role_it = body.find("role");
   if (role_it == body.end() || !role_it->is_string()) {
@@ -293,8 +321,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceAdd(const OperatorIdentit
   auto ttl = parseTtl(body, {"token_ttl_seconds", "token_ttl"});
   if (!ttl.isOk()) co_return statusResponse(ttl.status());
 
-  auto work1 = [this, name, role, labels, ttl = *ttl]() {
-    return deps_.registry.addDevice(name, role, labels, ttl);
+  auto work1 = [this, name, role, labels, ttl = *ttl, cert_ttl]() {
+    return deps_.registry.addDevice(name, role, labels, ttl, cert_ttl);
   };
   auto added = co_await onWorker(work1);
   if (!added.isOk()) {
@@ -317,7 +345,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceAdd(const OperatorIdentit
                           {"labels", label_json},
                           {"token", nd.token},
                           {"token_expires_at", core::formatRfc3339(core::fromUnixSeconds(nd.token_expires_at))},
-                          {"ca_fingerprint", ca_fingerprint_}});
+                          {"ca_fingerprint", ca_fingerprint_},
+                          {"cert_ttl", cert_ttl > 0 ? nlohmann::json(core::formatDuration(cert_ttl)) : nlohmann::json(nullptr)}});
 }
 
 namespace {

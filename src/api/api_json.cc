@@ -28,6 +28,7 @@ nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::option
       {"key_store", {{"claimed", device.key_store_claim.empty() ? nlohmann::json(nullptr)
                                                                 : nlohmann::json(device.key_store_claim)},
                      {"verified", false}}},
+      {"cert_ttl", device.cert_ttl_s > 0 ? nlohmann::json(core::formatDuration(device.cert_ttl_s)) : nlohmann::json(nullptr)},
   };
   if (latest_cert) {
     j["cert_serial"] = latest_cert->serial_hex;

@@ -73,6 +73,9 @@ Route matchRoute(std::string_view method, std::string_view target) {
     return withQuery(single(method, "POST", RouteKind::kEstSimpleEnroll));
   if (path == "/.well-known/est/simplereenroll")
     return withQuery(single(method, "POST", RouteKind::kEstSimpleReenroll));
+  if (path == "/.well-known/est/csrattrs") return withQuery(single(method, "GET", RouteKind::kEstCsrAttrs));
+  if (path == "/.well-known/est/serverkeygen") return withQuery(single(method, "POST", RouteKind::kEstServerKeygen));
+  if (path == "/.well-known/est/fullcmc") return withQuery(single(method, "POST", RouteKind::kEstFullCmc));
   if (path == "/v1/policy") {
     Route r;
     if (method == "GET") {
@@ -127,6 +130,42 @@ Route matchRoute(std::string_view method, std::string_view target) {
     }
     return withQuery(std::move(r));
   }
+  if (path == "/v1/enrollments") return withQuery(single(method, "GET", RouteKind::kEnrollList));
+  if (constexpr std::string_view kEnroll = "/v1/enrollments/"; path.starts_with(kEnroll)) {
+    std::string_view rest = path.substr(kEnroll.size());
+    size_t slash = rest.find('/');
+    if (slash == std::string_view::npos || slash == 0) return route;
+    std::string_view id = rest.substr(0, slash);
+    std::string_view verb = rest.substr(slash + 1);
+    Route r;
+    if (verb == "approve") {
+      r = single(method, "POST", RouteKind::kEnrollApprove);
+    } else if (verb == "deny") {
+      r = single(method, "POST", RouteKind::kEnrollDeny);
+    } else {
+      return route;
+    }
+    r.id = std::string(id);
+    return withQuery(std::move(r));
+  }
+  if (path == "/v1/manufacturers") {
+    Route r;
+    if (method == "GET") {
+      r.kind = RouteKind::kManufacturerList;
+    } else if (method == "POST") {
+      r.kind = RouteKind::kManufacturerAdd;
+    } else {
+      r = methodNotAllowed("GET, POST");
+    }
+    return withQuery(std::move(r));
+  }
+  if (constexpr std::string_view kMakers = "/v1/manufacturers/"; path.starts_with(kMakers)) {
+    std::string_view name = path.substr(kMakers.size());
+    if (name.empty() || name.find('/') != std::string_view::npos) return route;
+    Route r = single(method, "DELETE", RouteKind::kManufacturerRemove);
+    r.id = std::string(name);
+    return withQuery(std::move(r));
+  }
   if (path.starts_with(kDevicesPrefix)) {
     std::string_view rest = path.substr(kDevicesPrefix.size());
     std::string_view name = rest;
@@ -138,7 +177,13 @@ Route matchRoute(std::string_view method, std::string_view target) {
     if (name.empty() || verb.find('/') != std::string_view::npos) return route;
     Route r;
     if (verb.empty()) {
-      r = single(method, "GET", RouteKind::kDeviceShow);
+      if (method == "PATCH") {
+        r.kind = RouteKind::kDeviceSet;
+      } else if (method == "GET") {
+        r.kind = RouteKind::kDeviceShow;
+      } else {
+        r = methodNotAllowed("GET, PATCH");
+      }
     } else if (verb == "token") {
       r = single(method, "POST", RouteKind::kDeviceToken);
     } else if (verb == "revoke") {
@@ -179,6 +224,13 @@ std::string_view adminAction(RouteKind kind) {
     case RouteKind::kCaList: return "admin:ca.list";
     case RouteKind::kCaRotate: return "admin:ca.rotate";
     case RouteKind::kCaRetire: return "admin:ca.retire";
+    case RouteKind::kDeviceSet: return "admin:device.set";
+    case RouteKind::kEnrollList: return "admin:device.list";
+    case RouteKind::kEnrollApprove:
+    case RouteKind::kEnrollDeny: return "admin:device.approve";
+    case RouteKind::kManufacturerList: return "admin:manufacturer.list";
+    case RouteKind::kManufacturerAdd: return "admin:manufacturer.add";
+    case RouteKind::kManufacturerRemove: return "admin:manufacturer.remove";
     default: return "";
   }
 }

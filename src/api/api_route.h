@@ -17,6 +17,9 @@ enum class RouteKind {
   kEstCacerts,          // GET  /.well-known/est/cacerts
   kEstSimpleEnroll,     // POST /.well-known/est/simpleenroll
   kEstSimpleReenroll,   // POST /.well-known/est/simplereenroll
+  kEstCsrAttrs,         // GET  /.well-known/est/csrattrs
+  kEstServerKeygen,     // POST /.well-known/est/serverkeygen (501: keys never leave the device)
+  kEstFullCmc,          // POST /.well-known/est/fullcmc (501)
   kDeviceAdd,           // POST /v1/devices
   kDeviceList,          // GET  /v1/devices
   kDeviceShow,          // GET  /v1/devices/{name}
@@ -36,12 +39,20 @@ enum class RouteKind {
   kCaList,              // GET  /v1/cas
   kCaRotate,            // POST /v1/cas  (activate a new issuing CA)
   kCaRetire,            // POST /v1/cas/{name}/retire
+  kDeviceSet,           // PATCH /v1/devices/{name}
+  kEnrollList,          // GET  /v1/enrollments (requests awaiting approval)
+  kEnrollApprove,       // POST /v1/enrollments/{id}/approve
+  kEnrollDeny,          // POST /v1/enrollments/{id}/deny
+  kManufacturerList,    // GET  /v1/manufacturers
+  kManufacturerAdd,     // POST /v1/manufacturers
+  kManufacturerRemove,  // DELETE /v1/manufacturers/{name}
 };
 
 // Route is a matched request target.
 struct Route {
   RouteKind kind = RouteKind::kNotFound;
   std::string device;  // {name} / {serial} segment, unvalidated (check with isValidName)
+  std::string id;      // {id} of /v1/enrollments/{id}/..., {name} of /v1/manufacturers/{name}; unvalidated
   std::string version;  // {version} segment of /v1/policy/versions/{version}, unvalidated
   std::string query;   // text after '?', undecoded
   std::string allow;   // for kMethodNotAllowed: the Allow header value

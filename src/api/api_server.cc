@@ -108,6 +108,14 @@ core::Status ApiServer::Impl::start() {
     return core::failedPrecondition("api: run_blocking and publish_change must be set");
   }
   ca_fingerprint_ = crypto::caFingerprint(cas->root.get());
+  {
+    // At start, before the io_context serves anyone: a direct read is fine.
+    auto manufacturers = deps_.store.listManufacturers();
+    if (!manufacturers.isOk()) return manufacturers.status();
+    std::vector<pki::ManufacturerCa> anchors;
+    for (const auto& m : *manufacturers) anchors.push_back({m.name, m.ca_pem});
+    if (auto s = manufacturer_anchors_->replace(anchors); !s.isOk()) spdlog::error("api: {}", s.message());
+  }
   WARDEN_RETURN_IF_ERROR(reloadTls());
 
   boost::system::error_code ec;
@@ -158,7 +166,17 @@ core::Status ApiServer::Impl::reloadTls() {
   files.trust_bundle_pem = cas->trustBundlePem();
   WARDEN_ASSIGN_OR_RETURN(crypto::SslCtxPtr raw,
                           pki::makeServerTlsContext(files, pki::ClientCertMode::kRequest, deps_.clock));
+  // Manufacturer CAs complete handshakes of factory certificates; which
+  // anchor validated a peer is decided per connection (serveConnection)
+  // against the fleet's own CAs in |fleet_store_|.
+  WARDEN_RETURN_IF_ERROR(pki::installManufacturerAnchors(raw.get(), manufacturer_anchors_));
+  crypto::X509StorePtr fleet(X509_STORE_new());
+  if (!fleet) return core::internalError("api: cannot build the fleet trust store");
+  for (X509* ca : cas->caCerts()) {
+    if (X509_STORE_add_cert(fleet.get(), ca) != 1) return core::internalError("api: cannot build the fleet trust store");
+  }
   ssl_ctx_ = std::make_shared<asio::ssl::context>(raw.release());
+  fleet_store_ = std::move(fleet);
   return core::Status::ok();
 }
 
@@ -263,7 +281,9 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
       spdlog::debug("api: TLS handshake from {} failed: {}", peer.remote, ec.message());
       long verify = SSL_get_verify_result(stream.native_handle());
       if (verify != X509_V_OK) {
-        // A client certificate was presented and did not verify.
+        // A client certificate was presented and did not verify (no fleet or
+        // manufacturer anchor): it counts as a failure of the source.
+        enroll_failures_.recordFailure(peer.source_key, deps_.clock.steadyNow());
         const bool expired = verify == X509_V_ERR_CERT_HAS_EXPIRED || verify == X509_V_ERR_CERT_NOT_YET_VALID;
         recordEvent(monitor::event_type::kTlsReject, "", "", "tls:handshake", "", "deny", "",
                     std::string(expired ? monitor::reason::kCertExpired : monitor::reason::kUntrustedIssuer),
@@ -278,6 +298,13 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
   peer.cert.reset(SSL_get1_peer_certificate(stream.native_handle()));
   peer.verify_result = SSL_get_verify_result(stream.native_handle());
   if (peer.cert && peer.verify_result != X509_V_OK) peer.cert.reset();  // fail closed
+  if (peer.cert) {
+    // Record which anchor validates the certificate, for full and resumed
+    // handshakes alike; none (a manufacturer removed meanwhile): ignore it.
+    peer.anchor = pki::classifyClientCertificate(peer.cert.get(), SSL_get_peer_cert_chain(stream.native_handle()),
+                                                 fleet_store_.get(), manufacturer_anchors_.get());
+    if (peer.anchor.kind == pki::ClientAnchor::Kind::kNone) peer.cert.reset();
+  }
 
   beast::flat_buffer buffer;
   for (;;) {
@@ -390,6 +417,11 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handle(const ServerRequest& req
       co_return co_await estSimpleEnroll(req, peer);
     case RouteKind::kEstSimpleReenroll:
       co_return co_await estSimpleReenroll(req, peer);
+    case RouteKind::kEstCsrAttrs:
+      co_return estCsrAttrs();
+    case RouteKind::kEstServerKeygen:
+    case RouteKind::kEstFullCmc:
+      co_return estNotImplemented(route.kind);
     default:
       co_return co_await handleAdmin(route, req, peer);
   }
@@ -430,19 +462,16 @@ asio::awaitable<void> ApiServer::Impl::awaitCallback(const std::function<void(st
   return asio::async_initiate<decltype(asio::use_awaitable), void()>(std::move(initiation), asio::use_awaitable);
 }
 
-identity::LeafIssuer ApiServer::Impl::deviceLeafIssuer() const {
-  return [this](EVP_PKEY* key, const std::string& device) {
-    pki::LeafProfile profile;
-    profile.common_name = device;
-    profile.uri_sans = {deviceSpiffeId(device)};
-    profile.client_auth = true;
-    profile.server_auth = false;
-    profile.lifetime = std::chrono::duration_cast<core::Seconds>(config_.device_cert_lifetime);
-    // The active issuing CA at the moment of signing: after `ca rotate`,
-    // new certificates come from the new CA at once.
-    std::shared_ptr<const pki::CaSet> cas = cas_->get();
-    return pki::issueLeaf(*cas->active(), key, profile, deps_.clock);
-  };
+asio::awaitable<void> ApiServer::Impl::reloadManufacturerAnchors() {
+  auto work = [this]() { return deps_.store.listManufacturers(); };
+  auto list = co_await onWorker(work);
+  if (!list.isOk()) {
+    spdlog::error("api: cannot reload manufacturer CAs: {}", list.status().toString());
+    co_return;
+  }
+  std::vector<pki::ManufacturerCa> cas;
+  for (const auto& m : *list) cas.push_back({m.name, m.ca_pem});
+  if (auto s = manufacturer_anchors_->replace(cas); !s.isOk()) spdlog::error("api: {}", s.message());
 }
 
 asio::awaitable<void> ApiServer::Impl::publishChange(identity::ChangeScope scope) {

@@ -58,11 +58,17 @@ struct ApiConfig {
   // ApiDeps::root_cert + ApiDeps::issuing_ca (kept in memory).
   std::string server_cert_file;
   std::string server_key_file;
-  // Lifetime of certificates issued by simpleenroll/simplereenroll.
+  // Lifetime of certificates issued by simpleenroll/simplereenroll
+  // (pki.cert_ttl), unless the device or its manufacturer sets one.
   std::chrono::seconds device_cert_lifetime{86400};
   // Base URL of the PKI listener, written into the certificates of a CA
   // that `POST /v1/cas` activates ("" for none).
   std::string pki_url;
+  // enrollment.approval: manual makes every enrollment (tokens, and factory
+  // identities of manufacturers without their own setting) wait for an
+  // operator: 202 + Retry-After |approval_retry_after| until approved.
+  bool approval_manual = false;
+  std::chrono::seconds approval_retry_after{60};
   ApiLimits limits;
 };
 

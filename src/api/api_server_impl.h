@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 #include <boost/asio.hpp>
@@ -30,6 +31,7 @@
 #include "crypto/openssl_ptr.h"
 #include "identity/registry.h"
 #include "pki/ca_set.h"
+#include "pki/manufacturer_anchors.h"
 
 namespace warden::api {
 
@@ -51,6 +53,9 @@ struct PeerInfo {
   std::string source_key;  // rate-limit key (IPv6 /64)
   crypto::X509Ptr cert;    // client certificate (verified by the TLS layer) or null
   long verify_result = 0;  // SSL_get_verify_result
+  // Which trust anchor validated |cert|: the fleet's CAs (devices, operators)
+  // or a manufacturer's (factory certificates: simpleenroll only).
+  pki::ClientAnchor anchor;
 };
 
 // OperatorIdentity is an authenticated admin API caller.
@@ -89,10 +94,29 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
 
   // --- EST (est_handlers.cc) ---
   ServerResponse estCacerts() const;
+  // estCsrAttrs answers GET csrattrs (RFC 7030 §4.5): P-256 key, ECDSA-SHA256.
+  ServerResponse estCsrAttrs() const;
+  // estNotImplemented answers serverkeygen and fullcmc with 501 (RFC 7030
+  // §4.4, §4.3 are optional; device keys never leave the device).
+  ServerResponse estNotImplemented(RouteKind kind) const;
   asio::awaitable<ServerResponse> estSimpleEnroll(const ServerRequest& req, const PeerInfo& peer);
   asio::awaitable<ServerResponse> estSimpleReenroll(const ServerRequest& req, const PeerInfo& peer);
+  // estFactoryEnroll is simpleenroll authenticated by a factory certificate
+  // (IDevID, IEEE 802.1AR) that chains to a trusted manufacturer's CA.
+  asio::awaitable<ServerResponse> estFactoryEnroll(const ServerRequest& req, const PeerInfo& peer);
   std::optional<ServerResponse> estRateLimited(const PeerInfo& peer);
   ServerResponse estUnauthorized() const;
+  // estFailure counts a failed EST request against its source, records the
+  // event (|reason|) and returns the answer: the one 401 for token failures,
+  // |status| + |message| otherwise, 429 while the source is over its budget.
+  ServerResponse estFailure(const PeerInfo& peer, std::string_view type, std::string_view action,
+                            const std::string& name, const std::string& reason, http::status status,
+                            std::string message, nlohmann::json detail);
+  // estBusy answers 429 if an enrollment of |identity| is already in flight.
+  std::optional<ServerResponse> estBusy(const PeerInfo& peer, std::string_view action, const std::string& identity,
+                                        const std::string& name);
+  // estPending answers 202 + Retry-After for a request awaiting approval.
+  ServerResponse estPending(const std::string& request_id) const;
 
   // --- admin (admin_handlers.cc) ---
   asio::awaitable<ServerResponse> handleAdmin(const Route& route, const ServerRequest& req, const PeerInfo& peer);
@@ -132,6 +156,14 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                                            const ServerRequest& req);
   asio::awaitable<void> publishRevocation();
   asio::awaitable<void> reloadCas();
+  // --- enrollment admin (enrollment_handlers.cc) ---
+  asio::awaitable<ServerResponse> manufacturerList();
+  asio::awaitable<ServerResponse> manufacturerAdd(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> manufacturerRemove(const OperatorIdentity& op, const std::string& name);
+  asio::awaitable<ServerResponse> enrollList();
+  asio::awaitable<ServerResponse> enrollDecide(const OperatorIdentity& op, const std::string& id, bool approve);
+  asio::awaitable<ServerResponse> deviceSet(const OperatorIdentity& op, const std::string& name,
+                                            const ServerRequest& req);
 
   // --- plumbing ---
   // awaitCallback starts |start| with a completion callback and resumes on
@@ -156,8 +188,13 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   std::string deviceSpiffeId(std::string_view name) const;
   // deviceLeafIssuer returns the signer of every device certificate (EST
   // simpleenroll and simplereenroll): the one place the device profile is
-  // decided (CN = name, one SPIFFE URI SAN, clientAuth, configured lifetime).
-  identity::LeafIssuer deviceLeafIssuer() const;
+  // decided (CN = name, one SPIFFE URI SAN, clientAuth, lifetime device >
+  // manufacturer > fleet). |manufacturer_ttl_s| (0: none) is the lifetime of
+  // a manufacturer whose device does not exist yet.
+  identity::LeafIssuer deviceLeafIssuer(int64_t manufacturer_ttl_s) const;
+  // reloadManufacturerAnchors re-reads the manufacturers' CAs (worker) and
+  // installs them for the next handshakes.
+  asio::awaitable<void> reloadManufacturerAnchors();
 
   asio::io_context& io_;
   const ApiConfig config_;
@@ -179,6 +216,12 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   std::unordered_map<uint64_t, beast::tcp_stream*> connections_;
 
   FailureLimiter enroll_failures_;
+  // Identities ("device:NAME", "factory:MANUFACTURER/SERIAL") with an
+  // enrollment in flight (io thread only).
+  std::unordered_set<std::string> enrolling_;
+  // The fleet's own CAs (root + issuing), to classify client certificates.
+  crypto::X509StorePtr fleet_store_;
+  std::shared_ptr<pki::ManufacturerAnchors> manufacturer_anchors_ = std::make_shared<pki::ManufacturerAnchors>();
 
   // Long-poll waiters of GET /v1/events (io thread only).
   uint64_t next_waiter_id_ = 1;

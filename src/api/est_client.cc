@@ -9,6 +9,8 @@
 #include <openssl/x509_vfy.h>
 
 #include "crypto/crypto.h"
+#include "core/names.h"
+#include "pki/csr_attrs.h"
 #include "pki/est_body.h"
 
 namespace warden::api {
@@ -158,6 +160,52 @@ Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view p
   return std::move(certs.value().front());
 }
 
+Result<EnrollAnswer> sendEnrollRequest(ApiClient& client, std::string_view path, const std::string& csr_base64,
+                                       std::optional<std::string> authorization, std::vector<HttpHeader> extra_headers) {
+  HttpRequest req;
+  req.method = "POST";
+  req.target = std::string(path);
+  req.headers.push_back({"Content-Type", "application/pkcs10"});
+  req.headers.push_back({"Accept", "application/pkcs7-mime"});
+  if (authorization) req.headers.push_back({"Authorization", std::move(*authorization)});
+  for (auto& h : extra_headers) req.headers.push_back(std::move(h));
+  req.body = csr_base64;
+  WARDEN_ASSIGN_OR_RETURN(HttpResponse resp, client.send(req));
+  EnrollAnswer out;
+  if (resp.status == 202) {
+    // RFC 7030 §4.2.3: retry later with the same request.
+    int64_t secs = 60;
+    std::string_view v = resp.header("retry-after");
+    if (!v.empty() && v.size() <= 6 && v.find_first_not_of("0123456789") == std::string_view::npos) {
+      secs = std::stoll(std::string(v));
+    }
+    out.retry_after = std::chrono::seconds(secs);
+    out.message = firstLine(resp.body);
+    return out;
+  }
+  if (resp.status != 200) return estStatus(resp, fmt::format("POST {}", path));
+  auto certs = pki::parsePkcs7CertsOnly(resp.body);
+  if (!certs.isOk()) return core::dataLoss("the issued certificate is unreadable: " + certs.status().message());
+  out.cert = std::move(certs.value().front());
+  return out;
+}
+
+Status checkCsrAttrs(ApiClient& client) {
+  HttpRequest req;
+  req.method = "GET";
+  req.target = "/.well-known/est/csrattrs";
+  req.headers.push_back({"Accept", "application/csrattrs"});
+  WARDEN_ASSIGN_OR_RETURN(HttpResponse resp, client.send(req));
+  if (resp.status == 404 || resp.status == 501 || resp.status == 204) return Status::ok();  // RFC 7030 §4.5.2
+  if (resp.status != 200) return estStatus(resp, "GET /.well-known/est/csrattrs");
+  auto attrs = pki::parseCsrAttrsBody(resp.body);
+  if (!attrs.isOk()) return core::dataLoss("the server's CSR attributes are unreadable: " + attrs.status().message());
+  if (attrs->attributes.empty() || attrs->wantsEcdsaSha256P256()) return Status::ok();
+  return core::failedPrecondition(
+      "the server's csrattrs ask for something other than an EC P-256 key signed with ECDSA-SHA256, which is all this "
+      "agent makes");
+}
+
 std::string basicAuthorization(std::string_view user, std::string_view password) {
   std::string plain = fmt::format("{}:{}", user, password);
   std::string out = "Basic " + crypto::base64Encode(plain);
@@ -169,7 +217,7 @@ Status checkIssuedCertificate(X509* leaf, EVP_PKEY* key, std::string_view device
   if (EVP_PKEY_eq(X509_get0_pubkey(leaf), key) != 1) {
     return core::dataLoss("the issued certificate does not certify the key generated for this request");
   }
-  if (crypto::commonName(leaf) != device) {
+  if (device.empty() ? !core::isValidName(crypto::commonName(leaf)) : crypto::commonName(leaf) != device) {
     return core::dataLoss(fmt::format("the issued certificate names '{}', not '{}'", firstLine(crypto::commonName(leaf)), device));
   }
   crypto::X509StorePtr store(X509_STORE_new());
@@ -198,12 +246,15 @@ X509* issuerOf(X509* leaf, const CaChain& chain) {
   return nullptr;
 }
 
-core::SystemTime renewalTime(X509* cert, std::optional<core::SystemTime> obtained_at) {
+core::SystemTime renewalTime(X509* cert, std::optional<core::SystemTime> obtained_at, double jitter) {
   auto nb = crypto::notBefore(cert);
   auto na = crypto::notAfter(cert);
   if (obtained_at && *obtained_at > nb) nb = std::min(*obtained_at, na);
   if (na <= nb) return nb;
-  return nb + (na - nb) * 2 / 3;
+  const auto life = na - nb;
+  const double j = std::clamp(jitter, 0.0, 0.999999);
+  const auto early = std::chrono::duration_cast<core::SystemTime::duration>(life * (0.1 * j));
+  return nb + life * 2 / 3 - early;
 }
 
 std::chrono::milliseconds backoffDelay(int attempt, double unit_random) {

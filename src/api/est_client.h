@@ -53,11 +53,32 @@ core::Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_
 // claim, recorded as such; a TPM2_Certify proof is a later step.
 inline constexpr const char* kKeyStoreHeader = "Warden-Key-Store";
 
+// EnrollAnswer is what simpleenroll answered: the certificate, or (RFC 7030
+// §4.2.3) 202 Accepted with Retry-After while the request awaits approval.
+struct EnrollAnswer {
+  crypto::X509Ptr cert;                     // set on 200
+  std::optional<std::chrono::seconds> retry_after;  // set on 202 (default 60 s if absent or malformed)
+  std::string message;                      // the server's one-line text on 202
+};
+
+// sendEnrollRequest POSTs like requestCertificate but also accepts 202 +
+// Retry-After (manual approval) instead of failing on it.
+core::Result<EnrollAnswer> sendEnrollRequest(ApiClient& client, std::string_view path, const std::string& csr_base64,
+                                             std::optional<std::string> authorization,
+                                             std::vector<HttpHeader> extra_headers = {});
+
+// fetchCsrAttrs sends GET /.well-known/est/csrattrs and returns whether the
+// server asks for an EC P-256 key signed with ECDSA-SHA256 (what buildCsr
+// makes). A server without csrattrs (404/501) or with an empty answer asks
+// for nothing: true. kFailedPrecondition if it asks for something else.
+core::Status checkCsrAttrs(ApiClient& client);
+
 // basicAuthorization returns "Basic base64(user:password)" (RFC 7617).
 std::string basicAuthorization(std::string_view user, std::string_view password);
 
 // checkIssuedCertificate verifies that |leaf| certifies |key|, names
-// |device| as its CN, and chains to |chain|'s root through its intermediates
+// |device| as its CN (any valid device name if |device| is empty, as after a
+// factory enrollment where the server names the device), and chains to |chain|'s root through its intermediates
 // at the current time. kDataLoss with the reason otherwise.
 core::Status checkIssuedCertificate(X509* leaf, EVP_PKEY* key, std::string_view device, const CaChain& chain);
 
@@ -66,8 +87,11 @@ X509* issuerOf(X509* leaf, const CaChain& chain);
 
 // renewalTime returns the moment at 2/3 of the life of |cert|, counted from
 // |obtained_at| when given (notBefore is back-dated by the CA, so a short-lived
-// certificate would otherwise be due for renewal as soon as it arrives).
-core::SystemTime renewalTime(X509* cert, std::optional<core::SystemTime> obtained_at = std::nullopt);
+// certificate would otherwise be due for renewal as soon as it arrives),
+// moved earlier by |jitter| (in [0, 1)) times 10 % of the life, so a fleet
+// enrolled at once does not renew at once.
+core::SystemTime renewalTime(X509* cert, std::optional<core::SystemTime> obtained_at = std::nullopt,
+                             double jitter = 0.0);
 
 // backoffDelay returns the wait before retry number |attempt| (0-based):
 // 5 s doubling up to 5 min, times a jitter factor in [0.8, 1.2) taken from

@@ -44,14 +44,14 @@ void addOutputOption(CLI::App* app, std::string& output) {
       ->check(CLI::IsMember({"text", "json"}));
 }
 
-void addClientOptions(CLI::App* app, ClientFlags& flags) {
+void addClientOptions(CLI::App* app, ClientFlags& flags, const std::string& ca_option) {
   app->add_option("--dir", flags.dir,
                   "Warden data directory D (default: $WARDEN_DIR): the server address comes from D/warden.yaml and "
                   "the operator credentials from D/pki/admin.pem, admin.key, ca-bundle.pem");
   app->add_option("--server", flags.server, "admin API URL, e.g. https://127.0.0.1:8443 (instead of D/warden.yaml)");
   app->add_option("--cert", flags.cert, "operator client certificate PEM (default D/pki/admin.pem)");
   app->add_option("--key", flags.key, "operator client key PEM (default D/pki/admin.key)");
-  app->add_option("--ca", flags.ca, "CA bundle PEM to verify the server (default D/pki/ca-bundle.pem)");
+  app->add_option(ca_option, flags.ca, "CA bundle PEM to verify the server (default D/pki/ca-bundle.pem)");
   addOutputOption(app, flags.output);
 }
 

@@ -49,8 +49,10 @@ class CommandTable {
 
 // addOutputOption adds "-o,--output text|json".
 void addOutputOption(CLI::App* app, std::string& output);
-// addClientOptions adds --dir, --server, --cert, --key, --ca and -o.
-void addClientOptions(CLI::App* app, ClientFlags& flags);
+// addClientOptions adds --dir, --server, --cert, --key, --ca and -o. A
+// command whose own --ca means something else (manufacturer add) passes
+// |ca_option| "--server-ca" for the server's CA bundle.
+void addClientOptions(CLI::App* app, ClientFlags& flags, const std::string& ca_option = "--ca");
 
 // wantsJson resolves -o: the command's own value, else the global one.
 bool wantsJson(const std::string& local_output, const GlobalFlags& global);
@@ -82,6 +84,7 @@ void printJson(const nlohmann::json& value);
 // Registration of the command groups (one file each).
 void addServerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
+void addManufacturerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addPolicyCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addEventsCommand(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);

@@ -1,9 +1,10 @@
-// `warden device add|token|list|show|revoke|quarantine|release`.
+// `warden device add|token|list|show|set|revoke|quarantine|release|pending|approve|deny`.
 
 #include <fmt/format.h>
 
 #include "cli/cli_context.h"
 #include "core/names.h"
+#include "identity/factory_identity.h"
 
 namespace warden::cli {
 namespace {
@@ -26,6 +27,8 @@ struct DeviceFlags {
   std::string role;
   std::vector<std::string> labels;
   std::string ttl;
+  std::string cert_ttl;
+  std::string id;
 };
 
 // withSession validates nothing further, opens the session and runs |body|.
@@ -41,8 +44,14 @@ int withSession(const ClientFlags& flags, const GlobalFlags& global,
 int deviceAdd(const DeviceFlags& f, const GlobalFlags& global) {
   auto request = api::validateDeviceAdd(f.name, f.role, f.labels, f.ttl);
   if (!request.isOk()) return reportError(request.status(), nullptr);
+  json body = api::deviceAddBody(*request);
+  if (!f.cert_ttl.empty()) {
+    auto ttl = identity::parseCertTtl(f.cert_ttl);
+    if (!ttl.isOk()) return reportError(ttl.status(), nullptr);
+    body["cert_ttl"] = core::formatDuration(*ttl);
+  }
   return withSession(f.client, global, [&](Session& s) -> core::Status {
-    WARDEN_ASSIGN_OR_RETURN(json added, s.client->call("POST", "/v1/devices", api::deviceAddBody(*request)));
+    WARDEN_ASSIGN_OR_RETURN(json added, s.client->call("POST", "/v1/devices", body));
     if (s.json) {
       printJson(api::deviceAddView(added));
     } else {
@@ -102,6 +111,77 @@ int deviceShow(const DeviceFlags& f, const GlobalFlags& global) {
   });
 }
 
+int deviceSet(const DeviceFlags& f, const GlobalFlags& global) {
+  if (auto st = core::checkName("device name", f.name); !st.isOk()) return reportError(st, nullptr);
+  json body = {{"cert_ttl", nullptr}};
+  if (f.cert_ttl != "default") {
+    auto ttl = identity::parseCertTtl(f.cert_ttl);
+    if (!ttl.isOk()) return reportError(ttl.status(), nullptr);
+    body["cert_ttl"] = core::formatDuration(*ttl);
+  }
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json device, s.client->call("PATCH", "/v1/devices/" + f.name, body));
+    json ttl = device.is_object() && device.contains("cert_ttl") ? device["cert_ttl"] : json(nullptr);
+    if (s.json) {
+      printJson({{"name", f.name}, {"cert_ttl", ttl}});
+    } else {
+      printOut(fmt::format("device {}: certificates from its next enrollment or renewal live {}\n", f.name,
+                           ttl.is_string() ? ttl.get<std::string>() : "as its manufacturer or the fleet (pki.cert_ttl) says"));
+    }
+    return core::Status::ok();
+  });
+}
+
+int devicePending(const DeviceFlags& f, const GlobalFlags& global) {
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("GET", "/v1/enrollments"));
+    json list = answer.is_object() && answer.contains("requests") ? answer["requests"] : json::array();
+    if (s.json) {
+      printJson(list);
+      return core::Status::ok();
+    }
+    if (list.empty()) {
+      printOut("no enrollment requests await approval\n");
+      return core::Status::ok();
+    }
+    std::string out = fmt::format("{:<18} {:<24} {:<8} {:<9} {:<22} {}\n", "ID", "DEVICE", "KIND", "STATE", "EXPIRES",
+                                  "IDENTITY / REMOTE");
+    for (const json& r : list) {
+      std::string who = r.value("kind", "") == "factory"
+                            ? fmt::format("{}/{}", r["manufacturer"].is_string() ? r["manufacturer"].get<std::string>() : "-",
+                                          r["serial_number"].is_string() ? r["serial_number"].get<std::string>() : "-")
+                            : r.value("remote", "");
+      out += fmt::format("{:<18} {:<24} {:<8} {:<9} {:<22} {}\n", r.value("id", ""), r.value("device", ""),
+                         r.value("kind", ""), r.value("state", ""), r.value("expires_at", ""), who);
+    }
+    printOut(out);
+    return core::Status::ok();
+  });
+}
+
+int deviceDecide(const DeviceFlags& f, const GlobalFlags& global, bool approve) {
+  if (f.id.empty() || f.id.size() > 64 || f.id.find_first_of("/?#% ") != std::string::npos) {
+    return reportError(core::invalidArgument("give the request ID that `warden device pending` lists (e.g. r0123abcd...)"),
+                       nullptr);
+  }
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json r, s.client->call("POST", fmt::format("/v1/enrollments/{}/{}", f.id,
+                                                                       approve ? "approve" : "deny"),
+                                                   json::object()));
+    if (s.json) {
+      printJson(r);
+    } else if (approve) {
+      printOut(fmt::format("request {} approved: device {} gets its certificate at its next try with the same key\n",
+                           f.id, r.value("device", "?")));
+    } else {
+      printOut(fmt::format("request {} denied: device {} is refused (a new token with `warden device token` starts "
+                           "over)\n",
+                           f.id, r.value("device", "?")));
+    }
+    return core::Status::ok();
+  });
+}
+
 int deviceStateChange(const DeviceFlags& f, const GlobalFlags& global, std::string_view verb) {
   if (auto st = core::checkName("device name", f.name); !st.isOk()) return reportError(st, nullptr);
   return withSession(f.client, global, [&](Session& s) -> core::Status {
@@ -137,7 +217,8 @@ int deviceStateChange(const DeviceFlags& f, const GlobalFlags& global, std::stri
 }  // namespace
 
 void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) {
-  CLI::App* device = app.add_subcommand("device", "add, enroll-token, list, show, revoke, quarantine and release devices");
+  CLI::App* device = app.add_subcommand(
+      "device", "add, enroll-token, list, show, set, revoke, quarantine and release devices; approve enrollments");
   device->require_subcommand(1);
   device->footer("\nRun `warden device COMMAND --help` for a command's options and examples.");
 
@@ -153,8 +234,11 @@ void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
   add->add_option("--role", flags->role, "role (same alphabet as names), selected by policy rules")->required();
   add->add_option("--label", flags->labels, "label k=v (repeatable)")->allow_extra_args(false);
   add->add_option("--token-ttl", flags->ttl, "token lifetime, e.g. 30m, 24h (default), 7d");
+  add->add_option("--cert-ttl", flags->cert_ttl,
+                  "lifetime of its certificates, Nm|Nh|Nd from 1m to 30d (default: pki.cert_ttl)");
   add->footer(footer("  warden device add sensor-1 --role sensor --label site=plant-1 --label line=3\n"
                      "  warden device add valve-7 --role actuator --token-ttl 2h -o json\n"
+                     "  warden device add cam-2 --role camera --cert-ttl 6h\n"
                      "Prints the token and the CA fingerprint the device needs for\n"
                      "`warden-agent enroll`. Names are never reused, even after revoke."));
   table.add(add, [flags, &global] { return deviceAdd(*flags, global); });
@@ -174,6 +258,38 @@ void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
   show->add_option("NAME", flags->name, "device name")->required();
   show->footer(footer("  warden device show sensor-1\n  warden -o json device show sensor-1"));
   table.add(show, [flags, &global] { return deviceShow(*flags, global); });
+
+  CLI::App* set = named("set", "change a device's settings (certificate lifetime)");
+  set->add_option("NAME", flags->name, "device name")->required();
+  set->add_option("--cert-ttl", flags->cert_ttl,
+                  "lifetime of its next certificates, Nm|Nh|Nd from 1m to 30d, or 'default'")
+      ->required();
+  set->footer(footer("  warden device set sensor-1 --cert-ttl 12h\n"
+                     "  warden device set sensor-1 --cert-ttl default   # back to the manufacturer's or pki.cert_ttl\n"
+                     "Precedence: the device's own lifetime, else its manufacturer's (`manufacturer add --cert-ttl`),\n"
+                     "else pki.cert_ttl in warden.yaml. It applies from the next enrollment or renewal."));
+  table.add(set, [flags, &global] { return deviceSet(*flags, global); });
+
+  CLI::App* pending = named("pending", "list enrollment requests awaiting approval");
+  pending->footer(footer("  warden device pending\n"
+                         "  warden device pending -o json   # [{id, device, kind, manufacturer, serial_number,\n"
+                         "                                  #   key_fingerprint, state, created_at, expires_at, remote}]\n"
+                         "With enrollment.approval: manual (warden.yaml) or a manufacturer added with --approval manual,\n"
+                         "a device's first valid simpleenroll creates a request bound to its CSR's key and is answered\n"
+                         "202 + Retry-After. Requests expire after 7 days."));
+  table.add(pending, [flags, &global] { return devicePending(*flags, global); });
+
+  CLI::App* approve = named("approve", "approve an enrollment request (the device's next try gets its certificate)");
+  approve->add_option("ID", flags->id, "request ID from `warden device pending`")->required();
+  approve->footer(footer("  warden device approve r3f9c0a1b2d4e5f60\n"
+                         "Only the key of the first request can complete it; a one-time token is consumed at issuance."));
+  table.add(approve, [flags, &global] { return deviceDecide(*flags, global, true); });
+
+  CLI::App* deny = named("deny", "deny an enrollment request");
+  deny->add_option("ID", flags->id, "request ID from `warden device pending`")->required();
+  deny->footer(footer("  warden device deny r3f9c0a1b2d4e5f60\n"
+                      "The device is refused until the request expires (7 days) or a new token is issued."));
+  table.add(deny, [flags, &global] { return deviceDecide(*flags, global, false); });
 
   struct Verb {
     const char* name;

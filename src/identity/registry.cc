@@ -48,7 +48,7 @@ std::string hashToken(std::string_view token) { return crypto::sha256Hex(token);
 Registry::Registry(store::Store& store, const core::Clock& clock) : store_(store), clock_(clock) {}
 
 Result<NewDevice> Registry::addDevice(std::string_view name, std::string_view role, const core::Labels& labels,
-                                      std::optional<core::Seconds> token_ttl) {
+                                      std::optional<core::Seconds> token_ttl, int64_t cert_ttl_s) {
   WARDEN_RETURN_IF_ERROR(core::checkName("device name", name));
   WARDEN_RETURN_IF_ERROR(core::checkName("role", role));
   WARDEN_RETURN_IF_ERROR(checkLabels(labels));
@@ -60,6 +60,7 @@ Result<NewDevice> Registry::addDevice(std::string_view name, std::string_view ro
   out.record.labels = labels;
   out.record.state = store::DeviceState::kPending;
   out.record.created_at = now;
+  out.record.cert_ttl_s = cert_ttl_s;
   out.token = crypto::base64UrlEncode(crypto::randomBytes(kTokenRandomBytes));
   out.token_expires_at = now + ttl.count();
   WARDEN_RETURN_IF_ERROR(store_.insertDeviceWithToken(out.record, hashToken(out.token), out.token_expires_at));
@@ -96,7 +97,7 @@ Result<IssuedCert> Registry::issue(std::string_view name, EVP_PKEY* subject_key,
 }
 
 Result<IssuedCert> Registry::enroll(std::string_view name, std::string_view token, EVP_PKEY* subject_key,
-                                    const LeafIssuer& issuer) {
+                                    const LeafIssuer& issuer, std::string_view request_id) {
   if (token.empty()) return core::unauthenticated(std::string(store::kReasonTokenMismatch));
   if (token.size() > kMaxTokenLength) return core::unauthenticated(std::string(store::kReasonTokenMismatch));
   const std::string hash = hashToken(token);
@@ -105,7 +106,23 @@ Result<IssuedCert> Registry::enroll(std::string_view name, std::string_view toke
   WARDEN_RETURN_IF_ERROR(store_.checkToken(name, hash));
   for (int attempt = 1;; ++attempt) {
     WARDEN_ASSIGN_OR_RETURN(IssuedCert issued, issue(name, subject_key, issuer));
-    Status s = store_.enrollWithToken(name, hash, issued.record);
+    Status s = store_.enrollWithToken(name, hash, issued.record, request_id);
+    if (s.isOk()) return issued;
+    if (s.code() == core::ErrorCode::kAlreadyExists && s.message() == store::kReasonSerialCollision &&
+        attempt < kMaxSerialAttempts) {
+      continue;
+    }
+    return s;
+  }
+}
+
+Result<IssuedCert> Registry::enrollFactory(const store::FactoryEnrollment& enrollment, EVP_PKEY* subject_key,
+                                           const LeafIssuer& issuer) {
+  const std::string& name = enrollment.device.name;
+  WARDEN_RETURN_IF_ERROR(core::checkName("device name", name));
+  for (int attempt = 1;; ++attempt) {
+    WARDEN_ASSIGN_OR_RETURN(IssuedCert issued, issue(name, subject_key, issuer));
+    Status s = store_.enrollFactory(enrollment, issued.record);
     if (s.isOk()) return issued;
     if (s.code() == core::ErrorCode::kAlreadyExists && s.message() == store::kReasonSerialCollision &&
         attempt < kMaxSerialAttempts) {

@@ -63,8 +63,9 @@ class Registry {
   // creates the device in state pending with a one-time enrollment token
   // valid for |token_ttl| (default 24 h, at most 30 d, else kInvalidArgument)
   // and returns the token once. kAlreadyExists if the name was ever used.
+  // |cert_ttl_s| (0: unset) is the lifetime of the device's certificates.
   core::Result<NewDevice> addDevice(std::string_view name, std::string_view role, const core::Labels& labels,
-                                    std::optional<core::Seconds> token_ttl = std::nullopt);
+                                    std::optional<core::Seconds> token_ttl = std::nullopt, int64_t cert_ttl_s = 0);
   // newToken issues a fresh token for |name|, invalidating its unused ones.
   // kNotFound if unknown, kFailedPrecondition if revoked.
   core::Result<NewToken> newToken(std::string_view name, std::optional<core::Seconds> ttl = std::nullopt);
@@ -75,8 +76,15 @@ class Registry {
   // kUnauthenticated with message = reason (unknown_device, device_revoked,
   // no_token, token_used, token_expired, token_mismatch); kAlreadyExists with
   // message key_reuse; kInternal if issuing fails.
+  // With manual approval, |request_id| names the approved request that this
+  // issuance completes (kFailedPrecondition if it does not match).
   core::Result<IssuedCert> enroll(std::string_view name, std::string_view token, EVP_PKEY* subject_key,
-                                  const LeafIssuer& issuer);
+                                  const LeafIssuer& issuer, std::string_view request_id = {});
+  // enrollFactory issues a certificate for |subject_key| to the device of a
+  // factory identity and records it with Store::enrollFactory (creating the
+  // device and its binding, or re-bootstrapping it); failures as that method.
+  core::Result<IssuedCert> enrollFactory(const store::FactoryEnrollment& enrollment, EVP_PKEY* subject_key,
+                                         const LeafIssuer& issuer);
   // renew issues a new certificate for |subject_key| to device |name|, which
   // authenticated with its certificate |old_serial| (simplereenroll).
   // Failures as Store::renewCert (message = reason).

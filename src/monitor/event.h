@@ -44,6 +44,11 @@ inline constexpr std::string_view kAdminDeny = "admin_deny";
 inline constexpr std::string_view kEventsDropped = "events_dropped";
 inline constexpr std::string_view kCaRotate = "ca_rotate";
 inline constexpr std::string_view kCaRetire = "ca_retire";
+inline constexpr std::string_view kDeviceSet = "device_set";
+inline constexpr std::string_view kManufacturerAdd = "manufacturer_add";
+inline constexpr std::string_view kManufacturerRemove = "manufacturer_remove";
+inline constexpr std::string_view kEnrollApprove = "enroll_approve";
+inline constexpr std::string_view kEnrollDeny = "enroll_deny";
 }  // namespace event_type
 
 namespace reason {
@@ -79,6 +84,17 @@ inline constexpr std::string_view kRateLimited = "rate_limited";
 inline constexpr std::string_view kKeyReuse = "key_reuse";
 inline constexpr std::string_view kSerialCollision = "serial_collision";
 inline constexpr std::string_view kBadCsr = "bad_csr";
+inline constexpr std::string_view kConcurrentRequest = "concurrent_request";
+inline constexpr std::string_view kApprovalPending = "approval_pending";
+inline constexpr std::string_view kApprovalDenied = "approval_denied";
+inline constexpr std::string_view kKeyMismatch = "key_mismatch";
+// Factory identities (IDevID).
+inline constexpr std::string_view kUnknownManufacturer = "unknown_manufacturer";
+inline constexpr std::string_view kSerialNotAllowed = "serial_not_allowed";
+inline constexpr std::string_view kInvalidName = "invalid_name";
+inline constexpr std::string_view kNameTaken = "name_taken";
+inline constexpr std::string_view kDuplicateIdentity = "duplicate_identity";
+inline constexpr std::string_view kFactoryCertificate = "factory_certificate";
 // Protocol.
 inline constexpr std::string_view kMalformedPacket = "malformed_packet";
 inline constexpr std::string_view kProtocolError = "protocol_error";

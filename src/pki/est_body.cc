@@ -3,6 +3,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
@@ -15,6 +16,7 @@ namespace {
 
 constexpr size_t kMaxPkcs7BodyBytes = 64 * 1024;
 constexpr int kMaxPkcs7Certs = 16;
+constexpr std::string_view kCsrAttrsHint = "GET /.well-known/est/csrattrs";
 
 std::string curveName(EVP_PKEY* key) {
   char name[64] = {};
@@ -56,18 +58,25 @@ core::Status checkCsr(X509_REQ* csr) {
   }
   if (!EVP_PKEY_is_a(key, "EC")) {
     const char* type = EVP_PKEY_get0_type_name(key);
-    return core::invalidArgument(fmt::format("key type {} is not accepted: use an EC P-256 or P-384 key",
-                                             type != nullptr ? type : "unknown"));
+    return core::invalidArgument(fmt::format("key type {} is not accepted: use an EC P-256 key ({})",
+                                             type != nullptr ? type : "unknown", kCsrAttrsHint));
   }
   std::string curve = curveName(key);
-  if (curve != "prime256v1" && curve != "P-256" && curve != "secp384r1" && curve != "P-384") {
-    return core::invalidArgument(fmt::format("EC curve {} is not accepted: use an EC P-256 or P-384 key",
-                                             curve.empty() ? "with explicit parameters" : curve));
+  if (curve != "prime256v1" && curve != "P-256") {
+    return core::invalidArgument(fmt::format("EC curve {} is not accepted: use an EC P-256 key ({})",
+                                             curve.empty() ? "with explicit parameters" : curve, kCsrAttrsHint));
   }
   crypto::EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
   if (!check || EVP_PKEY_public_check(check.get()) != 1) {
     ERR_clear_error();
     return core::invalidArgument("CSR public key is not a valid EC point");
+  }
+  // RFC 7030 §4.5.2: csrattrs announces ecdsa-with-SHA256; hold requests to it.
+  const int sig_nid = X509_REQ_get_signature_nid(csr);
+  if (sig_nid != NID_ecdsa_with_SHA256) {
+    const char* sig = sig_nid != NID_undef ? OBJ_nid2ln(sig_nid) : nullptr;
+    return core::invalidArgument(fmt::format("CSR is signed with {}: sign it with ECDSA and SHA-256 ({})",
+                                             sig != nullptr ? sig : "an unknown algorithm", kCsrAttrsHint));
   }
   if (X509_REQ_verify(csr, key) != 1) {
     ERR_clear_error();

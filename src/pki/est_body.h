@@ -27,9 +27,12 @@ inline constexpr size_t kMaxEstBodyBytes = 16 * 1024;
 // PKCS#10 CSR"). The signature is NOT checked here: call checkCsr.
 core::Result<X509ReqPtr> parseEstCsrBody(std::string_view body);
 
-// checkCsr verifies |csr|'s self-signature and that its key is EC on P-256 or
-// P-384. Returns kInvalidArgument with a one-line reason, e.g. "key type RSA is
-// not accepted: use an EC P-256 or P-384 key" or "CSR signature is invalid".
+// checkCsr enforces what csrattrs announces (RFC 7030 §4.5.2): an EC P-256
+// key and an ecdsa-with-SHA256 self-signature, which must verify. Returns
+// kInvalidArgument with a one-line reason, e.g. "key type RSA is not accepted:
+// use an EC P-256 key (GET /.well-known/est/csrattrs)", "CSR is signed with
+// ecdsa-with-SHA384: sign it with ECDSA and SHA-256 (...)" or "CSR signature
+// is invalid".
 core::Status checkCsr(X509_REQ* csr);
 
 // pkcs7CertsOnly returns base64 (64-column lines, "\n"-terminated) of a DER

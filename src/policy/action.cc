@@ -6,20 +6,7 @@
 
 namespace warden::policy {
 
-namespace {
-
-// The certificate and CA actions, indexed after kActions (policy.h).
-// TODO(integrator): fold into kActions in policy.h; they live here only so
-// that adding them did not recompile every module that includes policy.h.
-constexpr std::array<std::string_view, 5> kPkiActions = {
-    "admin:cert.list", "admin:cert.revoke", "admin:ca.list", "admin:ca.rotate", "admin:ca.retire",
-};
-
-std::string_view nameAt(size_t i) { return i < kActions.size() ? kActions[i] : kPkiActions[i - kActions.size()]; }
-
-}  // namespace
-
-static_assert(kActions.size() + kPkiActions.size() == kActionCount);
+static_assert(kActions.size() == kActionCount);
 
 ActionFamily actionFamily(Action a) {
   switch (a) {
@@ -32,12 +19,12 @@ ActionFamily actionFamily(Action a) {
   }
 }
 
-std::string_view actionName(Action a) { return nameAt(static_cast<size_t>(a)); }
+std::string_view actionName(Action a) { return kActions[static_cast<size_t>(a)]; }
 
 std::optional<Action> lookupAction(std::string_view name) {
   // The hot path calls this per packet; MQTT actions come first.
   for (size_t i = 0; i < kActionCount; ++i) {
-    if (nameAt(i) == name) return static_cast<Action>(i);
+    if (kActions[i] == name) return static_cast<Action>(i);
   }
   return std::nullopt;
 }

@@ -27,15 +27,18 @@ enum class Action : uint8_t {
   kAdminEventsRead,
   kAdminPolicyExplain,
   kAdminPolicyHistory,
-  // Certificates and CAs (issue 4). Their names are in kPkiActions
-  // (action.cc), after policy.h's kActions.
   kAdminCertList,
   kAdminCertRevoke,
   kAdminCaList,
   kAdminCaRotate,
   kAdminCaRetire,
+  kAdminDeviceSet,
+  kAdminDeviceApprove,
+  kAdminManufacturerAdd,
+  kAdminManufacturerList,
+  kAdminManufacturerRemove,
 };
-inline constexpr size_t kActionCount = 22;
+inline constexpr size_t kActionCount = 27;
 
 // ActionFamily decides how a resource pattern is read for an action.
 enum class ActionFamily : uint8_t {

@@ -98,13 +98,16 @@ struct Explanation {
 
 // kActions lists every concrete action a policy may name (for docs and CLI).
 // "mqtt:*", "admin:*" and "*" (every non-admin action) are accepted too.
-inline constexpr std::array<std::string_view, 17> kActions = {
+inline constexpr std::array<std::string_view, 27> kActions = {
     "mqtt:connect",           "mqtt:publish",         "mqtt:subscribe",
     "mqtt:receive",           "mqtt:retain",          "admin:device.add",
     "admin:device.list",      "admin:device.show",    "admin:device.token",
     "admin:device.revoke",    "admin:device.quarantine", "admin:device.release",
     "admin:policy.apply",     "admin:policy.show",    "admin:events.read",
-    "admin:policy.explain",   "admin:policy.history",
+    "admin:policy.explain",   "admin:policy.history", "admin:cert.list",
+    "admin:cert.revoke",      "admin:ca.list",        "admin:ca.rotate",
+    "admin:ca.retire",        "admin:device.set",     "admin:device.approve",
+    "admin:manufacturer.add", "admin:manufacturer.list", "admin:manufacturer.remove",
 };
 
 struct CompiledPolicy;  // private: src/policy/compiled_policy.h

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/file_io.h"
 #include "crypto/crypto.h"
@@ -55,6 +56,9 @@ core::Result<std::shared_ptr<const pki::CaSet>> loadCaSet(store::Store& store, c
     if (!loaded.isOk()) {
       return core::Status(loaded.status().code(),
                           fmt::format("cannot load issuing CA '{}': {}", ca.name, loaded.status().message()));
+    }
+    if (ca.key_ref.rfind("pkcs11:", 0) == 0) {
+      spdlog::info("issuing CA key held by pkcs11 ({}: {})", ca.name, ca.key_ref);
     }
     auto material = std::make_shared<const pki::CaMaterial>(std::move(loaded).value());
     if (ca.state == store::CaState::kActive && set->issuing.empty()) {

@@ -10,6 +10,7 @@
 #include "core/names.h"
 #include "keystore/pkcs11_uri.h"
 #include "pki/certificate_authority.h"
+#include "identity/factory_identity.h"
 
 namespace warden::server {
 
@@ -133,7 +134,20 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
     for (const auto& s : n) c.server_names.push_back(s.as<std::string>());
   }
   if (auto e = root["enrollment"]) {
-    WARDEN_RETURN_IF_ERROR(checkKeys(file, e, {"token_ttl"}, "enrollment"));
+    WARDEN_RETURN_IF_ERROR(checkKeys(file, e, {"token_ttl", "approval", "retry_after", "failures_per_minute"},
+                                     "enrollment"));
+    if (auto n = e["failures_per_minute"]) {
+      WARDEN_ASSIGN_OR_RETURN(c.enroll_failures_per_minute, numberAt<int64_t>(file, n, 1, 100000));
+    }
+    if (auto n = e["approval"]) {
+      std::string v = n.as<std::string>();
+      if (v != "auto" && v != "manual") return fail(file, n, "enrollment.approval must be auto or manual");
+      c.approval_manual = v == "manual";
+    }
+    if (auto n = e["retry_after"]) {
+      WARDEN_ASSIGN_OR_RETURN(c.approval_retry_after_s, durationAt(file, n));
+      if (c.approval_retry_after_s > 3600) return fail(file, n, "enrollment.retry_after must be at most 1h");
+    }
     if (auto n = e["token_ttl"]) {
       WARDEN_ASSIGN_OR_RETURN(c.token_ttl_s, durationAt(file, n));
       if (c.token_ttl_s > 30 * 86400) return fail(file, n, "enrollment.token_ttl must be at most 30d");
@@ -149,8 +163,9 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
       *out = uri->toString();
     }
     if (auto n = p["cert_ttl"]) {
-      WARDEN_ASSIGN_OR_RETURN(c.cert_ttl_s, durationAt(file, n));
-      if (c.cert_ttl_s < 60 || c.cert_ttl_s > 30 * 86400) return fail(file, n, "pki.cert_ttl must be from 1m to 30d");
+      auto ttl = identity::parseCertTtl(n.as<std::string>());
+      if (!ttl.isOk()) return fail(file, n, "pki.cert_ttl: " + ttl.status().message());
+      c.cert_ttl_s = *ttl;
     }
     if (auto n = p["listen"]) {
       auto hp = parseHostPort("pki.listen", n.as<std::string>());
@@ -274,9 +289,12 @@ server_names: [{names}]
 
 enrollment:
   token_ttl: {tokttl}      # default lifetime of one-time enrollment tokens (max 30d)
+  approval: {approval}      # manual: every enrollment waits for `warden device approve`
+  retry_after: {retry}      # what a device waiting for approval is told to wait between tries
+  failures_per_minute: {fpm}  # failed enrollments per source address, then 429 (successes are never limited)
 
 pki:
-  cert_ttl: {certttl}        # lifetime of device certificates (1m to 30d)
+  cert_ttl: {certttl}        # lifetime of device certificates (1m to 30d; a manufacturer's or a device's own wins)
   # Plain-HTTP listener for third parties: /pki/<ca>.crl, /pki/<ca>.crt, /ocsp.
   listen: "{pkilisten}"
   # Base URL written into every certificate's CRL distribution point and AIA.
@@ -309,6 +327,9 @@ log_level: {log}
                      fmt::arg("pkilisten", c.pki_listen.toString()), fmt::arg("pkiurl", c.pkiUrl()),
                      fmt::arg("crlval", core::formatDuration(c.crl_validity_s)),
                      fmt::arg("rootcrlval", core::formatDuration(c.root_crl_validity_s)),
+                     fmt::arg("approval", c.approval_manual ? "manual" : "auto"),
+                     fmt::arg("retry", core::formatDuration(c.approval_retry_after_s)),
+                     fmt::arg("fpm", c.enroll_failures_per_minute),
                      fmt::arg("mps", c.limits.max_packet_size), fmt::arg("mtl", c.limits.max_topic_length),
                      fmt::arg("mlv", c.limits.max_topic_levels), fmt::arg("mfs", c.limits.max_filters_per_subscribe),
                      fmt::arg("mfss", c.limits.max_filters_per_session), fmt::arg("cto", c.limits.connect_timeout_s),

@@ -59,6 +59,9 @@ struct ServerConfig {
   int64_t crl_validity_s = 24 * 3600;
   // Validity of the root CRL that `warden init` and `warden ca crl --root` sign.
   int64_t root_crl_validity_s = 365LL * 86400;
+  bool approval_manual = false;          // enrollment.approval: manual
+  int64_t approval_retry_after_s = 60;   // enrollment.retry_after
+  int64_t enroll_failures_per_minute = 20;  // enrollment.failures_per_minute (per source address)
   int64_t event_retention_s = 30 * 86400;
   int64_t upstream_timeout_s = 5;
   MqttLimitsConfig limits;

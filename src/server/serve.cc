@@ -182,6 +182,10 @@ class ControlPlane {
     ac.device_cert_lifetime = std::chrono::seconds(config_.cert_ttl_s);
     ac.pki_url = config_.pkiUrl();
     std::shared_ptr<const pki::CaSet> initial_cas = cas_.get();
+    ac.approval_manual = config_.approval_manual;
+    ac.approval_retry_after = std::chrono::seconds(config_.approval_retry_after_s);
+    ac.limits.enroll_failures_per_window = static_cast<int>(config_.enroll_failures_per_minute);
+    ac.limits.enroll_failure_window = std::chrono::seconds(60);
     api::ApiDeps deps{
         .registry = registry_,
         .store = *store_,

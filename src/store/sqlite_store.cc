@@ -24,6 +24,16 @@ namespace warden::store {
 using core::Result;
 using core::Status;
 
+std::string_view enrollRequestStateName(EnrollRequestState state) {
+  switch (state) {
+    case EnrollRequestState::kPending: return "pending";
+    case EnrollRequestState::kApproved: return "approved";
+    case EnrollRequestState::kDenied: return "denied";
+    case EnrollRequestState::kIssued: return "issued";
+  }
+  return "unknown";
+}
+
 std::string_view deviceStateName(DeviceState state) {
   switch (state) {
     case DeviceState::kPending: return "pending";
@@ -271,6 +281,49 @@ ALTER TABLE certs ADD COLUMN revocation_reason TEXT NOT NULL DEFAULT '';
 CREATE INDEX certs_by_issuer ON certs(issuer, not_after);
 CREATE INDEX certs_by_not_after ON certs(not_after);
 )sql"},
+    // 4: issue 4 (enrollment): per-device certificate lifetimes, manufacturers
+    // (IDevID trust anchors and serial allow-lists), factory identity
+    // bindings and enrollment requests awaiting manual approval.
+    {4, R"sql(
+ALTER TABLE devices ADD COLUMN cert_ttl INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE manufacturers(
+  name TEXT PRIMARY KEY,
+  ca_pem TEXT NOT NULL,
+  role TEXT NOT NULL,
+  labels_json TEXT NOT NULL,
+  name_prefix TEXT NOT NULL,
+  approval TEXT NOT NULL CHECK(approval IN ('', 'auto', 'manual')),
+  cert_ttl INTEGER NOT NULL DEFAULT 0,
+  auto_register INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE manufacturer_serials(
+  manufacturer TEXT NOT NULL REFERENCES manufacturers(name) ON DELETE CASCADE,
+  serial_number TEXT NOT NULL,
+  PRIMARY KEY(manufacturer, serial_number)
+);
+CREATE TABLE factory_identities(
+  manufacturer TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  device TEXT NOT NULL UNIQUE REFERENCES devices(name),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY(manufacturer, serial_number)
+);
+CREATE TABLE enroll_requests(
+  id TEXT PRIMARY KEY,
+  device TEXT NOT NULL,
+  manufacturer TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  pubkey_fp TEXT NOT NULL,
+  state TEXT NOT NULL CHECK(state IN ('pending','approved','denied','issued')),
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  decided_at INTEGER NOT NULL DEFAULT 0,
+  decided_by TEXT NOT NULL DEFAULT '',
+  remote TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX enroll_requests_by_device ON enroll_requests(device, created_at);
+)sql"},
 };
 
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -329,6 +382,14 @@ Result<CaRecord> readCa(const Statement& st) {
   return c;
 }
 
+constexpr const char* kManufacturerColumns =
+    "name, ca_pem, role, labels_json, name_prefix, approval, cert_ttl, auto_register, created_at, "
+    "(SELECT COUNT(*) FROM manufacturer_serials s WHERE s.manufacturer = manufacturers.name)";
+
+constexpr const char* kRequestColumns =
+    "id, device, manufacturer, serial_number, pubkey_fp, state, created_at, expires_at, decided_at, decided_by, "
+    "remote";
+
 constexpr const char* kEventColumns =
     "id, time, type, principal, actor, action, resource, decision, rule, reason, detail_json";
 
@@ -385,7 +446,7 @@ class SqliteStoreImpl final : public Store {
   Result<std::vector<DeviceRecord>> listDevices() override {
     std::lock_guard lock(mu_);
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
-        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim FROM devices ORDER BY name"));
+        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl FROM devices ORDER BY name"));
     std::vector<DeviceRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -436,6 +497,12 @@ class SqliteStoreImpl final : public Store {
     WARDEN_ASSIGN_OR_RETURN(Statement del, Statement::prepare(db(), "DELETE FROM tokens WHERE device = ? AND used = 0"));
     del.bind(1, device);
     WARDEN_RETURN_IF_ERROR(del.run());
+    // A new token starts enrollment afresh: open approval requests (pending,
+    // approved or denied) are dropped.
+    WARDEN_ASSIGN_OR_RETURN(Statement reqs, Statement::prepare(
+        db(), "DELETE FROM enroll_requests WHERE device = ? AND state != 'issued'"));
+    reqs.bind(1, device);
+    WARDEN_RETURN_IF_ERROR(reqs.run());
     WARDEN_RETURN_IF_ERROR(insertTokenLocked(device, token_hash_hex, expires_at));
     return txn.commit();
   }
@@ -446,7 +513,8 @@ class SqliteStoreImpl final : public Store {
     return matchTokenLocked(device, token_hash_hex).status();
   }
 
-  Status enrollWithToken(std::string_view device, std::string_view token_hash_hex, const CertRecord& cert) override {
+  Status enrollWithToken(std::string_view device, std::string_view token_hash_hex, const CertRecord& cert,
+                         std::string_view request_id) override {
     std::lock_guard lock(mu_);
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
@@ -456,6 +524,7 @@ class SqliteStoreImpl final : public Store {
     c.device = std::string(device);
     c.kind = "device";
     WARDEN_RETURN_IF_ERROR(insertCertLocked(c));
+    if (!request_id.empty()) WARDEN_RETURN_IF_ERROR(closeRequestLocked(request_id, device, c.pubkey_fp));
     WARDEN_ASSIGN_OR_RETURN(Statement use, Statement::prepare(db(), "UPDATE tokens SET used = 1 WHERE id = ?"));
     use.bind(1, token_id);
     WARDEN_RETURN_IF_ERROR(use.run());
@@ -691,6 +760,229 @@ class SqliteStoreImpl final : public Store {
     return keyHeldByOtherLocked(pubkey_fp, device, "device");
   }
 
+  Status setDeviceCertTtl(std::string_view device, int64_t ttl_s) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(device));
+    if (!d) return core::notFound(fmt::format("device '{}' not found", device));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE devices SET cert_ttl = ? WHERE name = ?"));
+    st.bind(1, ttl_s).bind(2, device);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Result<CertTtls> certTtls(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT d.cert_ttl, COALESCE(m.cert_ttl, 0) FROM devices d "
+              "LEFT JOIN factory_identities f ON f.device = d.name "
+              "LEFT JOIN manufacturers m ON m.name = f.manufacturer WHERE d.name = ?"));
+    st.bind(1, device);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    CertTtls out;
+    if (row) {
+      out.device_s = st.int64(0);
+      out.manufacturer_s = st.int64(1);
+    }
+    return out;
+  }
+
+  Status insertManufacturer(const ManufacturerRecord& m) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<ManufacturerRecord> existing, findManufacturerLocked(m.name));
+    if (existing) return core::alreadyExists(fmt::format("manufacturer '{}' already exists", m.name));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO manufacturers(name, ca_pem, role, labels_json, name_prefix, approval, cert_ttl, "
+              "auto_register, created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    st.bind(1, m.name).bind(2, m.ca_pem).bind(3, m.role).bind(4, labelsToJson(m.labels)).bind(5, m.name_prefix);
+    st.bind(6, m.approval).bind(7, m.cert_ttl_s).bind(8, m.auto_register).bind(9, m.created_at != 0 ? m.created_at : now());
+    WARDEN_RETURN_IF_ERROR(st.run());
+    WARDEN_ASSIGN_OR_RETURN(Statement ser, Statement::prepare(
+        db(), "INSERT OR IGNORE INTO manufacturer_serials(manufacturer, serial_number) VALUES(?, ?)"));
+    for (const std::string& serial : m.serials) {
+      ser.bind(1, m.name).bind(2, serial);
+      WARDEN_RETURN_IF_ERROR(ser.run());
+      ser.reset();
+    }
+    return txn.commit();
+  }
+
+  Result<std::optional<ManufacturerRecord>> getManufacturer(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    return findManufacturerLocked(name);
+  }
+
+  Result<std::vector<ManufacturerRecord>> listManufacturers() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM manufacturers ORDER BY name", kManufacturerColumns)));
+    std::vector<ManufacturerRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      WARDEN_ASSIGN_OR_RETURN(ManufacturerRecord m, readManufacturer(st));
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  Result<bool> deleteManufacturer(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement ser, Statement::prepare(db(), "DELETE FROM manufacturer_serials WHERE manufacturer = ?"));
+    ser.bind(1, name);
+    WARDEN_RETURN_IF_ERROR(ser.run());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "DELETE FROM manufacturers WHERE name = ?"));
+    st.bind(1, name);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    bool deleted = sqlite3_changes(db()) > 0;
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return deleted;
+  }
+
+  Result<bool> manufacturerAllowsSerial(std::string_view name, std::string_view serial_number) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT 1 FROM manufacturer_serials WHERE manufacturer = ? AND serial_number = ?"));
+    st.bind(1, name).bind(2, serial_number);
+    return st.step();
+  }
+
+  Result<std::optional<std::string>> factoryDevice(std::string_view manufacturer,
+                                                   std::string_view serial_number) override {
+    std::lock_guard lock(mu_);
+    return factoryDeviceLocked(manufacturer, serial_number);
+  }
+
+  Status enrollFactory(const FactoryEnrollment& e, const CertRecord& cert) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    const std::string& name = e.device.name;
+    WARDEN_ASSIGN_OR_RETURN(std::optional<std::string> bound, factoryDeviceLocked(e.manufacturer, e.serial_number));
+    if (!e.rebootstrap) {
+      if (bound) return core::alreadyExists(std::string(kReasonDuplicateIdentity));
+      WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> existing, findDeviceLocked(name));
+      if (existing) return core::alreadyExists(std::string(kReasonNameTaken));
+      DeviceRecord d = e.device;
+      d.state = DeviceState::kActive;
+      WARDEN_RETURN_IF_ERROR(insertDeviceLocked(d));
+      WARDEN_ASSIGN_OR_RETURN(Statement bind, Statement::prepare(
+          db(), "INSERT INTO factory_identities(manufacturer, serial_number, device, created_at) VALUES(?, ?, ?, ?)"));
+      bind.bind(1, e.manufacturer).bind(2, e.serial_number).bind(3, name).bind(4, now());
+      WARDEN_RETURN_IF_ERROR(bind.run());
+    } else {
+      if (!bound || *bound != name) return core::alreadyExists(std::string(kReasonDuplicateIdentity));
+      WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(name));
+      if (!d) return unauth(kReasonUnknownDevice);
+      if (d->state == DeviceState::kRevoked) return unauth(kReasonDeviceRevoked);
+      WARDEN_ASSIGN_OR_RETURN(bool valid, hasValidCertLocked(name));
+      if (valid) return core::alreadyExists(std::string(kReasonDuplicateIdentity));
+      WARDEN_ASSIGN_OR_RETURN(Statement old, Statement::prepare(
+          db(), "UPDATE certs SET revoked = 1, revoked_at = ? WHERE principal = ? AND kind = 'device' AND revoked = 0"));
+      old.bind(1, now()).bind(2, name);
+      WARDEN_RETURN_IF_ERROR(old.run());
+      if (d->state == DeviceState::kPending) {
+        WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE devices SET state = 'active' WHERE name = ?"));
+        st.bind(1, name);
+        WARDEN_RETURN_IF_ERROR(st.run());
+      }
+    }
+    CertRecord c = cert;
+    c.device = name;
+    c.kind = "device";
+    WARDEN_RETURN_IF_ERROR(insertCertLocked(c));
+    if (!e.request_id.empty()) WARDEN_RETURN_IF_ERROR(closeRequestLocked(e.request_id, name, c.pubkey_fp));
+    return txn.commit();
+  }
+
+  Result<bool> hasValidCert(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    return hasValidCertLocked(device);
+  }
+
+  Status insertEnrollRequest(const EnrollRequestRecord& r) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO enroll_requests(id, device, manufacturer, serial_number, pubkey_fp, state, created_at, "
+              "expires_at, remote) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, ?)"));
+    st.bind(1, r.id).bind(2, r.device).bind(3, r.manufacturer).bind(4, r.serial_number).bind(5, r.pubkey_fp);
+    st.bind(6, r.created_at != 0 ? r.created_at : now()).bind(7, r.expires_at).bind(8, r.remote);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Result<std::optional<EnrollRequestRecord>> openEnrollRequest(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM enroll_requests WHERE device = ? AND state != 'issued' AND expires_at > ? "
+                          "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                          kRequestColumns)));
+    st.bind(1, device).bind(2, now());
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<EnrollRequestRecord>();
+    WARDEN_ASSIGN_OR_RETURN(EnrollRequestRecord r, readRequest(st));
+    return std::optional<EnrollRequestRecord>(std::move(r));
+  }
+
+  Result<std::vector<EnrollRequestRecord>> listEnrollRequests() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM enroll_requests WHERE state IN ('pending', 'approved') AND expires_at > ? "
+                          "ORDER BY created_at, rowid",
+                          kRequestColumns)));
+    st.bind(1, now());
+    std::vector<EnrollRequestRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      WARDEN_ASSIGN_OR_RETURN(EnrollRequestRecord r, readRequest(st));
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  Result<EnrollRequestRecord> decideEnrollRequest(std::string_view id, bool approve, std::string_view actor) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement find, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM enroll_requests WHERE id = ?", kRequestColumns)));
+    find.bind(1, id);
+    WARDEN_ASSIGN_OR_RETURN(bool row, find.step());
+    if (!row) return core::notFound(fmt::format("no enrollment request '{}'; `warden device pending` lists them", id));
+    WARDEN_ASSIGN_OR_RETURN(EnrollRequestRecord r, readRequest(find));
+    if (r.expires_at <= now()) {
+      return core::notFound(fmt::format("enrollment request '{}' expired; the device must ask again", id));
+    }
+    switch (r.state) {
+      case EnrollRequestState::kIssued:
+        return core::failedPrecondition(fmt::format("enrollment request '{}' was already completed", id));
+      case EnrollRequestState::kDenied:
+        return core::failedPrecondition(fmt::format("enrollment request '{}' was denied", id));
+      case EnrollRequestState::kApproved:
+        if (approve) return core::failedPrecondition(fmt::format("enrollment request '{}' is already approved", id));
+        break;
+      case EnrollRequestState::kPending:
+        break;
+    }
+    r.state = approve ? EnrollRequestState::kApproved : EnrollRequestState::kDenied;
+    r.decided_at = now();
+    r.decided_by = std::string(actor);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "UPDATE enroll_requests SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?"));
+    st.bind(1, enrollRequestStateName(r.state)).bind(2, r.decided_at).bind(3, r.decided_by).bind(4, id);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return r;
+  }
+
   Result<int64_t> insertPolicyVersion(std::string_view text, std::string_view actor) override {
     std::lock_guard lock(mu_);
     Transaction txn(db());
@@ -848,12 +1140,13 @@ class SqliteStoreImpl final : public Store {
     WARDEN_ASSIGN_OR_RETURN(d.state, parseDeviceState(st.text(3)));
     d.created_at = st.int64(4);
     d.key_store_claim = st.text(5);
+    d.cert_ttl_s = st.int64(6);
     return d;
   }
 
   Result<std::optional<DeviceRecord>> findDeviceLocked(std::string_view name) {
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
-        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim FROM devices WHERE name = ?"));
+        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl FROM devices WHERE name = ?"));
     st.bind(1, name);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<DeviceRecord>();
@@ -871,10 +1164,93 @@ class SqliteStoreImpl final : public Store {
           "device name '{}' is already taken (names are never reused, even after revocation)", device.name));
     }
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
-        db(), "INSERT INTO devices(name, role, labels_json, state, created_at) VALUES(?, ?, ?, ?, ?)"));
+        db(), "INSERT INTO devices(name, role, labels_json, state, created_at, cert_ttl) VALUES(?, ?, ?, ?, ?, ?)"));
     st.bind(1, device.name).bind(2, device.role).bind(3, labelsToJson(device.labels));
     st.bind(4, deviceStateName(device.state)).bind(5, device.created_at != 0 ? device.created_at : now());
+    st.bind(6, device.cert_ttl_s);
     return st.run();
+  }
+
+  Result<ManufacturerRecord> readManufacturer(const Statement& st) {
+    ManufacturerRecord m;
+    m.name = st.text(0);
+    m.ca_pem = st.text(1);
+    m.role = st.text(2);
+    WARDEN_ASSIGN_OR_RETURN(m.labels, labelsFromJson(st.text(3)));
+    m.name_prefix = st.text(4);
+    m.approval = st.text(5);
+    m.cert_ttl_s = st.int64(6);
+    m.auto_register = st.int64(7) != 0;
+    m.created_at = st.int64(8);
+    m.serial_count = st.int64(9);
+    return m;
+  }
+
+  Result<std::optional<ManufacturerRecord>> findManufacturerLocked(std::string_view name) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM manufacturers WHERE name = ?", kManufacturerColumns)));
+    st.bind(1, name);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<ManufacturerRecord>();
+    WARDEN_ASSIGN_OR_RETURN(ManufacturerRecord m, readManufacturer(st));
+    return std::optional<ManufacturerRecord>(std::move(m));
+  }
+
+  Result<std::optional<std::string>> factoryDeviceLocked(std::string_view manufacturer, std::string_view serial) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT device FROM factory_identities WHERE manufacturer = ? AND serial_number = ?"));
+    st.bind(1, manufacturer).bind(2, serial);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(st.text(0));
+  }
+
+  Result<bool> hasValidCertLocked(std::string_view device) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT 1 FROM certs WHERE principal = ? AND kind = 'device' AND revoked = 0 AND not_after > ? LIMIT 1"));
+    st.bind(1, device).bind(2, now());
+    return st.step();
+  }
+
+  static Result<EnrollRequestRecord> readRequest(const Statement& st) {
+    EnrollRequestRecord r;
+    r.id = st.text(0);
+    r.device = st.text(1);
+    r.manufacturer = st.text(2);
+    r.serial_number = st.text(3);
+    r.pubkey_fp = st.text(4);
+    std::string state = st.text(5);
+    if (state == "pending") {
+      r.state = EnrollRequestState::kPending;
+    } else if (state == "approved") {
+      r.state = EnrollRequestState::kApproved;
+    } else if (state == "denied") {
+      r.state = EnrollRequestState::kDenied;
+    } else if (state == "issued") {
+      r.state = EnrollRequestState::kIssued;
+    } else {
+      return core::dataLoss(fmt::format("stored enrollment request state '{}' is unknown", state));
+    }
+    r.created_at = st.int64(6);
+    r.expires_at = st.int64(7);
+    r.decided_at = st.int64(8);
+    r.decided_by = st.text(9);
+    r.remote = st.text(10);
+    return r;
+  }
+
+  // closeRequestLocked marks approved request |id| of |device| for key
+  // |pubkey_fp| issued (inside the issuing transaction).
+  Status closeRequestLocked(std::string_view id, std::string_view device, std::string_view pubkey_fp) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "UPDATE enroll_requests SET state = 'issued' WHERE id = ? AND device = ? AND pubkey_fp = ? "
+              "AND state = 'approved' AND expires_at > ?"));
+    st.bind(1, id).bind(2, device).bind(3, pubkey_fp).bind(4, now());
+    WARDEN_RETURN_IF_ERROR(st.run());
+    if (sqlite3_changes(db()) != 1) {
+      return core::failedPrecondition(fmt::format("enrollment request '{}' is not approved for this key", id));
+    }
+    return Status::ok();
   }
 
   Status insertTokenLocked(std::string_view device, std::string_view hash_hex, int64_t expires_at) {

@@ -40,6 +40,56 @@ struct DeviceRecord {
   // Where the device says its key lives: "" (not stated), "file", "pkcs11"
   // or "tpm2". A claim: nothing has verified it yet (TPM2_Certify, issue 6).
   std::string key_store_claim;
+  int64_t cert_ttl_s = 0;  // lifetime of its certificates; 0: the manufacturer's or the fleet's
+};
+
+// ManufacturerRecord is a trusted maker of factory identities (IEEE 802.1AR
+// IDevIDs): its CA certificate(s), which serialNumbers it may enroll, and
+// what an enrolled device becomes.
+struct ManufacturerRecord {
+  std::string name;
+  std::string ca_pem;  // one or more CA certificates, PEM: trust anchors for simpleenroll only
+  std::string role;
+  core::Labels labels;
+  std::string name_prefix;  // device name = prefix + serialNumber (else CN)
+  std::string approval;     // "auto", "manual" or "" (the fleet's enrollment.approval)
+  int64_t cert_ttl_s = 0;   // 0: the fleet's pki.cert_ttl
+  bool auto_register = false;  // any serialNumber; otherwise only |serials|
+  std::vector<std::string> serials;  // the allow-list (insertManufacturer only)
+  int64_t serial_count = 0;          // size of the allow-list (listManufacturers)
+  int64_t created_at = 0;
+};
+
+// FactoryEnrollment asks enrollFactory to bind factory identity
+// (manufacturer, serial_number) to |device| and record its certificate.
+struct FactoryEnrollment {
+  std::string manufacturer, serial_number;
+  DeviceRecord device;  // created when |rebootstrap| is false
+  bool rebootstrap = false;  // the identity is already bound to device.name
+  std::string request_id;    // an approved enrollment request to close, or ""
+};
+
+// EnrollRequestState: pending -> approved -> issued; pending|approved -> denied.
+enum class EnrollRequestState { kPending, kApproved, kDenied, kIssued };
+std::string_view enrollRequestStateName(EnrollRequestState state);
+
+// EnrollRequestRecord is an enrollment waiting for an operator (manual
+// approval), bound to the public key of the first CSR.
+struct EnrollRequestRecord {
+  std::string id;            // "r" + 16 hex digits
+  std::string device;        // the device name it would enroll as
+  std::string manufacturer;  // factory enrollment: the manufacturer, else ""
+  std::string serial_number; // factory enrollment: the subject serialNumber, else ""
+  std::string pubkey_fp;     // the CSR's key; only this key can complete it
+  EnrollRequestState state = EnrollRequestState::kPending;
+  int64_t created_at = 0, expires_at = 0, decided_at = 0;
+  std::string decided_by, remote;
+};
+
+// CertTtls are the lifetimes set for a device's certificates (0: unset).
+struct CertTtls {
+  int64_t device_s = 0;
+  int64_t manufacturer_s = 0;
 };
 
 // CertRecord is one issued certificate. |device| is the principal name the
@@ -115,6 +165,8 @@ inline constexpr std::string_view kReasonCertRevoked = "cert_revoked";
 inline constexpr std::string_view kReasonCertExpired = "cert_expired";
 inline constexpr std::string_view kReasonKeyReuse = "key_reuse";
 inline constexpr std::string_view kReasonSerialCollision = "serial_collision";
+inline constexpr std::string_view kReasonDuplicateIdentity = "duplicate_identity";
+inline constexpr std::string_view kReasonNameTaken = "name_taken";
 
 class Store {
  public:
@@ -158,8 +210,11 @@ class Store {
   // token_used, token_expired, token_mismatch; or kAlreadyExists with message
   // key_reuse (the public key is certified to another device) or
   // serial_collision (retry with a new serial).
+  // A non-empty |request_id| must name an approved enrollment request of
+  // |device| with the certificate's key (else kFailedPrecondition); it becomes
+  // issued in the same transaction.
   virtual core::Status enrollWithToken(std::string_view device, std::string_view token_hash_hex,
-                                       const CertRecord& cert) = 0;
+                                       const CertRecord& cert, std::string_view request_id = {}) = 0;
   // renewCert records |cert| as a renewal of |old_serial| (simplereenroll):
   // the device must be active or quarantined and |old_serial| must be its own,
   // unrevoked and unexpired certificate. kUnauthenticated with message
@@ -227,6 +282,57 @@ class Store {
   // |pubkey_fp| was ever issued to a principal other than |device|.
   virtual core::Result<bool> pubkeyCertifiedToOtherDevice(std::string_view pubkey_fp,
                                                           std::string_view device) = 0;
+
+  // setDeviceCertTtl sets the lifetime of |device|'s future certificates
+  // (0: back to the manufacturer's or the fleet's). kNotFound if unknown.
+  virtual core::Status setDeviceCertTtl(std::string_view device, int64_t ttl_s) = 0;
+  // certTtls returns the lifetimes set on |device| and on the manufacturer
+  // its factory identity belongs to (0 where unset; all 0 for an unknown device).
+  virtual core::Result<CertTtls> certTtls(std::string_view device) = 0;
+
+  // --- manufacturers and factory identities ------------------------------
+  // insertManufacturer stores |m| with its serial allow-list; kAlreadyExists
+  // if the name is taken.
+  virtual core::Status insertManufacturer(const ManufacturerRecord& m) = 0;
+  // getManufacturer returns |name| (serials empty, serial_count set) or nullopt.
+  virtual core::Result<std::optional<ManufacturerRecord>> getManufacturer(std::string_view name) = 0;
+  // listManufacturers returns every manufacturer by name (serials empty).
+  virtual core::Result<std::vector<ManufacturerRecord>> listManufacturers() = 0;
+  // deleteManufacturer removes |name| and its allow-list; devices it enrolled
+  // stay, and so do their factory bindings. false if there was none.
+  virtual core::Result<bool> deleteManufacturer(std::string_view name) = 0;
+  // manufacturerAllowsSerial reports whether |serial_number| is on |name|'s
+  // allow-list (exact match).
+  virtual core::Result<bool> manufacturerAllowsSerial(std::string_view name, std::string_view serial_number) = 0;
+  // factoryDevice returns the device bound to (manufacturer, serial_number), or nullopt.
+  virtual core::Result<std::optional<std::string>> factoryDevice(std::string_view manufacturer,
+                                                                 std::string_view serial_number) = 0;
+  // enrollFactory, in ONE transaction, records |cert| for a factory identity.
+  // First enrollment (!rebootstrap): creates e.device in state active and the
+  // binding; kAlreadyExists name_taken if the name exists, duplicate_identity
+  // if the identity got bound meanwhile. Re-bootstrap: the identity must be
+  // bound to e.device.name (else duplicate_identity), the device not revoked
+  // (kUnauthenticated device_revoked) and without an unrevoked, unexpired
+  // certificate (kAlreadyExists duplicate_identity); its old certificates are
+  // revoked. key_reuse / serial_collision as enrollWithToken. A non-empty
+  // e.request_id must name an approved request, which becomes issued.
+  virtual core::Status enrollFactory(const FactoryEnrollment& e, const CertRecord& cert) = 0;
+  // hasValidCert reports whether |device| holds an unrevoked, unexpired certificate.
+  virtual core::Result<bool> hasValidCert(std::string_view device) = 0;
+
+  // --- enrollment requests (manual approval) ------------------------------
+  // insertEnrollRequest stores a new pending request.
+  virtual core::Status insertEnrollRequest(const EnrollRequestRecord& request) = 0;
+  // openEnrollRequest returns |device|'s newest request that is not issued
+  // and not expired (pending, approved or denied), or nullopt.
+  virtual core::Result<std::optional<EnrollRequestRecord>> openEnrollRequest(std::string_view device) = 0;
+  // listEnrollRequests returns the unexpired pending and approved requests, oldest first.
+  virtual core::Result<std::vector<EnrollRequestRecord>> listEnrollRequests() = 0;
+  // decideEnrollRequest approves (or denies) request |id| by |actor| and
+  // returns it. kNotFound if unknown or expired; kFailedPrecondition if it
+  // was already issued, or denied, or (approve) is not pending.
+  virtual core::Result<EnrollRequestRecord> decideEnrollRequest(std::string_view id, bool approve,
+                                                                std::string_view actor) = 0;
 
   // --- policy ----------------------------------------------------------
   // insertPolicyVersion stores |text| as the new active policy and returns

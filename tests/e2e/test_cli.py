@@ -42,7 +42,7 @@ class CliTest(FleetTestCase):
         self.assertIsInstance(out, list)
         entry = [d for d in out if d["name"] == "cli-dev-2"][0]
         self.assertEqual(set(entry), {"name", "spiffe_id", "role", "labels", "state", "cert_serial",
-                                      "cert_not_after", "connected", "key_store"})
+                                      "cert_not_after", "connected", "key_store", "cert_ttl"})
         self.assertEqual(entry["key_store"], {"claimed": None, "verified": False})
         self.assertEqual(entry["state"], "pending")
         self.assertFalse(entry["connected"])

@@ -26,7 +26,7 @@ class EnrollmentTest(FleetTestCase):
         d = tempfile.mkdtemp(dir=self.fleet.tmp)
         return d
 
-    def make_csr(self, d, name, algo="ec"):
+    def make_csr(self, d, name, algo="ec", digest="-sha256"):
         key = os.path.join(d, "key.pem")
         if algo == "ec":
             subprocess.run(["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", key],
@@ -37,7 +37,7 @@ class EnrollmentTest(FleetTestCase):
         else:
             subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
         der = os.path.join(d, "csr.der")
-        subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", f"/CN={name}/O=ignored",
+        subprocess.run(["openssl", "req", "-new", "-key", key, digest, "-subj", f"/CN={name}/O=ignored",
                         "-outform", "DER", "-out", der], check=True, capture_output=True)
         b64 = os.path.join(d, "csr.b64")
         with open(der, "rb") as f, open(b64, "w") as o:
@@ -160,10 +160,59 @@ class EnrollmentTest(FleetTestCase):
         self.assertEqual(code, 400)
         code, body = self.enroll_curl("csr-dev", added["token"], b64, content_type="application/json")
         self.assertEqual(code, 415)
-        # P-384 is accepted.
+        # csrattrs announces P-256 and ECDSA-SHA256, and the server holds CSRs to it.
         key, b64 = self.make_csr(self.tmpdir(), "csr-dev", algo="p384")
         code, body = self.enroll_curl("csr-dev", added["token"], b64)
+        self.assertEqual(code, 400, body)
+        self.assertIn("use an EC P-256 key", body)
+        key, b64 = self.make_csr(self.tmpdir(), "csr-dev", digest="-sha384")
+        code, body = self.enroll_curl("csr-dev", added["token"], b64)
+        self.assertEqual(code, 400, body)
+        self.assertIn("sign it with ECDSA and SHA-256", body)
+        # The token was not consumed by refused requests.
+        key, b64 = self.make_csr(self.tmpdir(), "csr-dev")
+        code, body = self.enroll_curl("csr-dev", added["token"], b64)
         self.assertEqual(code, 200, body)
+        self.fleet.wait_event(lambda e: e["type"] == "enroll" and e["reason"] == "bad_csr"
+                              and e["resource"] == "csr-dev")
+
+    def test_csrattrs_announces_p256_and_ecdsa_sha256(self):
+        d = self.tmpdir()
+        code, body = self.curl(f"{self.url}/csrattrs")
+        self.assertEqual(code, 200, body)
+        headers, _, payload = body.partition("\n\n")
+        self.assertIn("content-type: application/csrattrs", headers.lower())
+        self.assertIn("content-transfer-encoding: base64", headers.lower())
+        der = base64.b64decode(payload)
+        self.assertEqual(der.hex(), "302106082a8648ce3d040302301506072a8648ce3d0201310a06082a8648ce3d030107")
+        path = os.path.join(d, "attrs.der")
+        with open(path, "wb") as f:
+            f.write(der)
+        text = subprocess.run(["openssl", "asn1parse", "-inform", "DER", "-in", path],
+                              capture_output=True, text=True, check=True).stdout
+        self.assertIn("ecdsa-with-SHA256", text)
+        self.assertIn("id-ecPublicKey", text)
+        self.assertIn("prime256v1", text)
+        # A standard client follows it: openssl req with the announced key and digest, then curl.
+        added = self.fleet.add_device("attrs-dev", "sensor")
+        key = os.path.join(d, "k.pem")
+        csr = os.path.join(d, "c.der")
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-sha256", "-nodes", "-subj", "/CN=attrs-dev", "-keyout", key, "-outform", "DER",
+                        "-out", csr], check=True, capture_output=True)
+        b64 = os.path.join(d, "c.b64")
+        with open(csr, "rb") as f, open(b64, "w") as o:
+            o.write(base64.encodebytes(f.read()).decode())
+        code, body = self.enroll_curl("attrs-dev", added["token"], b64)
+        self.assertEqual(code, 200, body)
+
+    def test_serverkeygen_and_fullcmc_are_501(self):
+        _, b64 = self.make_csr(self.tmpdir(), "nobody")
+        for op in ("serverkeygen", "fullcmc"):
+            code, body = self.curl("-H", "Content-Type: application/pkcs10", "--data-binary", f"@{b64}",
+                                   f"{self.url}/{op}")
+            self.assertEqual(code, 501, body)
+            self.assertIn("simpleenroll", body)
 
     def test_key_certified_to_another_device_is_refused(self):
         a = self.fleet.add_device("keyreuse-a", "sensor")

@@ -76,13 +76,18 @@ class Device:
 class Fleet:
     """A running Warden installation with its broker."""
 
-    def __init__(self, extra_init_args=(), start=True):
+    def __init__(self, extra_init_args=(), start=True, config_edits=()):
         self.tmp = tempfile.mkdtemp(prefix="warden-e2e-")
         os.chmod(self.tmp, 0o755)  # mosquitto (dropping to its user) must traverse it
         self.dir = os.path.join(self.tmp, "d")
         self.api_port = free_port()
         self.mqtt_port = free_port()
         self.upstream_port = free_port()
+        # Every fleet gets its own PKI listener port unless the test names one
+        # (the default, 127.0.0.1:8080, would collide between parallel tests).
+        self.pki_port = free_port()
+        if "--pki-listen" not in extra_init_args:
+            extra_init_args = ("--pki-listen", f"127.0.0.1:{self.pki_port}", *extra_init_args)
         self.procs = []
         self.serve = None
         self.broker = None
@@ -96,6 +101,7 @@ class Fleet:
             raise RuntimeError(f"warden init failed: {r.stdout}{r.stderr}")
         self.ca_fingerprint = json.loads(r.stdout)["ca_fingerprint"]
         self.broker_dir = os.path.join(self.tmp, "broker")
+        self.edit_config(config_edits)
         r = self.run(WARDEN, "broker", "config", "--dir", self.dir, "--out", self.broker_dir)
         if r.returncode != 0:
             raise RuntimeError(f"warden broker config failed: {r.stdout}{r.stderr}")
@@ -106,6 +112,20 @@ class Fleet:
             except Exception:
                 self.close()
                 raise
+
+    def edit_config(self, edits):
+        """Applies (old, new) text replacements to warden.yaml (before start)."""
+        if not edits:
+            return
+        path = os.path.join(self.dir, "warden.yaml")
+        with open(path) as f:
+            text = f.read()
+        for old, new in edits:
+            if old not in text:
+                raise RuntimeError(f"warden.yaml has no {old!r}")
+            text = text.replace(old, new, 1)
+        with open(path, "w") as f:
+            f.write(text)
 
     # --- processes --------------------------------------------------------
     def _spawn(self, name, args, env=None):
@@ -401,10 +421,11 @@ class FleetTestCase(unittest.TestCase):
 
     fleet = None
     init_args = ()
+    config_edits = ()  # (old, new) replacements in warden.yaml before `warden serve` starts
 
     @classmethod
     def setUpClass(cls):
-        cls.fleet = Fleet(cls.init_args)
+        cls.fleet = Fleet(cls.init_args, config_edits=cls.config_edits)
         # Class cleanups run even when a subclass's setUpClass fails later.
         cls.addClassCleanup(cls._close_fleet)
 

@@ -27,7 +27,8 @@ TEST(ApiJson, DeviceBeforeEnrollmentHasNullCertificate) {
   EXPECT_TRUE(j["cert_not_after"].is_null());
   EXPECT_EQ(j["connected"], false);
   EXPECT_EQ(j["key_store"], nlohmann::json({{"claimed", nullptr}, {"verified", false}}));
-  EXPECT_EQ(j.size(), 9u);
+  EXPECT_EQ(j.size(), 10u);
+  EXPECT_TRUE(j["cert_ttl"].is_null());
 }
 
 TEST(ApiJson, DeviceShowsItsKeyStoreClaimUnverified) {

@@ -12,6 +12,10 @@ TEST(MatchRoute, MapsEveryEndpoint) {
   EXPECT_EQ(matchRoute("GET", "/.well-known/est/cacerts").kind, RouteKind::kEstCacerts);
   EXPECT_EQ(matchRoute("POST", "/.well-known/est/simpleenroll").kind, RouteKind::kEstSimpleEnroll);
   EXPECT_EQ(matchRoute("POST", "/.well-known/est/simplereenroll").kind, RouteKind::kEstSimpleReenroll);
+  EXPECT_EQ(matchRoute("GET", "/.well-known/est/csrattrs").kind, RouteKind::kEstCsrAttrs);
+  EXPECT_EQ(matchRoute("POST", "/.well-known/est/serverkeygen").kind, RouteKind::kEstServerKeygen);
+  EXPECT_EQ(matchRoute("POST", "/.well-known/est/fullcmc").kind, RouteKind::kEstFullCmc);
+  EXPECT_EQ(matchRoute("POST", "/.well-known/est/csrattrs").kind, RouteKind::kMethodNotAllowed);
   EXPECT_EQ(matchRoute("POST", "/v1/devices").kind, RouteKind::kDeviceAdd);
   EXPECT_EQ(matchRoute("GET", "/v1/devices").kind, RouteKind::kDeviceList);
   EXPECT_EQ(matchRoute("PUT", "/v1/policy").kind, RouteKind::kPolicyApply);
@@ -45,7 +49,7 @@ TEST(MatchRoute, UnknownPathsAreNotFound) {
   EXPECT_EQ(matchRoute("GET", "/v1/devices/").kind, RouteKind::kNotFound);
   EXPECT_EQ(matchRoute("POST", "/v1/devices/a/explode").kind, RouteKind::kNotFound);
   EXPECT_EQ(matchRoute("POST", "/v1/devices/a/revoke/x").kind, RouteKind::kNotFound);
-  EXPECT_EQ(matchRoute("GET", "/.well-known/est/csrattrs").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/.well-known/est/enroll").kind, RouteKind::kNotFound);
   EXPECT_EQ(matchRoute("GET", "/v1/devicesX").kind, RouteKind::kNotFound);
 }
 
@@ -84,6 +88,25 @@ TEST(MatchRoute, CertificateAndCaRoutes) {
   EXPECT_EQ(adminAction(RouteKind::kCaRetire), "admin:ca.retire");
 }
 
+TEST(MatchRoute, EnrollmentAdminRoutes) {
+  EXPECT_EQ(matchRoute("PATCH", "/v1/devices/a").kind, RouteKind::kDeviceSet);
+  EXPECT_EQ(matchRoute("DELETE", "/v1/devices/a").kind, RouteKind::kMethodNotAllowed);
+  EXPECT_EQ(matchRoute("GET", "/v1/enrollments").kind, RouteKind::kEnrollList);
+  Route approve = matchRoute("POST", "/v1/enrollments/r0123/approve");
+  EXPECT_EQ(approve.kind, RouteKind::kEnrollApprove);
+  EXPECT_EQ(approve.id, "r0123");
+  EXPECT_EQ(matchRoute("POST", "/v1/enrollments/r0123/deny").kind, RouteKind::kEnrollDeny);
+  EXPECT_EQ(matchRoute("POST", "/v1/enrollments/r0123/other").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("POST", "/v1/enrollments//approve").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/v1/manufacturers").kind, RouteKind::kManufacturerList);
+  EXPECT_EQ(matchRoute("POST", "/v1/manufacturers").kind, RouteKind::kManufacturerAdd);
+  Route remove = matchRoute("DELETE", "/v1/manufacturers/acme");
+  EXPECT_EQ(remove.kind, RouteKind::kManufacturerRemove);
+  EXPECT_EQ(remove.id, "acme");
+  EXPECT_EQ(matchRoute("GET", "/v1/manufacturers/acme").kind, RouteKind::kMethodNotAllowed);
+  EXPECT_EQ(matchRoute("DELETE", "/v1/manufacturers/a/b").kind, RouteKind::kNotFound);
+}
+
 TEST(AdminAction, EveryAdminRouteHasItsAction) {
   EXPECT_EQ(adminAction(RouteKind::kDeviceAdd), "admin:device.add");
   EXPECT_EQ(adminAction(RouteKind::kDeviceList), "admin:device.list");
@@ -99,7 +122,15 @@ TEST(AdminAction, EveryAdminRouteHasItsAction) {
   EXPECT_EQ(adminAction(RouteKind::kPolicyVersion), "admin:policy.history");
   EXPECT_EQ(adminAction(RouteKind::kPolicyRollback), "admin:policy.apply");
   EXPECT_EQ(adminAction(RouteKind::kEventsRead), "admin:events.read");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceSet), "admin:device.set");
+  EXPECT_EQ(adminAction(RouteKind::kEnrollList), "admin:device.list");
+  EXPECT_EQ(adminAction(RouteKind::kEnrollApprove), "admin:device.approve");
+  EXPECT_EQ(adminAction(RouteKind::kEnrollDeny), "admin:device.approve");
+  EXPECT_EQ(adminAction(RouteKind::kManufacturerAdd), "admin:manufacturer.add");
+  EXPECT_EQ(adminAction(RouteKind::kManufacturerList), "admin:manufacturer.list");
+  EXPECT_EQ(adminAction(RouteKind::kManufacturerRemove), "admin:manufacturer.remove");
   EXPECT_FALSE(isAdminRoute(RouteKind::kEstSimpleEnroll));
+  EXPECT_FALSE(isAdminRoute(RouteKind::kEstCsrAttrs));
   EXPECT_FALSE(isAdminRoute(RouteKind::kHealth));
   EXPECT_TRUE(isAdminRoute(RouteKind::kEventsRead));
 }

@@ -27,9 +27,11 @@
 #include "identity/registry.h"
 #include "monitor/event_log.h"
 #include "pki/certificate_authority.h"
+#include "pki/csr_attrs.h"
 #include "pki/est_body.h"
 #include "policy/policy.h"
 #include "store/sqlite_store.h"
+#include "unit/testing/factory_certs.h"
 
 namespace warden::api {
 namespace {
@@ -651,6 +653,158 @@ TEST_F(ApiServerTest, OversizedBodyIs413) {
   if (res.isOk()) {
     EXPECT_EQ(res->status, 413);
   }
+}
+
+
+// --- issue 4: factory identities, manual approval, lifetimes, limits ---------
+
+class FactoryEnrollTest : public ApiServerTest {
+ protected:
+  void addManufacturer(const std::string& name, const testing::FactoryCert& ca, json extra) {
+    json body = {{"name", name}, {"ca_pem", ca.certPem()}, {"role", "sensor"}, {"name_prefix", name + "-"}};
+    for (auto it = extra.begin(); it != extra.end(); ++it) body[it.key()] = it.value();
+    auto res = admin("POST", "/v1/manufacturers", body.dump());
+    ASSERT_EQ(res.status, 201) << res.body;
+  }
+
+  // factoryEnroll posts a CSR for |key| with |idevid| as the TLS client certificate.
+  HttpResponse factoryEnroll(const testing::FactoryCert& idevid, EVP_PKEY* key,
+                             const std::string& path = "/.well-known/est/simpleenroll") {
+    auto c = client(false, idevid.certPem(), idevid.keyPem());
+    return send(*c, "POST", path, csrFor(key, "ignored"), {{"Content-Type", "application/pkcs10"}});
+  }
+};
+
+TEST_F(FactoryEnrollTest, FactoryCertificateEnrollsAndNamesTheDevice) {
+  auto acme = testing::makeFactoryCa("Acme IDevID CA");
+  addManufacturer("acme", acme, {{"serials", {"sn1", "sn2"}}, {"labels", {{"vendor", "acme"}}}, {"cert_ttl", "1h"}});
+  auto idevid = testing::makeIdevid(acme, "sn1");
+  auto key = std::move(crypto::generateEcKey()).value();
+  auto res = factoryEnroll(idevid, key.get());
+  ASSERT_EQ(res.status, 200) << res.body;
+  auto certs = std::move(pki::parsePkcs7CertsOnly(res.body)).value();
+  EXPECT_EQ(crypto::commonName(certs[0].get()), "acme-sn1");
+  auto life = crypto::notAfter(certs[0].get()) - std::chrono::system_clock::now();
+  EXPECT_LE(life, std::chrono::hours(1) + std::chrono::seconds(5));  // the manufacturer's lifetime
+  EXPECT_GT(life, std::chrono::minutes(55));
+  auto show = json::parse(admin("GET", "/v1/devices/acme-sn1").body);
+  EXPECT_EQ(show["state"], "active");
+  EXPECT_EQ(show["labels"]["vendor"], "acme");
+  // The same identity again while its certificate is valid: a clone.
+  auto key2 = std::move(crypto::generateEcKey()).value();
+  auto clone = factoryEnroll(idevid, key2.get());
+  EXPECT_EQ(clone.status, 403) << clone.body;
+  EXPECT_NE(clone.body.find("clone"), std::string::npos);
+  // Not on the allow-list.
+  auto stranger = factoryEnroll(testing::makeIdevid(acme, "sn9"), key2.get());
+  EXPECT_EQ(stranger.status, 403);
+  EXPECT_NE(stranger.body.find("allow-list"), std::string::npos);
+}
+
+TEST_F(FactoryEnrollTest, FactoryCertificateIsNeverAnOperatorNorARenewal) {
+  auto acme = testing::makeFactoryCa("Acme IDevID CA");
+  addManufacturer("acme", acme, {{"auto_register", true}});
+  auto idevid = testing::makeIdevid(acme, "sn1");
+  auto c = client(false, idevid.certPem(), idevid.keyPem());
+  auto as_admin = send(*c, "GET", "/v1/devices");
+  EXPECT_EQ(as_admin.status, 403);
+  EXPECT_NE(as_admin.body.find("factory certificate"), std::string::npos);
+  auto key = std::move(crypto::generateEcKey()).value();
+  auto renew = factoryEnroll(idevid, key.get(), "/.well-known/est/simplereenroll");
+  EXPECT_EQ(renew.status, 403);
+  auto attrs = send(*c, "GET", "/.well-known/est/csrattrs");
+  EXPECT_EQ(attrs.status, 200);
+  EXPECT_EQ(attrs.header("content-type"), "application/csrattrs");
+}
+
+TEST_F(FactoryEnrollTest, LookAlikeAndUnknownCasFailTheHandshake) {
+  auto acme = testing::makeFactoryCa("Acme IDevID CA");
+  auto lookalike = testing::makeFactoryCa("Acme IDevID CA");
+  addManufacturer("acme", acme, {{"auto_register", true}});
+  for (const auto* ca : {&lookalike}) {
+    auto idevid = testing::makeIdevid(*ca, "sn1");
+    auto c = client(false, idevid.certPem(), idevid.keyPem());
+    HttpRequest req;
+    req.method = "GET";
+    req.target = "/.well-known/est/cacerts";
+    EXPECT_FALSE(c->send(req).isOk());
+  }
+  // Removing the manufacturer takes effect for the next handshakes.
+  ASSERT_EQ(admin("DELETE", "/v1/manufacturers/acme").status, 200);
+  auto key = std::move(crypto::generateEcKey()).value();
+  auto idevid = testing::makeIdevid(acme, "sn1");
+  auto c = client(false, idevid.certPem(), idevid.keyPem());
+  HttpRequest req;
+  req.method = "GET";
+  req.target = "/healthz";
+  EXPECT_FALSE(c->send(req).isOk());
+  EXPECT_EQ(admin("DELETE", "/v1/manufacturers/acme").status, 404);
+}
+
+TEST_F(FactoryEnrollTest, ManualApprovalBindsTheFirstKey) {
+  auto acme = testing::makeFactoryCa("Acme IDevID CA");
+  addManufacturer("acme", acme, {{"auto_register", true}, {"approval", "manual"}});
+  auto idevid = testing::makeIdevid(acme, "sn1");
+  auto key = std::move(crypto::generateEcKey()).value();
+  auto first = factoryEnroll(idevid, key.get());
+  ASSERT_EQ(first.status, 202) << first.body;
+  EXPECT_EQ(first.header("retry-after"), "60");
+  auto pending = json::parse(admin("GET", "/v1/enrollments").body)["requests"];
+  ASSERT_EQ(pending.size(), 1u);
+  const std::string id = pending[0]["id"];
+  EXPECT_EQ(pending[0]["device"], "acme-sn1");
+  EXPECT_EQ(pending[0]["kind"], "factory");
+  EXPECT_EQ(admin("GET", "/v1/devices/acme-sn1").status, 404);  // nothing before issuance
+  auto other = std::move(crypto::generateEcKey()).value();
+  EXPECT_EQ(factoryEnroll(idevid, other.get()).status, 403);
+  EXPECT_EQ(admin("POST", "/v1/enrollments/" + id + "/approve", "{}").status, 200);
+  EXPECT_EQ(admin("POST", "/v1/enrollments/" + id + "/approve", "{}").status, 409);
+  EXPECT_EQ(factoryEnroll(idevid, other.get()).status, 403);
+  auto issued = factoryEnroll(idevid, key.get());
+  ASSERT_EQ(issued.status, 200) << issued.body;
+  EXPECT_TRUE(json::parse(admin("GET", "/v1/enrollments").body)["requests"].empty());
+  EXPECT_EQ(admin("POST", "/v1/enrollments/" + id + "/deny", "{}").status, 409);
+  EXPECT_EQ(admin("POST", "/v1/enrollments/nope/deny", "{}").status, 404);
+}
+
+TEST_F(FactoryEnrollTest, SuccessfulEnrollmentsAreNeverRateLimited) {
+  std::string token = addDevice("busy-nat");
+  auto key = std::move(crypto::generateEcKey()).value();
+  std::string body = csrFor(key.get(), "busy-nat");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(enroll("busy-nat", "guess" + std::to_string(i), body).status, 401);
+  EXPECT_EQ(enroll("busy-nat", "guess", body).status, 429);  // failures are limited ...
+  EXPECT_EQ(enroll("busy-nat", token, body).status, 200);     // ... a valid enrollment is not
+}
+
+TEST_F(FactoryEnrollTest, DeviceCertTtlBeatsTheFleetLifetime) {
+  auto res = admin("POST", "/v1/devices", json{{"name", "short"}, {"role", "sensor"}, {"cert_ttl", "10m"}}.dump());
+  ASSERT_EQ(res.status, 201) << res.body;
+  EXPECT_EQ(json::parse(res.body)["cert_ttl"], "10m");
+  auto key = std::move(crypto::generateEcKey()).value();
+  auto issued = enroll("short", json::parse(res.body)["token"], csrFor(key.get(), "short"));
+  ASSERT_EQ(issued.status, 200);
+  auto certs = std::move(pki::parsePkcs7CertsOnly(issued.body)).value();
+  EXPECT_LE(crypto::notAfter(certs[0].get()) - std::chrono::system_clock::now(), std::chrono::minutes(10));
+  EXPECT_EQ(admin("PATCH", "/v1/devices/short", json{{"cert_ttl", "31d"}}.dump()).status, 400);
+  EXPECT_EQ(admin("PATCH", "/v1/devices/short", json{{"cert_ttl", "2h"}}.dump()).status, 200);
+  EXPECT_EQ(json::parse(admin("GET", "/v1/devices/short").body)["cert_ttl"], "2h");
+  EXPECT_EQ(admin("PATCH", "/v1/devices/ghost", json{{"cert_ttl", "2h"}}.dump()).status, 404);
+  EXPECT_EQ(admin("POST", "/v1/devices", json{{"name", "bad"}, {"role", "s"}, {"cert_ttl", "30s"}}.dump()).status, 400);
+}
+
+TEST_F(ApiServerTest, CsrAttrsServerkeygenAndFullcmc) {
+  auto c = client(false);
+  auto attrs = send(*c, "GET", "/.well-known/est/csrattrs");
+  ASSERT_EQ(attrs.status, 200);
+  EXPECT_EQ(attrs.header("content-type"), "application/csrattrs");
+  EXPECT_EQ(attrs.header("content-transfer-encoding"), "base64");
+  auto parsed = pki::parseCsrAttrsBody(attrs.body);
+  ASSERT_TRUE(parsed.isOk());
+  EXPECT_TRUE(parsed->wantsEcdsaSha256P256());
+  EXPECT_TRUE(checkCsrAttrs(*c).isOk());
+  EXPECT_EQ(send(*c, "POST", "/.well-known/est/serverkeygen", "x", {{"Content-Type", "application/pkcs10"}}).status,
+            501);
+  EXPECT_EQ(send(*c, "POST", "/.well-known/est/fullcmc", "x", {{"Content-Type", "application/pkcc"}}).status, 501);
 }
 
 }  // namespace

@@ -148,9 +148,9 @@ TEST(CliOutput, DeviceViewHasExactlyTheDocumentedKeys) {
               {"labels", {{"site", "p1"}}}, {"state", "active"}, {"cert_serial", "ab"},
               {"cert_not_after", "2026-11-27T00:00:00Z"}, {"connected", true}, {"extra", 1}};
   json v = deviceView(api);
-  EXPECT_EQ(v.size(), 9u);
+  EXPECT_EQ(v.size(), 10u);
   for (const char* k : {"name", "spiffe_id", "role", "labels", "state", "cert_serial", "cert_not_after", "connected",
-                        "key_store"}) {
+                        "key_store", "cert_ttl"}) {
     EXPECT_TRUE(v.contains(k)) << k;
   }
   EXPECT_FALSE(v.contains("extra"));

@@ -124,6 +124,22 @@ TEST(EstClient, RenewsAtTwoThirdsOfTheLife) {
   EXPECT_EQ(renewalTime(leaf.get(), nb - std::chrono::hours(1)), nb + (na - nb) * 2 / 3);
 }
 
+TEST(EstClient, RenewalJitterComesEarlierByAtMostATenthOfTheLife) {
+  Ca ca = makeCa();
+  auto key = crypto::generateEcKey().value();
+  pki::LeafProfile profile;
+  profile.common_name = "d";
+  profile.lifetime = core::Seconds(3 * 3600);
+  auto leaf = pki::issueLeaf(ca.issuing, key.get(), profile, core::systemClock()).value();
+  auto na = crypto::notAfter(leaf.get());
+  auto obtained = na - std::chrono::hours(3);
+  EXPECT_EQ(renewalTime(leaf.get(), obtained, 0.0), obtained + std::chrono::hours(2));
+  EXPECT_EQ(renewalTime(leaf.get(), obtained, 0.5), obtained + std::chrono::hours(2) - std::chrono::seconds(540));
+  auto latest_jitter = renewalTime(leaf.get(), obtained, 1.0);
+  EXPECT_GT(latest_jitter, obtained + std::chrono::hours(2) - std::chrono::seconds(1081));
+  EXPECT_LE(latest_jitter, obtained + std::chrono::hours(2) - std::chrono::seconds(1079));
+}
+
 TEST(EstClient, BackoffDoublesWithJitterAndCaps) {
   using std::chrono::milliseconds;
   EXPECT_EQ(backoffDelay(0, 0.5), milliseconds(5000));

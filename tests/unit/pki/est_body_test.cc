@@ -52,10 +52,24 @@ TEST(ParseEstCsrBody, AcceptsP256WithLineBreaks) {
   EXPECT_EQ(EVP_PKEY_eq(X509_REQ_get0_pubkey(parsed->get()), key.get()), 1);
 }
 
-TEST(ParseEstCsrBody, AcceptsP384AndSingleLineBody) {
-  auto key = keygen("EC", "P-384");
-  auto csr = makeCsr(key.get(), EVP_sha384());
+TEST(ParseEstCsrBody, AcceptsSingleLineBody) {
+  auto key = keygen("EC", "P-256");
+  auto csr = makeCsr(key.get(), EVP_sha256());
   EXPECT_EQ(reasonFor(crypto::base64Encode(testing::csrDer(csr.get()))), "ok");
+}
+
+TEST(CheckCsr, RefusesP384AsCsrAttrsAnnouncesP256) {
+  auto key = keygen("EC", "P-384");
+  auto csr = makeCsr(key.get(), EVP_sha256());
+  EXPECT_EQ(reasonFor(crypto::base64Encode(testing::csrDer(csr.get()))),
+            "EC curve secp384r1 is not accepted: use an EC P-256 key (GET /.well-known/est/csrattrs)");
+}
+
+TEST(CheckCsr, RefusesSignatureOtherThanEcdsaSha256) {
+  auto key = keygen("EC", "P-256");
+  auto csr = makeCsr(key.get(), EVP_sha384());
+  EXPECT_EQ(reasonFor(crypto::base64Encode(testing::csrDer(csr.get()))),
+            "CSR is signed with ecdsa-with-SHA384: sign it with ECDSA and SHA-256 (GET /.well-known/est/csrattrs)");
 }
 
 TEST(ParseEstCsrBody, AcceptsCsrMadeByOpensslReq) {
@@ -74,19 +88,19 @@ TEST(ParseEstCsrBody, AcceptsCsrMadeByOpensslReq) {
 TEST(CheckCsr, RefusesRsa2048WithOneLineReason) {
   auto key = keygen("RSA");
   auto csr = makeCsr(key.get(), EVP_sha256());
-  EXPECT_EQ(reasonFor(estBody(csr.get())), "key type RSA is not accepted: use an EC P-256 or P-384 key");
+  EXPECT_EQ(reasonFor(estBody(csr.get())), "key type RSA is not accepted: use an EC P-256 key (GET /.well-known/est/csrattrs)");
 }
 
 TEST(CheckCsr, RefusesEd25519) {
   auto key = keygen("ED25519");
   auto csr = makeCsr(key.get(), nullptr);
-  EXPECT_EQ(reasonFor(estBody(csr.get())), "key type ED25519 is not accepted: use an EC P-256 or P-384 key");
+  EXPECT_EQ(reasonFor(estBody(csr.get())), "key type ED25519 is not accepted: use an EC P-256 key (GET /.well-known/est/csrattrs)");
 }
 
 TEST(CheckCsr, RefusesOtherCurves) {
   auto key = keygen("EC", "secp256k1");
   auto csr = makeCsr(key.get(), EVP_sha256());
-  EXPECT_EQ(reasonFor(estBody(csr.get())), "EC curve secp256k1 is not accepted: use an EC P-256 or P-384 key");
+  EXPECT_EQ(reasonFor(estBody(csr.get())), "EC curve secp256k1 is not accepted: use an EC P-256 key (GET /.well-known/est/csrattrs)");
   auto p521 = keygen("EC", "P-521");
   EXPECT_NE(reasonFor(estBody(makeCsr(p521.get(), EVP_sha512()).get())), "ok");
 }
