@@ -146,12 +146,30 @@ using warden::bench::SyntheticRequest;
 using warden::bench::syntheticPolicy;
 using warden::bench::syntheticRequests;
 
+// Samples keeps up to 1M single-decision times and reports p50/p99 as
+// benchmark counters.
+struct Samples {
+  Samples() { ns.reserve(1 << 20); }
+  void add(std::chrono::steady_clock::duration d) {
+    if (ns.size() < ns.capacity()) {
+      ns.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+    }
+  }
+  void report(benchmark::State& state) {
+    if (ns.empty()) return;
+    std::sort(ns.begin(), ns.end());
+    state.counters["p50_ns"] = ns[ns.size() / 2];
+    state.counters["p99_ns"] = ns[ns.size() * 99 / 100];
+    state.counters["requests"] = static_cast<double>(ns.size());
+  }
+  std::vector<uint32_t> ns;
+};
+
 void runSynthetic(benchmark::State& state, std::string_view action, const std::vector<SyntheticRequest>& requests) {
   const Policy& policy = syntheticPolicy();
   warden::policy::Context ctx;
   ctx.time = std::chrono::system_clock::time_point(std::chrono::seconds(1772442000));
-  std::vector<uint32_t> samples;
-  samples.reserve(1 << 20);
+  Samples samples;
   size_t i = 0;
   for (auto _ : state) {
     const SyntheticRequest& r = requests[i++ & 4095];
@@ -163,15 +181,9 @@ void runSynthetic(benchmark::State& state, std::string_view action, const std::v
       state.SkipWithError("unexpected decision");
       break;
     }
-    if (samples.size() < samples.capacity()) {
-      samples.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count()));
-    }
+    samples.add(end - start);
   }
-  if (samples.empty()) return;
-  std::sort(samples.begin(), samples.end());
-  state.counters["p50_ns"] = samples[samples.size() / 2];
-  state.counters["p99_ns"] = samples[samples.size() * 99 / 100];
-  state.counters["requests"] = static_cast<double>(samples.size());
+  samples.report(state);
 }
 
 void BM_SyntheticPublish1000Rules(benchmark::State& state) {
@@ -230,8 +242,7 @@ void runSessions(benchmark::State& state, bool cached) {
   std::vector<warden::gateway::DecisionCache> caches(64);
   warden::policy::Context ctx;
   ctx.time = std::chrono::system_clock::time_point(std::chrono::seconds(1772442000));
-  std::vector<uint32_t> samples;
-  samples.reserve(1 << 20);
+  Samples samples;
   size_t i = 0;
   for (auto _ : state) {
     const SessionRequest& r = requests[i++ & 4095];
@@ -252,15 +263,9 @@ void runSessions(benchmark::State& state, bool cached) {
       state.SkipWithError("unexpected decision");
       break;
     }
-    if (samples.size() < samples.capacity()) {
-      samples.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count()));
-    }
+    samples.add(end - start);
   }
-  if (samples.empty()) return;
-  std::sort(samples.begin(), samples.end());
-  state.counters["p50_ns"] = samples[samples.size() / 2];
-  state.counters["p99_ns"] = samples[samples.size() * 99 / 100];
-  state.counters["requests"] = static_cast<double>(samples.size());
+  samples.report(state);
 }
 
 void BM_SessionsPublish1000RulesCacheOff(benchmark::State& state) { runSessions(state, false); }

@@ -142,9 +142,11 @@ Result<std::vector<crypto::X509Ptr>> fetchCaCerts(ApiClient& client) {
   return std::move(certs).value();
 }
 
-Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view path, const std::string& csr_base64,
-                                           std::optional<std::string> authorization,
-                                           std::vector<HttpHeader> extra_headers) {
+namespace {
+
+// csrRequest is the POST of a PKCS#10 request (simpleenroll, simplereenroll).
+HttpRequest csrRequest(std::string_view path, const std::string& csr_base64, std::optional<std::string> authorization,
+                       std::vector<HttpHeader> extra_headers) {
   HttpRequest req;
   req.method = "POST";
   req.target = std::string(path);
@@ -153,6 +155,15 @@ Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view p
   if (authorization) req.headers.push_back({"Authorization", std::move(*authorization)});
   for (auto& h : extra_headers) req.headers.push_back(std::move(h));
   req.body = csr_base64;
+  return req;
+}
+
+}  // namespace
+
+Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view path, const std::string& csr_base64,
+                                           std::optional<std::string> authorization,
+                                           std::vector<HttpHeader> extra_headers) {
+  HttpRequest req = csrRequest(path, csr_base64, std::move(authorization), std::move(extra_headers));
   WARDEN_ASSIGN_OR_RETURN(HttpResponse resp, client.send(req));
   if (resp.status != 200) return estStatus(resp, fmt::format("POST {}", path));
   auto certs = pki::parsePkcs7CertsOnly(resp.body);
@@ -162,14 +173,7 @@ Result<crypto::X509Ptr> requestCertificate(ApiClient& client, std::string_view p
 
 Result<EnrollAnswer> sendEnrollRequest(ApiClient& client, std::string_view path, const std::string& csr_base64,
                                        std::optional<std::string> authorization, std::vector<HttpHeader> extra_headers) {
-  HttpRequest req;
-  req.method = "POST";
-  req.target = std::string(path);
-  req.headers.push_back({"Content-Type", "application/pkcs10"});
-  req.headers.push_back({"Accept", "application/pkcs7-mime"});
-  if (authorization) req.headers.push_back({"Authorization", std::move(*authorization)});
-  for (auto& h : extra_headers) req.headers.push_back(std::move(h));
-  req.body = csr_base64;
+  HttpRequest req = csrRequest(path, csr_base64, std::move(authorization), std::move(extra_headers));
   WARDEN_ASSIGN_OR_RETURN(HttpResponse resp, client.send(req));
   EnrollAnswer out;
   if (resp.status == 202) {

@@ -22,6 +22,17 @@
 namespace warden::store {
 namespace {
 
+// kSchema1DevicesAndCerts: the devices and certs tables as schema version 1
+// made them, and its migration record (later migrations alter only these).
+constexpr const char* kSchema1DevicesAndCerts =
+    "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
+    "INSERT INTO schema_migrations VALUES(1, 0);"
+    "CREATE TABLE devices(name TEXT PRIMARY KEY, role TEXT NOT NULL, labels_json TEXT NOT NULL, state TEXT NOT "
+    "NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE certs(serial TEXT PRIMARY KEY, principal TEXT NOT NULL, kind TEXT NOT NULL, pubkey_fp TEXT NOT "
+    "NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
+    "revoked_at INTEGER NOT NULL DEFAULT 0, pem TEXT NOT NULL);";
+
 using core::ErrorCode;
 using core::Status;
 using namespace std::chrono_literals;
@@ -489,14 +500,7 @@ TEST(SqliteStoreOpenTest, Version1DatabaseGainsTheKeyStoreClaim) {
   core::ManualClock clock(core::fromUnixSeconds(kStart));
   const std::string path = dir.file("w.db");
   // The devices and certs tables as schema version 1 made them, with a device.
-  sqlExec(path,
-          "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
-          "INSERT INTO schema_migrations VALUES(1, 0);"
-          "CREATE TABLE devices(name TEXT PRIMARY KEY, role TEXT NOT NULL, labels_json TEXT NOT NULL, state TEXT NOT "
-          "NULL, created_at INTEGER NOT NULL);"
-          "CREATE TABLE certs(serial TEXT PRIMARY KEY, principal TEXT NOT NULL, kind TEXT NOT NULL, pubkey_fp TEXT NOT "
-          "NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
-          "revoked_at INTEGER NOT NULL DEFAULT 0, pem TEXT NOT NULL);"
+  sqlExec(path, std::string(kSchema1DevicesAndCerts) +
           "INSERT INTO devices(name, role, labels_json, state, created_at) VALUES('old-1', 'sensor', '{}', "
           "'active', 1)");
   auto s = SqliteStore::open(path, clock);
@@ -669,14 +673,7 @@ TEST(SqliteStoreOpenTest, VersionOneDatabaseGetsTheCaInventory) {
   core::ManualClock clock(core::fromUnixSeconds(kStart));
   const std::string path = dir.file("w.db");
   // The certs table as schema version 1 made it, with one certificate.
-  sqlExec(path,
-          "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
-          "INSERT INTO schema_migrations VALUES(1, 0);"
-          "CREATE TABLE devices(name TEXT PRIMARY KEY, role TEXT NOT NULL, labels_json TEXT NOT NULL, state TEXT NOT "
-          "NULL, created_at INTEGER NOT NULL);"
-          "CREATE TABLE certs(serial TEXT PRIMARY KEY, principal TEXT NOT NULL, kind TEXT NOT NULL, pubkey_fp TEXT NOT "
-          "NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
-          "revoked_at INTEGER NOT NULL DEFAULT 0, pem TEXT NOT NULL);"
+  sqlExec(path, std::string(kSchema1DevicesAndCerts) +
           "INSERT INTO certs(serial, principal, kind, pubkey_fp, not_before, not_after, pem) "
           "VALUES('0b', 'admin', 'user', 'fp', 0, 99999999999, 'pem');");
   auto s = SqliteStore::open(path, clock);
