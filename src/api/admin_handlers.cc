@@ -77,7 +77,29 @@ core::Result<std::optional<core::Seconds>> parseTtl(const nlohmann::json& body,
       fmt::format("'{}' must be a duration such as \"24h\" or a positive number of seconds", field));
 }
 
-// parseJsonBody parses an optional JSON object body ("" -> {}).
+
+
+// operatorPrincipal and operatorContext are what every decision on an
+// operator's call is taken with: the same inputs the gateway passes for a
+// device (docs/policy.md, "What the admin API passes").
+policy::Principal operatorPrincipal(const OperatorIdentity& op, core::SystemTime now) {
+  policy::Principal principal;
+  principal.id = op.name;
+  principal.kind = core::PrincipalKind::kUser;
+  principal.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - op.cert_not_before);
+  return principal;
+}
+
+policy::Context operatorContext(const OperatorIdentity& op, core::SystemTime now) {
+  policy::Context context;
+  context.time = now;
+  context.source_ip = policy::IpAddress::parse(op.address);
+  context.protocol = "http";
+  return context;
+}
+
+}  // namespace
+
 core::Result<nlohmann::json> parseJsonBody(const ServerRequest& req, bool required) {
   std::string type = mediaType(req[http::field::content_type]);
   if (req.body().empty()) {
@@ -106,27 +128,6 @@ core::Status checkKnownKeys(const nlohmann::json& body, std::initializer_list<st
   }
   return core::Status::ok();
 }
-
-// operatorPrincipal and operatorContext are what every decision on an
-// operator's call is taken with: the same inputs the gateway passes for a
-// device (docs/policy.md, "What the admin API passes").
-policy::Principal operatorPrincipal(const OperatorIdentity& op, core::SystemTime now) {
-  policy::Principal principal;
-  principal.id = op.name;
-  principal.kind = core::PrincipalKind::kUser;
-  principal.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - op.cert_not_before);
-  return principal;
-}
-
-policy::Context operatorContext(const OperatorIdentity& op, core::SystemTime now) {
-  policy::Context context;
-  context.time = now;
-  context.source_ip = policy::IpAddress::parse(op.address);
-  context.protocol = "http";
-  return context;
-}
-
-}  // namespace
 
 std::variant<OperatorIdentity, ServerResponse> ApiServer::Impl::authenticateOperator(const PeerInfo& peer,
                                                                                    const Route& route) {

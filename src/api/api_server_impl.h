@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -69,6 +70,14 @@ struct OperatorIdentity {
 
 // Response builders.
 ServerResponse jsonResponse(http::status status, const nlohmann::json& body);
+
+// Request bodies of the admin API (admin_handlers.cc).
+// parseJsonBody parses a JSON object body; an empty body is {} unless
+// |required|. kInvalidArgument for another Content-Type or anything else.
+core::Result<nlohmann::json> parseJsonBody(const ServerRequest& req, bool required);
+// checkKnownKeys refuses a body with a field outside |known|, naming it and
+// the known ones.
+core::Status checkKnownKeys(const nlohmann::json& body, std::initializer_list<std::string_view> known);
 ServerResponse errorResponse(http::status status, std::string_view code, std::string_view message);
 ServerResponse textResponse(http::status status, std::string_view content_type, std::string body);
 // statusResponse maps a failed Status to an HTTP error (internal errors are

@@ -63,28 +63,6 @@ nlohmann::json requestToJson(const store::EnrollRequestRecord& r) {
           {"remote", r.remote}};
 }
 
-core::Status checkKnown(const nlohmann::json& body, std::initializer_list<std::string_view> known) {
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    bool ok = false;
-    for (std::string_view k : known) ok = ok || it.key() == k;
-    if (!ok) {
-      std::string list;
-      for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      return core::invalidArgument(fmt::format("unknown field '{}'; known fields: {}", it.key().substr(0, 64), list));
-    }
-  }
-  return core::Status::ok();
-}
-
-core::Result<nlohmann::json> jsonObjectBody(const ServerRequest& req) {
-  if (req.body().empty()) return core::invalidArgument("the request needs a JSON object body");
-  std::string type = mediaType(req[http::field::content_type]);
-  if (!type.empty() && type != "application/json") return core::invalidArgument("Content-Type must be application/json");
-  nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded() || !body.is_object()) return core::invalidArgument("the request body must be a JSON object");
-  return body;
-}
-
 std::string stringField(const nlohmann::json& body, const char* key) {
   auto it = body.find(key);
   return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -92,7 +70,7 @@ std::string stringField(const nlohmann::json& body, const char* key) {
 
 // parseManufacturer validates a POST /v1/manufacturers body.
 core::Result<store::ManufacturerRecord> parseManufacturer(const nlohmann::json& body) {
-  WARDEN_RETURN_IF_ERROR(checkKnown(body, {"name", "ca_pem", "role", "labels", "name_prefix", "approval", "cert_ttl",
+  WARDEN_RETURN_IF_ERROR(checkKnownKeys(body, {"name", "ca_pem", "role", "labels", "name_prefix", "approval", "cert_ttl",
                                            "auto_register", "serials"}));
   store::ManufacturerRecord m;
   m.name = stringField(body, "name");
@@ -161,7 +139,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::manufacturerList() {
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::manufacturerAdd(const OperatorIdentity& op, const ServerRequest& req) {
-  auto body = jsonObjectBody(req);
+  auto body = parseJsonBody(req, /*required=*/true);
   if (!body.isOk()) co_return statusResponse(body.status());
   auto parsed = parseManufacturer(*body);
   if (!parsed.isOk()) co_return statusResponse(parsed.status());
@@ -225,9 +203,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::enrollDecide(const OperatorIden
 
 asio::awaitable<ServerResponse> ApiServer::Impl::deviceSet(const OperatorIdentity& op, const std::string& name,
                                                          const ServerRequest& req) {
-  auto body = jsonObjectBody(req);
+  auto body = parseJsonBody(req, /*required=*/true);
   if (!body.isOk()) co_return statusResponse(body.status());
-  if (auto s = checkKnown(*body, {"cert_ttl"}); !s.isOk()) co_return statusResponse(s);
+  if (auto s = checkKnownKeys(*body, {"cert_ttl"}); !s.isOk()) co_return statusResponse(s);
   auto it = body->find("cert_ttl");
   if (it == body->end()) {
     co_return errorResponse(http::status::bad_request, "invalid_argument", "nothing to set: give 'cert_ttl'");
