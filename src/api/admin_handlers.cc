@@ -283,6 +283,11 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
     case RouteKind::kManufacturerList: co_return co_await manufacturerList();
     case RouteKind::kManufacturerAdd: co_return co_await manufacturerAdd(op, req);
     case RouteKind::kManufacturerRemove: co_return co_await manufacturerRemove(op, route.id);
+    case RouteKind::kTpmCaList: co_return co_await tpmCaList();
+    case RouteKind::kTpmCaAdd: co_return co_await tpmCaAdd(op, req);
+    case RouteKind::kTpmCaRemove: co_return co_await tpmCaRemove(op, route.id);
+    case RouteKind::kDeviceEkSet: co_return co_await deviceEkSet(op, route.device, req);
+    case RouteKind::kDeviceEkRemove: co_return co_await deviceEkRemove(op, route.device);
     default: co_return errorResponse(http::status::not_found, "not_found", "no such endpoint");
   }
 }

@@ -76,6 +76,28 @@ Route matchRoute(std::string_view method, std::string_view target) {
   if (path == "/.well-known/est/csrattrs") return withQuery(single(method, "GET", RouteKind::kEstCsrAttrs));
   if (path == "/.well-known/est/serverkeygen") return withQuery(single(method, "POST", RouteKind::kEstServerKeygen));
   if (path == "/.well-known/est/fullcmc") return withQuery(single(method, "POST", RouteKind::kEstFullCmc));
+  if (path == "/attest/v1/challenge") return withQuery(single(method, "POST", RouteKind::kAttestChallenge));
+  if (path == "/attest/v1/evidence") return withQuery(single(method, "POST", RouteKind::kAttestEvidence));
+  if (path == "/attest/v1/ak") return withQuery(single(method, "POST", RouteKind::kAttestAk));
+  if (path == "/attest/v1/ak/activate") return withQuery(single(method, "POST", RouteKind::kAttestAkActivate));
+  if (path == "/v1/tpm-cas") {
+    Route r;
+    if (method == "GET") {
+      r.kind = RouteKind::kTpmCaList;
+    } else if (method == "POST") {
+      r.kind = RouteKind::kTpmCaAdd;
+    } else {
+      r = methodNotAllowed("GET, POST");
+    }
+    return withQuery(std::move(r));
+  }
+  if (constexpr std::string_view kTpmCas = "/v1/tpm-cas/"; path.starts_with(kTpmCas)) {
+    std::string_view fingerprint = path.substr(kTpmCas.size());
+    if (fingerprint.empty() || fingerprint.find('/') != std::string_view::npos) return route;
+    Route r = single(method, "DELETE", RouteKind::kTpmCaRemove);
+    r.id = std::string(fingerprint);
+    return withQuery(std::move(r));
+  }
   if (path == "/v1/policy") {
     Route r;
     if (method == "GET") {
@@ -192,6 +214,14 @@ Route matchRoute(std::string_view method, std::string_view target) {
       r = single(method, "POST", RouteKind::kDeviceQuarantine);
     } else if (verb == "release") {
       r = single(method, "POST", RouteKind::kDeviceRelease);
+    } else if (verb == "ek") {
+      if (method == "PUT") {
+        r.kind = RouteKind::kDeviceEkSet;
+      } else if (method == "DELETE") {
+        r.kind = RouteKind::kDeviceEkRemove;
+      } else {
+        r = methodNotAllowed("PUT, DELETE");
+      }
     } else {
       return route;
     }
@@ -199,6 +229,11 @@ Route matchRoute(std::string_view method, std::string_view target) {
     return withQuery(std::move(r));
   }
   return route;
+}
+
+bool isAttestRoute(RouteKind kind) {
+  return kind == RouteKind::kAttestChallenge || kind == RouteKind::kAttestEvidence || kind == RouteKind::kAttestAk ||
+         kind == RouteKind::kAttestAkActivate;
 }
 
 bool isAdminRoute(RouteKind kind) { return !adminAction(kind).empty(); }
@@ -225,6 +260,11 @@ std::string_view adminAction(RouteKind kind) {
     case RouteKind::kCaRotate: return "admin:ca.rotate";
     case RouteKind::kCaRetire: return "admin:ca.retire";
     case RouteKind::kDeviceSet: return "admin:device.set";
+    case RouteKind::kTpmCaList: return "admin:tpm-ca.list";
+    case RouteKind::kTpmCaAdd: return "admin:tpm-ca.add";
+    case RouteKind::kTpmCaRemove: return "admin:tpm-ca.remove";
+    case RouteKind::kDeviceEkSet:
+    case RouteKind::kDeviceEkRemove: return "admin:device.set";
     case RouteKind::kEnrollList: return "admin:device.list";
     case RouteKind::kEnrollApprove:
     case RouteKind::kEnrollDeny: return "admin:device.approve";

@@ -46,13 +46,23 @@ enum class RouteKind {
   kManufacturerList,    // GET  /v1/manufacturers
   kManufacturerAdd,     // POST /v1/manufacturers
   kManufacturerRemove,  // DELETE /v1/manufacturers/{name}
+  kAttestChallenge,     // POST /attest/v1/challenge (device: a fresh nonce)
+  kAttestEvidence,      // POST /attest/v1/evidence (device: quote or signed log)
+  kAttestAk,            // POST /attest/v1/ak (device: register an attestation key)
+  kAttestAkActivate,    // POST /attest/v1/ak/activate (device: prove the AK shares the EK's TPM)
+  kTpmCaList,           // GET  /v1/tpm-cas
+  kTpmCaAdd,            // POST /v1/tpm-cas
+  kTpmCaRemove,         // DELETE /v1/tpm-cas/{fingerprint}
+  kDeviceEkSet,         // PUT  /v1/devices/{name}/ek (operator-registered EK)
+  kDeviceEkRemove,      // DELETE /v1/devices/{name}/ek (unbind the TPM: EK and AK)
 };
 
 // Route is a matched request target.
 struct Route {
   RouteKind kind = RouteKind::kNotFound;
   std::string device;  // {name} / {serial} segment, unvalidated (check with isValidName)
-  std::string id;      // {id} of /v1/enrollments/{id}/..., {name} of /v1/manufacturers/{name}; unvalidated
+  std::string id;      // {id} of /v1/enrollments/{id}/..., {name} of /v1/manufacturers/{name},
+                       // {fingerprint} of /v1/tpm-cas/{fingerprint}; unvalidated
   std::string version;  // {version} segment of /v1/policy/versions/{version}, unvalidated
   std::string query;   // text after '?', undecoded
   std::string allow;   // for kMethodNotAllowed: the Allow header value
@@ -62,6 +72,11 @@ struct Route {
 // |target| (origin-form path with optional query) to a Route. An unknown path
 // is kNotFound; a known path with another method is kMethodNotAllowed.
 Route matchRoute(std::string_view method, std::string_view target);
+
+// isAttestRoute reports whether |kind| is a device's own attestation
+// endpoint (/attest/v1/...): authenticated by the device certificate, never
+// by the policy (a device may always attest, also in quarantine).
+bool isAttestRoute(RouteKind kind);
 
 // isAdminRoute reports whether |kind| needs an operator's client certificate.
 bool isAdminRoute(RouteKind kind);

@@ -336,7 +336,11 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
     }
     const auto& header = parser.get();
     const bool policy_upload = header.method() == http::verb::put && header.target() == "/v1/policy" && peer.cert;
-    const uint64_t limit = policy_upload ? config_.limits.max_policy_body_bytes : config_.limits.max_body_bytes;
+    const bool evidence_upload =
+        header.method() == http::verb::post && header.target() == "/attest/v1/evidence" && peer.cert;
+    const uint64_t limit = policy_upload     ? config_.limits.max_policy_body_bytes
+                           : evidence_upload ? config_.limits.max_evidence_body_bytes
+                                             : config_.limits.max_body_bytes;
     if (parser.content_length() && *parser.content_length() > limit) {
       ServerResponse res = errorResponse(
           http::status::payload_too_large, "invalid_argument",
@@ -422,6 +426,14 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handle(const ServerRequest& req
     case RouteKind::kEstServerKeygen:
     case RouteKind::kEstFullCmc:
       co_return estNotImplemented(route.kind);
+    case RouteKind::kAttestChallenge:
+      co_return co_await attestChallenge(req, peer);
+    case RouteKind::kAttestEvidence:
+      co_return co_await attestEvidence(req, peer);
+    case RouteKind::kAttestAk:
+      co_return co_await attestAk(req, peer);
+    case RouteKind::kAttestAkActivate:
+      co_return co_await attestAkActivate(req, peer);
     default:
       co_return co_await handleAdmin(route, req, peer);
   }

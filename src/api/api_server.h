@@ -22,6 +22,9 @@ class Store;
 namespace warden::monitor {
 class EventLog;
 }
+namespace warden::trust {
+class PostureEngine;
+}
 namespace warden::pki {
 struct CaMaterial;
 class CaSetHolder;
@@ -38,6 +41,7 @@ struct ApiLimits {
   size_t max_header_bytes = 8 * 1024;
   size_t max_body_bytes = 16 * 1024;
   size_t max_policy_body_bytes = 1024 * 1024;  // PUT /v1/policy only
+  size_t max_evidence_body_bytes = 256 * 1024;  // POST /attest/v1/evidence only
   std::chrono::seconds idle_timeout{30};
   size_t max_connections = 1024;
   // EST authentication/CSR failures allowed per source address per window,
@@ -105,6 +109,9 @@ struct ApiDeps {
   // retirement (trust bundles, the gateway's and this API's TLS contexts,
   // CRLs and OCSP) and calls |done| on the io thread.
   std::function<void(std::function<void()> done)> reload_cas;
+  // posture judges attestations and keeps posture, trust and automatic
+  // quarantine (the /attest/v1 endpoints need it).
+  trust::PostureEngine* posture = nullptr;
 };
 
 // ApiServer is the HTTPS listener for the admin API (mutual TLS, JSON) and

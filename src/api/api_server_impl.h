@@ -33,6 +33,14 @@
 #include "identity/registry.h"
 #include "pki/ca_set.h"
 #include "pki/manufacturer_anchors.h"
+#include "store/store.h"
+
+namespace warden::gateway {
+struct PeerIdentity;
+}
+namespace warden::trust {
+struct AttestationReport;
+}
 
 namespace warden::api {
 
@@ -174,6 +182,29 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::awaitable<ServerResponse> deviceSet(const OperatorIdentity& op, const std::string& name,
                                             const ServerRequest& req);
 
+  // --- attestation (attest_handlers.cc) ---
+  // authenticateAttester admits a device by its current certificate (any
+  // state that may hold a session, quarantined included: a device may always
+  // attest); otherwise 401 and an attestation_refused event naming nobody.
+  std::variant<gateway::PeerIdentity, ServerResponse> authenticateAttester(const PeerInfo& peer, std::string_view action);
+  // attestRefusal records an attestation_refused event (|reason|) and answers.
+  ServerResponse attestRefusal(const gateway::PeerIdentity& id, const PeerInfo& peer, std::string_view action,
+                               std::string_view reason, http::status status, const std::string& message);
+  void pruneAttestState();
+  asio::awaitable<ServerResponse> attestChallenge(const ServerRequest& req, const PeerInfo& peer);
+  asio::awaitable<ServerResponse> attestEvidence(const ServerRequest& req, const PeerInfo& peer);
+  asio::awaitable<ServerResponse> attestAk(const ServerRequest& req, const PeerInfo& peer);
+  asio::awaitable<ServerResponse> attestAkActivate(const ServerRequest& req, const PeerInfo& peer);
+  // applyAttestation hands a verdict to the posture engine and answers with
+  // its reply once the gateway applied any change.
+  asio::awaitable<ServerResponse> applyAttestation(const trust::AttestationReport& report);
+  asio::awaitable<ServerResponse> tpmCaList();
+  asio::awaitable<ServerResponse> tpmCaAdd(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> tpmCaRemove(const OperatorIdentity& op, const std::string& fingerprint);
+  asio::awaitable<ServerResponse> deviceEkSet(const OperatorIdentity& op, const std::string& name,
+                                              const ServerRequest& req);
+  asio::awaitable<ServerResponse> deviceEkRemove(const OperatorIdentity& op, const std::string& name);
+
   // --- plumbing ---
   // awaitCallback starts |start| with a completion callback and resumes on
   // the io thread once it is called (at most once honoured), or after
@@ -231,6 +262,24 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   // The fleet's own CAs (root + issuing), to classify client certificates.
   crypto::X509StorePtr fleet_store_;
   std::shared_ptr<pki::ManufacturerAnchors> manufacturer_anchors_ = std::make_shared<pki::ManufacturerAnchors>();
+
+  // Attestation state (io thread only; lost on restart, which only costs a
+  // device one more challenge). One outstanding nonce per device.
+  struct AttestNonce {
+    std::string raw;   // 32 bytes
+    std::string text;  // base64url, as sent
+    core::SystemTime expires_at{};
+  };
+  std::unordered_map<std::string, AttestNonce> attest_nonces_;
+  // "device\nnonce" of spent nonces -> until when they are remembered.
+  std::unordered_map<std::string, core::SystemTime> consumed_nonces_;
+  // Credentials made for an AK, awaiting activation (one try, 60 s).
+  struct PendingAk {
+    store::DeviceTpmRecord record;
+    std::string secret;
+    core::SystemTime expires_at{};
+  };
+  std::unordered_map<std::string, PendingAk> pending_aks_;
 
   // Long-poll waiters of GET /v1/events (io thread only).
   uint64_t next_waiter_id_ = 1;

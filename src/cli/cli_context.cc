@@ -107,6 +107,15 @@ Result<Session> openSession(const ClientFlags& flags, const GlobalFlags& global)
   return session;
 }
 
+int withSession(const ClientFlags& flags, const GlobalFlags& global,
+                const std::function<core::Status(Session&)>& body) {
+  auto session = openSession(flags, global);
+  if (!session.isOk()) return reportError(session.status(), nullptr);
+  core::Status s = body(*session);
+  if (!s.isOk()) return reportError(s, &*session);
+  return api::kExitOk;
+}
+
 int reportError(const Status& status, const Session* session) {
   std::string server = session ? session->server : std::string("the server");
   std::string dir = (session && !session->dir.empty()) ? session->dir : std::string("D");

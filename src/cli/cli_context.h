@@ -76,6 +76,11 @@ core::Result<Session> openSession(const ClientFlags& flags, const GlobalFlags& g
 // returns its exit code. |session| may be null (before connecting).
 int reportError(const core::Status& status, const Session* session);
 
+// withSession opens the session (reporting a failure) and runs |body|;
+// returns the exit code of the first error, else 0.
+int withSession(const ClientFlags& flags, const GlobalFlags& global,
+                const std::function<core::Status(Session&)>& body);
+
 // printOut writes |text| to stdout and flushes (NDJSON consumers read lines).
 void printOut(std::string_view text);
 // printJson prints |value| as one line of JSON.
@@ -88,5 +93,6 @@ void addManufacturerCommands(CLI::App& app, CommandTable& table, GlobalFlags& gl
 void addPolicyCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addEventsCommand(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
+void addTpmCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 
 }  // namespace warden::cli

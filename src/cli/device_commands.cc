@@ -31,16 +31,6 @@ struct DeviceFlags {
   std::string id;
 };
 
-// withSession validates nothing further, opens the session and runs |body|.
-int withSession(const ClientFlags& flags, const GlobalFlags& global,
-                const std::function<core::Status(Session&)>& body) {
-  auto session = openSession(flags, global);
-  if (!session.isOk()) return reportError(session.status(), nullptr);
-  core::Status s = body(*session);
-  if (!s.isOk()) return reportError(s, &*session);
-  return api::kExitOk;
-}
-
 int deviceAdd(const DeviceFlags& f, const GlobalFlags& global) {
   auto request = api::validateDeviceAdd(f.name, f.role, f.labels, f.ttl);
   if (!request.isOk()) return reportError(request.status(), nullptr);

@@ -33,14 +33,6 @@ struct ManufacturerFlags {
   std::string cert_ttl;
 };
 
-int withSession(const ClientFlags& flags, const GlobalFlags& global, const std::function<core::Status(Session&)>& body) {
-  auto session = openSession(flags, global);
-  if (!session.isOk()) return reportError(session.status(), nullptr);
-  core::Status s = body(*session);
-  if (!s.isOk()) return reportError(s, &*session);
-  return api::kExitOk;
-}
-
 core::Result<json> addBody(const ManufacturerFlags& f) {
   WARDEN_RETURN_IF_ERROR(core::checkName("manufacturer name", f.name));
   WARDEN_RETURN_IF_ERROR(core::checkName("role", f.role));

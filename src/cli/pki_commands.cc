@@ -44,14 +44,6 @@ struct PkiFlags {
   bool root = false;
 };
 
-int withSession(const ClientFlags& flags, const GlobalFlags& global, const std::function<core::Status(Session&)>& body) {
-  auto session = openSession(flags, global);
-  if (!session.isOk()) return reportError(session.status(), nullptr);
-  core::Status s = body(*session);
-  if (!s.isOk()) return reportError(s, &*session);
-  return api::kExitOk;
-}
-
 std::string str(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string("-");

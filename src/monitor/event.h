@@ -49,6 +49,11 @@ inline constexpr std::string_view kManufacturerAdd = "manufacturer_add";
 inline constexpr std::string_view kManufacturerRemove = "manufacturer_remove";
 inline constexpr std::string_view kEnrollApprove = "enroll_approve";
 inline constexpr std::string_view kEnrollDeny = "enroll_deny";
+// Attestation (issue 6).
+inline constexpr std::string_view kAttestationRefused = "attestation_refused";
+inline constexpr std::string_view kAkRegister = "ak_register";
+inline constexpr std::string_view kTpmCaAdd = "tpm_ca_add";
+inline constexpr std::string_view kTpmCaRemove = "tpm_ca_remove";
 }  // namespace event_type
 
 namespace reason {
@@ -118,6 +123,25 @@ inline constexpr std::string_view kWouldLockOut = "would_lock_out";
 inline constexpr std::string_view kUnauthenticated = "unauthenticated";
 // Event log itself.
 inline constexpr std::string_view kQueueFull = "queue_full";
+// Attestation refusals (attestation_refused) and AK registration (ak_register).
+inline constexpr std::string_view kNonceUnknown = "nonce_unknown";
+inline constexpr std::string_view kNonceExpired = "nonce_expired";
+inline constexpr std::string_view kNonceReused = "nonce_reused";
+inline constexpr std::string_view kMalformedEvidence = "malformed_evidence";
+inline constexpr std::string_view kAkNotRegistered = "ak_not_registered";
+inline constexpr std::string_view kAkRegistered = "ak_registered";
+inline constexpr std::string_view kAkInvalid = "ak_invalid";
+inline constexpr std::string_view kEkUntrusted = "ek_untrusted";
+inline constexpr std::string_view kEkInUse = "ek_in_use";
+inline constexpr std::string_view kActivationFailed = "activation_failed";
+// attestation_failed reasons (docs/attestation.md, "Outcomes").
+inline constexpr std::string_view kForeignTpm = "foreign_tpm";
+inline constexpr std::string_view kBadSignature = "bad_signature";
+inline constexpr std::string_view kNonceMismatch = "nonce_mismatch";
+inline constexpr std::string_view kPcrMismatch = "pcr_mismatch";
+inline constexpr std::string_view kBadQuote = "bad_quote";
+inline constexpr std::string_view kResetCountRegressed = "reset_count_regressed";
+inline constexpr std::string_view kAssuranceDowngrade = "assurance_downgrade";
 }  // namespace reason
 
 }  // namespace warden::monitor

@@ -37,8 +37,11 @@ enum class Action : uint8_t {
   kAdminManufacturerAdd,
   kAdminManufacturerList,
   kAdminManufacturerRemove,
+  kAdminTpmCaAdd,
+  kAdminTpmCaList,
+  kAdminTpmCaRemove,
 };
-inline constexpr size_t kActionCount = 27;
+inline constexpr size_t kActionCount = 30;
 
 // ActionFamily decides how a resource pattern is read for an action.
 enum class ActionFamily : uint8_t {
@@ -47,7 +50,8 @@ enum class ActionFamily : uint8_t {
   kAdmin,     // admin:*: "*" or a literal device name
 };
 
-using ActionSet = uint32_t;  // bit i = Action(i)
+using ActionSet = uint64_t;  // bit i = Action(i)
+static_assert(kActionCount <= 64, "ActionSet has one bit per action");
 
 inline constexpr ActionSet actionBit(Action a) { return ActionSet{1} << static_cast<unsigned>(a); }
 inline constexpr ActionSet kMqttActions = (ActionSet{1} << 5) - 1;

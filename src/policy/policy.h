@@ -98,7 +98,7 @@ struct Explanation {
 
 // kActions lists every concrete action a policy may name (for docs and CLI).
 // "mqtt:*", "admin:*" and "*" (every non-admin action) are accepted too.
-inline constexpr std::array<std::string_view, 27> kActions = {
+inline constexpr std::array<std::string_view, 30> kActions = {
     "mqtt:connect",           "mqtt:publish",         "mqtt:subscribe",
     "mqtt:receive",           "mqtt:retain",          "admin:device.add",
     "admin:device.list",      "admin:device.show",    "admin:device.token",
@@ -108,6 +108,7 @@ inline constexpr std::array<std::string_view, 27> kActions = {
     "admin:cert.revoke",      "admin:ca.list",        "admin:ca.rotate",
     "admin:ca.retire",        "admin:device.set",     "admin:device.approve",
     "admin:manufacturer.add", "admin:manufacturer.list", "admin:manufacturer.remove",
+    "admin:tpm-ca.add",       "admin:tpm-ca.list",    "admin:tpm-ca.remove",
 };
 
 struct CompiledPolicy;  // private: src/policy/compiled_policy.h

@@ -324,6 +324,27 @@ CREATE TABLE enroll_requests(
 );
 CREATE INDEX enroll_requests_by_device ON enroll_requests(device, created_at);
 )sql"},
+    // 5: issue 6 (attestation): TPM vendor CAs, and per device the EK its
+    // TPM is bound to and the attestation key proven to share that TPM.
+    {5, R"sql(
+CREATE TABLE tpm_cas(
+  fingerprint TEXT PRIMARY KEY,
+  subject TEXT NOT NULL,
+  pem TEXT NOT NULL,
+  not_after INTEGER NOT NULL,
+  added_at INTEGER NOT NULL,
+  added_by TEXT NOT NULL
+);
+CREATE TABLE device_tpms(
+  device TEXT PRIMARY KEY REFERENCES devices(name),
+  ek_fingerprint TEXT NOT NULL UNIQUE,
+  ek_source TEXT NOT NULL CHECK(ek_source IN ('vendor_ca', 'operator')),
+  ak_public TEXT NOT NULL DEFAULT '',
+  ak_name TEXT NOT NULL DEFAULT '',
+  ak_registered_at INTEGER NOT NULL DEFAULT 0,
+  last_reset_count INTEGER NOT NULL DEFAULT -1
+);
+)sql"},
 };
 
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -844,6 +865,113 @@ class SqliteStoreImpl final : public Store {
     return deleted;
   }
 
+  Status insertTpmCa(const TpmCaRecord& ca) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO tpm_cas(fingerprint, subject, pem, not_after, added_at, added_by) "
+              "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO NOTHING"));
+    st.bind(1, ca.fingerprint).bind(2, ca.subject).bind(3, ca.pem).bind(4, ca.not_after);
+    st.bind(5, ca.added_at != 0 ? ca.added_at : now()).bind(6, ca.added_by);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    if (sqlite3_changes(db()) == 0) {
+      return core::alreadyExists(fmt::format("TPM vendor CA {} is already trusted", ca.fingerprint));
+    }
+    return Status::ok();
+  }
+
+  Result<std::vector<TpmCaRecord>> listTpmCas() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT fingerprint, subject, pem, not_after, added_at, added_by FROM tpm_cas ORDER BY added_at, fingerprint"));
+    std::vector<TpmCaRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(TpmCaRecord{st.text(0), st.text(1), st.text(2), st.int64(3), st.int64(4), st.text(5)});
+    }
+    return out;
+  }
+
+  Result<bool> deleteTpmCa(std::string_view fingerprint) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "DELETE FROM tpm_cas WHERE fingerprint = ?"));
+    st.bind(1, fingerprint);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return sqlite3_changes(db()) > 0;
+  }
+
+  Result<std::optional<DeviceTpmRecord>> getDeviceTpm(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    return deviceTpmLocked(device);
+  }
+
+  Result<std::optional<std::string>> deviceOfEk(std::string_view ek_fingerprint) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "SELECT device FROM device_tpms WHERE ek_fingerprint = ?"));
+    st.bind(1, ek_fingerprint);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(st.text(0));
+  }
+
+  Status bindDeviceEk(std::string_view device, std::string_view ek_fingerprint) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> dev, findDeviceLocked(device));
+    if (!dev) return core::notFound(fmt::format("device '{}' not found", device));
+    WARDEN_RETURN_IF_ERROR(checkEkFreeLocked(device, ek_fingerprint));
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceTpmRecord> current, deviceTpmLocked(device));
+    if (current && current->ek_fingerprint != ek_fingerprint && !current->ak_name.empty()) {
+      return core::alreadyExists(fmt::format(
+          "device '{}' is bound to the TPM with EK {} and has an attestation key; remove that binding first "
+          "(warden tpm-ek remove {})", device, current->ek_fingerprint, device));
+    }
+    if (current && current->ek_fingerprint == ek_fingerprint) return txn.commit();
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT OR REPLACE INTO device_tpms(device, ek_fingerprint, ek_source) VALUES(?, ?, 'operator')"));
+    st.bind(1, device).bind(2, ek_fingerprint);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Status registerAk(const DeviceTpmRecord& t) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_RETURN_IF_ERROR(checkEkFreeLocked(t.device, t.ek_fingerprint));
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceTpmRecord> current, deviceTpmLocked(t.device));
+    if (current && current->ek_fingerprint != t.ek_fingerprint) {
+      return core::alreadyExists(fmt::format("device '{}' is bound to another TPM (EK {})", t.device,
+                                             current->ek_fingerprint));
+    }
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT OR REPLACE INTO device_tpms(device, ek_fingerprint, ek_source, ak_public, ak_name, "
+              "ak_registered_at, last_reset_count) VALUES(?, ?, ?, ?, ?, ?, -1)"));
+    st.bind(1, t.device).bind(2, t.ek_fingerprint).bind(3, t.ek_source).bind(4, t.ak_public).bind(5, t.ak_name);
+    st.bind(6, t.ak_registered_at != 0 ? t.ak_registered_at : now());
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Status setLastResetCount(std::string_view device, int64_t reset_count) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "UPDATE device_tpms SET last_reset_count = ? WHERE device = ?"));
+    st.bind(1, reset_count).bind(2, device);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    if (sqlite3_changes(db()) == 0) return core::notFound(fmt::format("device '{}' has no TPM binding", device));
+    return Status::ok();
+  }
+
+  Result<bool> deleteDeviceTpm(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "DELETE FROM device_tpms WHERE device = ?"));
+    st.bind(1, device);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return sqlite3_changes(db()) > 0;
+  }
+
   Result<bool> manufacturerAllowsSerial(std::string_view name, std::string_view serial_number) override {
     std::lock_guard lock(mu_);
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
@@ -1194,6 +1322,29 @@ class SqliteStoreImpl final : public Store {
     if (!row) return std::optional<ManufacturerRecord>();
     WARDEN_ASSIGN_OR_RETURN(ManufacturerRecord m, readManufacturer(st));
     return std::optional<ManufacturerRecord>(std::move(m));
+  }
+
+  Result<std::optional<DeviceTpmRecord>> deviceTpmLocked(std::string_view device) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT device, ek_fingerprint, ek_source, ak_public, ak_name, ak_registered_at, last_reset_count "
+              "FROM device_tpms WHERE device = ?"));
+    st.bind(1, device);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<DeviceTpmRecord>();
+    return std::optional<DeviceTpmRecord>(
+        DeviceTpmRecord{st.text(0), st.text(1), st.text(2), st.text(3), st.text(4), st.int64(5), st.int64(6)});
+  }
+
+  // checkEkFreeLocked refuses an EK bound to a device other than |device|.
+  Status checkEkFreeLocked(std::string_view device, std::string_view ek_fingerprint) {
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "SELECT device FROM device_tpms WHERE ek_fingerprint = ?"));
+    st.bind(1, ek_fingerprint);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (row && st.text(0) != device) {
+      return core::alreadyExists(fmt::format("the TPM with EK {} is bound to another device; one TPM binds to one device",
+                                             ek_fingerprint));
+    }
+    return Status::ok();
   }
 
   Result<std::optional<std::string>> factoryDeviceLocked(std::string_view manufacturer, std::string_view serial) {

@@ -43,6 +43,30 @@ struct DeviceRecord {
   int64_t cert_ttl_s = 0;  // lifetime of its certificates; 0: the manufacturer's or the fleet's
 };
 
+// TpmCaRecord is a TPM vendor CA: EK certificates that chain to one prove
+// that a key is the endorsement key of a genuine TPM.
+struct TpmCaRecord {
+  std::string fingerprint;  // "sha256:HEX" of the certificate's DER
+  std::string subject;      // one-line RFC 2253 subject
+  std::string pem;
+  int64_t not_after = 0;
+  int64_t added_at = 0;
+  std::string added_by;
+};
+
+// DeviceTpmRecord binds a device to the endorsement key of its TPM (one EK,
+// one device) and, once credential activation proved that both live in the
+// same TPM, to its attestation key.
+struct DeviceTpmRecord {
+  std::string device;
+  std::string ek_fingerprint;  // "sha256:HEX" of the EK's DER SubjectPublicKeyInfo
+  std::string ek_source;       // "vendor_ca" (EK certificate) or "operator" (registered)
+  std::string ak_public;       // base64 of the AK's marshalled TPM2B_PUBLIC; "" until registered
+  std::string ak_name;         // hex TPM name of the AK; "" until registered
+  int64_t ak_registered_at = 0;
+  int64_t last_reset_count = -1;  // resetCount of the newest accepted quote; -1: none yet
+};
+
 // ManufacturerRecord is a trusted maker of factory identities (IEEE 802.1AR
 // IDevIDs): its CA certificate(s), which serialNumbers it may enroll, and
 // what an enrolled device becomes.
@@ -319,6 +343,31 @@ class Store {
   virtual core::Status enrollFactory(const FactoryEnrollment& e, const CertRecord& cert) = 0;
   // hasValidCert reports whether |device| holds an unrevoked, unexpired certificate.
   virtual core::Result<bool> hasValidCert(std::string_view device) = 0;
+
+  // --- TPM endorsement: vendor CAs, EK bindings, attestation keys --------
+  // insertTpmCa stores a TPM vendor CA (EK certificates chain to it);
+  // kAlreadyExists if its fingerprint is there.
+  virtual core::Status insertTpmCa(const TpmCaRecord& ca) = 0;
+  virtual core::Result<std::vector<TpmCaRecord>> listTpmCas() = 0;
+  // deleteTpmCa removes the CA with |fingerprint|; false if there was none.
+  virtual core::Result<bool> deleteTpmCa(std::string_view fingerprint) = 0;
+  // getDeviceTpm returns |device|'s EK binding and AK, or nullopt.
+  virtual core::Result<std::optional<DeviceTpmRecord>> getDeviceTpm(std::string_view device) = 0;
+  // deviceOfEk returns the device bound to the EK with |ek_fingerprint|, or nullopt.
+  virtual core::Result<std::optional<std::string>> deviceOfEk(std::string_view ek_fingerprint) = 0;
+  // bindDeviceEk binds |device| to an EK the operator registered (no AK
+  // yet), replacing a binding without an AK. kNotFound for an unknown
+  // device; kAlreadyExists if the EK is bound to another device or the
+  // device already has another EK with a registered AK.
+  virtual core::Status bindDeviceEk(std::string_view device, std::string_view ek_fingerprint) = 0;
+  // registerAk records |t| (EK binding + AK) for t.device in one
+  // transaction: kAlreadyExists if the EK is bound to another device or the
+  // device is bound to another EK. last_reset_count restarts at -1.
+  virtual core::Status registerAk(const DeviceTpmRecord& t) = 0;
+  // setLastResetCount records the TPM resetCount of |device|'s newest accepted quote.
+  virtual core::Status setLastResetCount(std::string_view device, int64_t reset_count) = 0;
+  // deleteDeviceTpm removes |device|'s EK binding and AK; false if none.
+  virtual core::Result<bool> deleteDeviceTpm(std::string_view device) = 0;
 
   // --- enrollment requests (manual approval) ------------------------------
   // insertEnrollRequest stores a new pending request.
