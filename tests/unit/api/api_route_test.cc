@@ -107,7 +107,39 @@ TEST(MatchRoute, EnrollmentAdminRoutes) {
   EXPECT_EQ(matchRoute("DELETE", "/v1/manufacturers/a/b").kind, RouteKind::kNotFound);
 }
 
+TEST(MatchRoute, AttestationAndTpmTrust) {
+  EXPECT_EQ(matchRoute("POST", "/attest/v1/challenge").kind, RouteKind::kAttestChallenge);
+  EXPECT_EQ(matchRoute("POST", "/attest/v1/evidence").kind, RouteKind::kAttestEvidence);
+  EXPECT_EQ(matchRoute("POST", "/attest/v1/ak").kind, RouteKind::kAttestAk);
+  EXPECT_EQ(matchRoute("POST", "/attest/v1/ak/activate").kind, RouteKind::kAttestAkActivate);
+  EXPECT_EQ(matchRoute("GET", "/attest/v1/challenge").kind, RouteKind::kMethodNotAllowed);
+  EXPECT_EQ(matchRoute("POST", "/attest/v1/other").kind, RouteKind::kNotFound);
+  EXPECT_EQ(matchRoute("GET", "/v1/tpm-cas").kind, RouteKind::kTpmCaList);
+  EXPECT_EQ(matchRoute("POST", "/v1/tpm-cas").kind, RouteKind::kTpmCaAdd);
+  Route remove = matchRoute("DELETE", "/v1/tpm-cas/sha256:ab");
+  EXPECT_EQ(remove.kind, RouteKind::kTpmCaRemove);
+  EXPECT_EQ(remove.id, "sha256:ab");
+  EXPECT_EQ(matchRoute("DELETE", "/v1/tpm-cas/a/b").kind, RouteKind::kNotFound);
+  Route ek = matchRoute("PUT", "/v1/devices/plc-1/ek");
+  EXPECT_EQ(ek.kind, RouteKind::kDeviceEkSet);
+  EXPECT_EQ(ek.device, "plc-1");
+  EXPECT_EQ(matchRoute("DELETE", "/v1/devices/plc-1/ek").kind, RouteKind::kDeviceEkRemove);
+  EXPECT_EQ(matchRoute("POST", "/v1/devices/plc-1/ek").kind, RouteKind::kMethodNotAllowed);
+  // Attestation is the device's own business: never an admin route.
+  for (RouteKind k : {RouteKind::kAttestChallenge, RouteKind::kAttestEvidence, RouteKind::kAttestAk,
+                      RouteKind::kAttestAkActivate}) {
+    EXPECT_TRUE(isAttestRoute(k));
+    EXPECT_FALSE(isAdminRoute(k));
+  }
+  EXPECT_FALSE(isAttestRoute(RouteKind::kEstSimpleReenroll));
+}
+
 TEST(AdminAction, EveryAdminRouteHasItsAction) {
+  EXPECT_EQ(adminAction(RouteKind::kTpmCaAdd), "admin:tpm-ca.add");
+  EXPECT_EQ(adminAction(RouteKind::kTpmCaList), "admin:tpm-ca.list");
+  EXPECT_EQ(adminAction(RouteKind::kTpmCaRemove), "admin:tpm-ca.remove");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceEkSet), "admin:device.set");
+  EXPECT_EQ(adminAction(RouteKind::kDeviceEkRemove), "admin:device.set");
   EXPECT_EQ(adminAction(RouteKind::kDeviceAdd), "admin:device.add");
   EXPECT_EQ(adminAction(RouteKind::kDeviceList), "admin:device.list");
   EXPECT_EQ(adminAction(RouteKind::kDeviceShow), "admin:device.show");
