@@ -19,7 +19,10 @@
 
 #include <fmt/core.h>
 
+#include <nlohmann/json.hpp>
+
 #include "bench/load/load_client.h"
+#include "crypto/crypto.h"
 
 namespace warden::bench {
 namespace {
@@ -313,24 +316,32 @@ int idle(const IdleOptions& o) {
   return m.failed == 0 ? 0 : 2;
 }
 
-// httpsPost sends one POST with an empty body over a fresh mutual-TLS
-// connection and returns {status code, ns when the request was written,
-// ns when the first response bytes arrived}. The handshake happens before
-// the clock starts: the figure is request -> close, not TLS setup.
+// httpsPost sends one POST of |body| (JSON) over a fresh mutual-TLS
+// connection (the client certificate is |ctx|'s or |cert|/|key|) and returns
+// {status code, ns when the request was written, ns when the first response
+// bytes arrived, response body}. The handshake happens before the clock
+// starts: the figure is request -> effect, not TLS setup.
 struct PostTiming {
   int status = 0;
   int64_t sent_ns = 0, response_ns = 0;
+  std::string body;
 };
 
-PostTiming httpsPost(asio::io_context& io, ssl::context& ctx, const RevokeOptions& o, const std::string& path) {
+PostTiming httpsPost(asio::io_context& io, ssl::context& ctx, const std::string& host, uint16_t port,
+                     const std::string& path, const std::string& body = "{}", const std::string& cert = "",
+                     const std::string& key = "") {
   ssl::stream<tcp::socket> s(io, ctx);
-  s.next_layer().connect(tcp::endpoint(asio::ip::make_address(o.api_host), o.api_port));
+  if (!cert.empty() && (SSL_use_certificate_chain_file(s.native_handle(), cert.c_str()) != 1 ||
+                        SSL_use_PrivateKey_file(s.native_handle(), key.c_str(), SSL_FILETYPE_PEM) != 1)) {
+    throw std::runtime_error("cannot load " + cert + " / " + key);
+  }
+  s.next_layer().connect(tcp::endpoint(asio::ip::make_address(host), port));
   s.next_layer().set_option(tcp::no_delay(true));
   s.handshake(ssl::stream_base::client);
   std::string req = fmt::format(
-      "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-      "Connection: close\r\n\r\n{{}}",
-      path, o.api_host, o.api_port);
+      "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+      "Connection: close\r\n\r\n{}",
+      path, host, port, body.size(), body);
   PostTiming t;
   t.sent_ns = nowNs();
   asio::write(s, asio::buffer(req));
@@ -343,6 +354,7 @@ PostTiming httpsPost(asio::io_context& io, ssl::context& ctx, const RevokeOption
     resp.append(buf.data(), n);
   }
   if (resp.size() > 12 && resp.compare(0, 5, "HTTP/") == 0) t.status = std::atoi(resp.c_str() + 9);
+  if (size_t end = resp.find("\r\n\r\n"); end != std::string::npos) t.body = resp.substr(end + 4);
   s.next_layer().close(ec);
   return t;
 }
@@ -379,7 +391,7 @@ int revoke(const RevokeOptions& o) {
     }
     PostTiming t;
     try {
-      t = httpsPost(api_io, admin, o, "/v1/devices/" + names[i] + "/revoke");
+      t = httpsPost(api_io, admin, o.api_host, o.api_port, "/v1/devices/" + names[i] + "/revoke");
     } catch (const std::exception& e) {
       fmt::print(stderr, "revoke {}: API request failed: {}\n", names[i], e.what());
     }
@@ -419,6 +431,108 @@ int revoke(const RevokeOptions& o) {
   return not_closed == 0 && bad_status == 0 ? 0 : 2;
 }
 
+// signedLogEvidence is a signed-log evidence body for |spiffe_id| and
+// |nonce| with an empty log, signed by the key in |key_file|.
+std::string signedLogEvidence(const std::string& nonce, const std::string& spiffe_id, const std::string& key_file) {
+  std::ifstream in(key_file);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  auto key = crypto::privateKeyFromPem(pem.str());
+  if (!key.isOk()) throw std::runtime_error(key.status().toString());
+  const std::string payload = nlohmann::json{{"nonce", nonce}, {"spiffe_id", spiffe_id},
+                                             {"boot_id", crypto::hexEncode(crypto::randomBytes(16))},
+                                             {"log", nlohmann::json::array()}}
+                                  .dump();
+  crypto::EvpMdCtxPtr md(EVP_MD_CTX_new());
+  size_t n = 0;
+  const auto* data = reinterpret_cast<const unsigned char*>(payload.data());
+  if (EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, key->get()) != 1 ||
+      EVP_DigestSign(md.get(), nullptr, &n, data, payload.size()) != 1) {
+    throw std::runtime_error("cannot sign with " + key_file);
+  }
+  std::string sig(n, '\0');
+  if (EVP_DigestSign(md.get(), reinterpret_cast<unsigned char*>(sig.data()), &n, data, payload.size()) != 1) {
+    throw std::runtime_error("cannot sign with " + key_file);
+  }
+  sig.resize(n);
+  return nlohmann::json{{"nonce", nonce}, {"kind", "signed-log"}, {"payload", crypto::base64Encode(payload)},
+                        {"signature", crypto::base64Encode(sig)}}
+      .dump();
+}
+
+int attestCutoff(const AttestCutoffOptions& o) {
+  auto names = readDeviceNames(o.target.certs);
+  if (static_cast<int>(names.size()) < o.count + 1) {
+    throw std::runtime_error(fmt::format("need {} devices in {} (one more signs the forgeries), have {}", o.count + 1,
+                                         o.target.certs, names.size()));
+  }
+  const std::string forger_key = o.target.certs + "/" + names[o.count] + ".key";
+  names.resize(o.count);
+  auto ctx = makeClientContext(o.target.ca);
+  asio::io_context io;
+  ManySessions m;
+  openMany(io, *ctx, o.target, names, 16, m);
+  if (m.failed > 0) throw std::runtime_error(fmt::format("{} sessions failed to open: {}", m.failed, m.first_error));
+  auto work = asio::make_work_guard(io);
+  std::thread io_thread([&] { io.run(); });
+
+  auto api_ctx = makeClientContext(o.target.ca);
+  asio::io_context api_io;
+  std::vector<int64_t> to_close, to_response;
+  int bad_status = 0, not_closed = 0, not_failed = 0, closed_before = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (m.closed_ns[i] != 0) {
+      ++closed_before;
+      continue;
+    }
+    const std::string crt = o.target.certs + "/" + names[i] + ".crt", key = o.target.certs + "/" + names[i] + ".key";
+    PostTiming ch = httpsPost(api_io, *api_ctx, o.api_host, o.api_port, "/attest/v1/challenge", "{}", crt, key);
+    if (ch.status != 200) {
+      ++bad_status;
+      fmt::print(stderr, "challenge {}: HTTP {} {}\n", names[i], ch.status, ch.body.substr(0, 200));
+      if (ch.status == 0) break;
+      continue;
+    }
+    const std::string nonce = nlohmann::json::parse(ch.body).at("nonce").get<std::string>();
+    const std::string spiffe = fmt::format("spiffe://{}/device/{}", o.trust_domain, names[i]);
+    // Tampered evidence: this device's payload, signed by another device's key.
+    const std::string evidence = signedLogEvidence(nonce, spiffe, forger_key);
+    PostTiming t = httpsPost(api_io, *api_ctx, o.api_host, o.api_port, "/attest/v1/evidence", evidence, crt, key);
+    if (t.status != 200) {
+      ++bad_status;
+      fmt::print(stderr, "evidence {}: HTTP {} {}\n", names[i], t.status, t.body.substr(0, 200));
+      continue;
+    }
+    if (nlohmann::json::parse(t.body).value("result", "") != "failed") ++not_failed;
+    to_response.push_back(t.response_ns - t.sent_ns);
+    const int64_t deadline = nowNs() + 5'000'000'000;
+    while (__atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE) == 0 && nowNs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    const int64_t closed = __atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE);
+    if (closed == 0) {
+      ++not_closed;
+      continue;
+    }
+    to_close.push_back(closed - t.sent_ns);
+  }
+  work.reset();
+  asio::post(io, [&] {
+    for (auto& c : m.conns) c->closeNow();
+  });
+  io_thread.join();
+  std::sort(to_close.begin(), to_close.end());
+  std::sort(to_response.begin(), to_response.end());
+  fmt::print("RESULT attest-cutoff count={} cut={} not_cut={} not_failed={} closed_before={} bad_status={} "
+             "cut_p50_ms={:.2f} cut_p99_ms={:.2f} cut_max_ms={:.2f} response_p50_ms={:.2f} response_p99_ms={:.2f}\n",
+             o.count, to_close.size(), not_closed, not_failed, closed_before, bad_status,
+             static_cast<double>(percentileNs(to_close, 0.5)) / 1e6, static_cast<double>(percentileNs(to_close, 0.99)) / 1e6,
+             to_close.empty() ? 0.0 : static_cast<double>(to_close.back()) / 1e6,
+             static_cast<double>(percentileNs(to_response, 0.5)) / 1e6,
+             static_cast<double>(percentileNs(to_response, 0.99)) / 1e6);
+  return not_closed == 0 && bad_status == 0 && not_failed == 0 ? 0 : 2;
+}
+
 template <typename F>
 int guarded(const char* what, F&& f) {
   try {
@@ -435,5 +549,6 @@ int runLatency(const LatencyOptions& o) { return guarded("latency", [&] { return
 int runMaxRate(const MaxRateOptions& o) { return guarded("max-rate", [&] { return maxRate(o); }); }
 int runIdle(const IdleOptions& o) { return guarded("idle", [&] { return idle(o); }); }
 int runRevoke(const RevokeOptions& o) { return guarded("revoke", [&] { return revoke(o); }); }
+int runAttestCutoff(const AttestCutoffOptions& o) { return guarded("attest-cutoff", [&] { return attestCutoff(o); }); }
 
 }  // namespace warden::bench

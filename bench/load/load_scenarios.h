@@ -72,6 +72,20 @@ struct RevokeOptions {
 // through the admin API and measures request -> socket close.
 int runRevoke(const RevokeOptions& options);
 
+struct AttestCutoffOptions {
+  TargetOptions target;
+  std::string api_host = "127.0.0.1";
+  uint16_t api_port = 0;
+  std::string trust_domain = "warden.local";
+  int count = 0;
+};
+// runAttestCutoff opens |count| sessions, then for each device submits
+// tampered attestation evidence (its signed log signed by another device's
+// key) over its own mutual-TLS session to the API and measures evidence
+// request -> its MQTT session cut (the policy must give quarantine no MQTT
+// rights). Needs |count| + 1 devices (the last one's key forges).
+int runAttestCutoff(const AttestCutoffOptions& options);
+
 struct EnrollLoadOptions {
   std::string api_host = "127.0.0.1";
   uint16_t api_port = 0;

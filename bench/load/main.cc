@@ -91,6 +91,17 @@ int main(int argc, char** argv) {
   e->add_option("--concurrency", enr.concurrency, "enrollments in flight")->check(CLI::Range(1, 4096));
   e->add_option("--cpu-pid", enr.cpu_pids, "read this process's CPU time around the run (repeatable)");
 
+  warden::bench::AttestCutoffOptions att;
+  std::string attest_api;
+  auto* a = app.add_subcommand("attest-cutoff",
+                               "open N sessions, send each device's tampered evidence, time evidence->session cut");
+  addTarget(a, target, att.target);
+  a->add_option("--api", attest_api, "API HOST:PORT or https://HOST:PORT")->required();
+  a->add_option("--count", att.count, "sessions (needs count+1 devices; they end quarantined)")
+      ->required()
+      ->check(CLI::Range(1, 100000));
+  a->add_option("--trust-domain", att.trust_domain, "the fleet's SPIFFE trust domain");
+
   CLI11_PARSE(app, argc, argv);
 
   auto parseTarget = [&](TargetOptions& t) {
@@ -112,6 +123,16 @@ int main(int argc, char** argv) {
       return 2;
     }
     return warden::bench::runEnroll(enr);
+  }
+  if (a->parsed()) {
+    if (!parseTarget(att.target)) return 2;
+    if (attest_api.rfind("https://", 0) == 0) attest_api = attest_api.substr(8);
+    while (!attest_api.empty() && attest_api.back() == '/') attest_api.pop_back();
+    if (!splitHostPort(attest_api, att.api_host, att.api_port)) {
+      fmt::print(stderr, "warden-load: --api must be HOST:PORT, got '{}'\n", attest_api);
+      return 2;
+    }
+    return warden::bench::runAttestCutoff(att);
   }
   if (r->parsed()) {
     if (!parseTarget(rev.target)) return 2;
