@@ -137,6 +137,7 @@ inline constexpr std::string_view kActivationFailed = "activation_failed";
 // attestation_failed reasons (docs/attestation.md, "Outcomes").
 inline constexpr std::string_view kForeignTpm = "foreign_tpm";
 inline constexpr std::string_view kBadSignature = "bad_signature";
+inline constexpr std::string_view kForeignIdentity = "foreign_identity";
 inline constexpr std::string_view kNonceMismatch = "nonce_mismatch";
 inline constexpr std::string_view kPcrMismatch = "pcr_mismatch";
 inline constexpr std::string_view kBadQuote = "bad_quote";
