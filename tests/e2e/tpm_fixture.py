@@ -16,6 +16,8 @@ API (issue 6, "Continuous verification", reuses it):
         tpm.reboot()              # power cycle (swtpm_ioctl -i) + TPM2_Startup(CLEAR); PCRs reset,
                                   # transient objects gone, persistent handles kept; tpm2-abrmd is
                                   # restarted (it holds stale contexts otherwise)
+        saved = tpm.save_state()  # copy of the TPM's persistent state (a restart of swtpm = a boot)
+        tpm.restore_state(saved)  # roll the TPM back to it (resetCount included, same EK)
         tpm.stop()                # stops abrmd, D-Bus and swtpm and removes the temp dir
 
 What start() does, in a private temporary directory:
@@ -242,6 +244,28 @@ activate = 1
                            capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
             raise RuntimeError(f"tpm2_startup -c failed: {r.stdout}{r.stderr}")
+        self._start_abrmd()
+
+    def save_state(self):
+        """Copies the TPM's persistent state (NV, seeds, counters) aside; returns the copy's path.
+
+        With restore_state() this is the rollback attack on a TPM: its state
+        taken back to an earlier point (resetCount included), EK unchanged."""
+        self._stop_proc(self.abrmd)
+        self._stop_proc(self.swtpm)  # swtpm writes its state file when it stops
+        dest = tempfile.mkdtemp(prefix="state-", dir=self.tmp)
+        shutil.copytree(self.state_dir, dest, dirs_exist_ok=True)
+        self._start_swtpm()
+        self._start_abrmd()
+        return dest
+
+    def restore_state(self, saved):
+        """Replaces the TPM's state with a copy from save_state() and powers it on."""
+        self._stop_proc(self.abrmd)
+        self._stop_proc(self.swtpm)
+        shutil.rmtree(self.state_dir)
+        shutil.copytree(saved, self.state_dir)
+        self._start_swtpm()
         self._start_abrmd()
 
     def reset_count(self):
