@@ -269,11 +269,11 @@ class Fleet:
 
 
 class SubProcess:
-    """A background mosquitto_sub whose output lines are collected."""
+    """A background process (mosquitto_sub, warden-agent run) whose output lines are collected."""
 
-    def __init__(self, args):
+    def __init__(self, args, env=None):
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         self.lines = []
         self.err = []
         self._t1 = threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True)

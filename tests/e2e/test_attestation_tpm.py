@@ -1,0 +1,264 @@
+"""Continuous verification with a real TPM (swtpm behind tpm2-abrmd,
+tests/e2e/tpm_fixture.py), a real Mosquitto and real MQTT clients.
+
+The whole loop with nobody pressing a button: a healthy device attests and
+publishes; its firmware image changes and at its next attestation its live
+MQTT session is reduced to quarantine rights; it installs an approved image,
+reboots (swtpm power cycle + agent restart), attests and is re-admitted, and
+the same mosquitto_sub receives again. Also the attacks: a quote from another
+TPM, a TPM rolled back to an earlier state (resetCount going back), software
+evidence where the segment requires a TPM, and an approval revoked for the
+release the device runs."""
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+import unittest
+
+from tpm_fixture import SoftTpm
+from warden_fixture import AGENT, Fleet, SubProcess
+
+POLICY = """
+segments:
+  plc:
+    role: controller
+    attestation: {required: true, interval: 4s, grace: 6s, min_assurance: tpm}
+  lab:
+    role: labdevice
+    attestation: {required: true, interval: 4s, grace: 60s, min_assurance: software}
+rules:
+  - id: operators
+    effect: permit
+    principals: {kind: user, id: admin}
+    actions: ["admin:*"]
+    resources: ["*"]
+  - id: devices-connect
+    effect: permit
+    principals: {kind: device}
+    actions: [mqtt:connect]
+    resources: ["${principal.id}"]
+  - id: quarantined-stay-connected
+    effect: permit
+    principals: {segment: quarantine}
+    actions: [mqtt:connect]
+    resources: ["${principal.id}"]
+  - id: plcs-read-commands
+    effect: permit
+    principals: {segment: plc}
+    actions: [mqtt:subscribe, mqtt:receive]
+    resources: ["factory/commands/${principal.id}/#"]
+  - id: plcs-report
+    effect: permit
+    principals: {segment: plc}
+    actions: [mqtt:publish]
+    resources: ["factory/telemetry/${principal.id}/#"]
+  - id: operators-command
+    effect: permit
+    principals: {role: operator-console}
+    actions: [mqtt:publish]
+    resources: ["factory/commands/#"]
+"""
+
+MODEL = "plc-x200"
+
+
+def sha256_text(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class TpmAttestationTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tpm = SoftTpm().start()
+        cls.addClassCleanup(cls.tpm.stop)
+        cls.fleet = Fleet()
+        cls.addClassCleanup(cls.fleet.close)
+        r = cls.fleet.apply_policy(POLICY)
+        assert r.returncode == 0, r.stdout + r.stderr
+        ca = os.path.join(cls.fleet.tmp, "tpm-vendor-ca.pem")
+        with open(ca, "w") as f:
+            f.write(cls.tpm.ek_ca_pem())
+        r = cls.fleet.cli("tpm-ca", "add", ca)
+        assert r.returncode == 0, r.stdout + r.stderr
+        cls.fw_good = b"PLC firmware 2.1.0 " + os.urandom(64)
+        cls.fw_bad = b"PLC firmware 2.1.0 with an implant " + os.urandom(64)
+        r = cls.fleet.cli("firmware", "approve", sha256_text(cls.fw_good), "--model", MODEL, "--version", "2.1.0")
+        assert r.returncode == 0, r.stdout + r.stderr
+        cls.console = cls.fleet.device("console-1", "operator-console")
+
+    # --- helpers --------------------------------------------------------------------
+    def agent_env(self, tpm=None):
+        env = dict((tpm or self.tpm).env)
+        env.pop("OPENSSL_CONF", None)
+        return env
+
+    def plc(self, name, role="controller"):
+        return self.fleet.device(name, role, labels=[f"model={MODEL}"])
+
+    def firmware_file(self, dev, content):
+        path = os.path.join(self.fleet.tmp, f"{dev.name}-firmware.bin")
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+
+    def attest_once(self, dev, firmware=None, tpm=None, use_tpm=True):
+        """`warden-agent attest`: one challenge/evidence round; returns (exit code, verdict or output)."""
+        args = [AGENT, "attest", "--dir", dev.dir, "-o", "json"]
+        if use_tpm:
+            args += ["--tpm", (tpm or self.tpm).tcti]
+        if firmware:
+            args += ["--firmware", firmware]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=120, env=self.agent_env(tpm))
+        try:
+            return r.returncode, json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return r.returncode, r.stdout + r.stderr
+
+    def start_agent(self, dev, firmware):
+        p = SubProcess([AGENT, "run", "--dir", dev.dir, "--tpm", self.tpm.tcti, "--firmware", firmware,
+                        "--attest-interval", "2s"], env=self.agent_env())
+        return p
+
+    def posture(self, name):
+        return self.fleet.cli_json("device", "show", name)
+
+    def wait_for(self, what, name, predicate, timeout=40.0):
+        """Polls `device show NAME` until predicate(shown) holds."""
+        deadline = time.time() + timeout
+        shown = None
+        while time.time() < deadline:
+            shown = self.posture(name)
+            if predicate(shown):
+                return shown
+            time.sleep(0.25)
+        self.fail(f"timed out waiting for {what}; device show: {json.dumps(shown, indent=1)}")
+
+    def state(self, name):
+        return self.posture(name)["state"]
+
+    # --- the loop -------------------------------------------------------------------
+    def test_tampered_image_quarantines_and_an_approved_image_after_reboot_readmits(self):
+        dev = self.plc("plc-loop")
+        fw = self.firmware_file(dev, self.fw_good)
+        agent = self.start_agent(dev, fw)
+        self.addCleanup(agent.close)
+        self.wait_for("the first good TPM attestation", dev.name,
+                      lambda d: d.get("posture", {}).get("state") == "healthy" and d["posture"].get("trust") == 100)
+
+        sub = SubProcess(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.fleet.mqtt_port), *dev.tls_args(),
+                          "-i", dev.name, "-v", "-t", f"factory/commands/{dev.name}/#"])
+        self.addCleanup(sub.close)
+        time.sleep(1.0)
+        r = self.fleet.pub(self.console, f"factory/commands/{dev.name}/run", "start")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sub.wait_line(lambda l: "start" in l, timeout=10)
+
+        # The image changes on the device: the agent measures it at its next round.
+        since = self.fleet.events()[-1]["id"]
+        with open(fw, "wb") as f:
+            f.write(self.fw_bad)
+        q = self.fleet.wait_event(lambda e: e["id"] > since and e["type"] == "quarantine"
+                                  and e["resource"] == dev.name, timeout=30)
+        self.assertEqual(q["actor"], "trust")
+        self.assertEqual(self.state(dev.name), "quarantined")
+        failed = [e for e in self.fleet.events(since) if e["type"] == "attestation_failed"]
+        self.assertTrue(failed and failed[-1]["reason"] == "unapproved_firmware", failed)
+        # The live session keeps only quarantine rights: its subscription is suspended.
+        self.fleet.pub(self.console, f"factory/commands/{dev.name}/run", "during-quarantine")
+        time.sleep(1.5)
+        self.assertFalse(any("during-quarantine" in l for l in sub.lines), sub.lines)
+        self.assertIsNone(sub.proc.poll(), "mosquitto_sub was disconnected; quarantine allows connect")
+
+        # Repair: the approved image is installed, the device reboots.
+        agent.close()
+        with open(fw, "wb") as f:
+            f.write(self.fw_good)
+        self.tpm.reboot()
+        agent2 = self.start_agent(dev, fw)
+        self.addCleanup(agent2.close)
+        rel = self.fleet.wait_event(lambda e: e["id"] > since and e["type"] == "release"
+                                    and e["resource"] == dev.name, timeout=60)
+        self.assertEqual(rel["actor"], "trust")
+        # At least 30 s in quarantine before re-admission (no flapping).
+        self.assertGreaterEqual(rel["id"], q["id"])
+        t = lambda e: time.mktime(time.strptime(e["time"], "%Y-%m-%dT%H:%M:%SZ"))
+        self.assertGreaterEqual(t(rel) - t(q), 29)
+        self.assertEqual(self.state(dev.name), "active")
+        # The same mosquitto_sub process receives again.
+        self.fleet.pub(self.console, f"factory/commands/{dev.name}/run", "after-readmission")
+        sub.wait_line(lambda l: "after-readmission" in l, timeout=10)
+        history = self.fleet.cli_json("device", "history", dev.name)
+        types = [e["type"] for e in history] if isinstance(history, list) else [e["type"] for e in history["events"]]
+        for t in ("quarantine", "release", "attestation_failed"):
+            self.assertIn(t, types)
+
+    # --- attacks ----------------------------------------------------------------------
+    def test_a_quote_from_another_tpm_fails_attestation(self):
+        dev = self.plc("plc-foreign")
+        fw = self.firmware_file(dev, self.fw_good)
+        code, verdict = self.attest_once(dev, fw)
+        self.assertEqual(code, 0, verdict)
+        self.assertEqual(verdict["result"], "ok", verdict)
+        with SoftTpm() as other:
+            code, verdict = self.attest_once(dev, fw, tpm=other)
+            self.assertNotEqual(code, 0, verdict)
+        self.assertEqual(self.state(dev.name), "quarantined")
+        self.fleet.wait_event(lambda e: e["type"] == "attestation_failed" and e["resource"] == dev.name
+                              and e["reason"] == "foreign_tpm")
+
+    def test_a_tpm_rolled_back_to_an_earlier_state_fails_attestation(self):
+        dev = self.plc("plc-rollback")
+        fw = self.firmware_file(dev, self.fw_good)
+        saved = self.tpm.save_state()
+        self.tpm.reboot()
+        self.tpm.reboot()
+        code, verdict = self.attest_once(dev, fw)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        self.tpm.restore_state(saved)  # resetCount is back where it was two boots ago
+        code, verdict = self.attest_once(dev, fw)
+        self.assertEqual(verdict["result"], "failed", verdict)
+        self.assertEqual(verdict["reason"], "reset_count_regressed", verdict)
+        self.assertEqual(self.state(dev.name), "quarantined")
+
+    def test_software_evidence_where_the_segment_requires_a_tpm(self):
+        dev = self.plc("plc-software")
+        fw = self.firmware_file(dev, self.fw_good)
+        code, verdict = self.attest_once(dev, fw, use_tpm=False)
+        self.assertEqual(verdict["result"], "failed", verdict)
+        self.assertEqual(verdict["reason"], "assurance_insufficient", verdict)
+        self.assertEqual(self.state(dev.name), "quarantined")
+
+    def test_software_evidence_after_an_ak_was_registered_is_a_downgrade(self):
+        dev = self.plc("lab-1", role="labdevice")  # its segment accepts software evidence
+        fw = self.firmware_file(dev, self.fw_good)
+        code, verdict = self.attest_once(dev, fw)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        code, verdict = self.attest_once(dev, fw, use_tpm=False)
+        self.assertEqual(verdict["result"], "failed", verdict)
+        self.assertEqual(verdict["reason"], "assurance_downgrade", verdict)
+
+    def test_revoking_the_approval_of_a_running_release_quarantines(self):
+        image = b"PLC firmware 2.0.9 " + os.urandom(64)
+        digest = sha256_text(image)
+        r = self.fleet.cli("firmware", "approve", digest, "--model", MODEL, "--version", "2.0.9")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dev = self.plc("plc-revoked")
+        fw = self.firmware_file(dev, image)
+        code, verdict = self.attest_once(dev, fw)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        r = self.fleet.cli("firmware", "revoke-approval", digest, "--model", MODEL)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("1", r.stdout)
+        self.assertEqual(self.state(dev.name), "active")  # without --yes nothing changes
+        r = self.fleet.cli("firmware", "revoke-approval", digest, "--model", MODEL, "--yes")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.state(dev.name), "quarantined")
+        self.fleet.wait_event(lambda e: e["type"] == "quarantine" and e["resource"] == dev.name
+                              and e["actor"] == "trust")
+
+
+if __name__ == "__main__":
+    unittest.main()
