@@ -7,7 +7,9 @@
 #include <memory>
 
 #include <openssl/bio.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pkcs7.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -41,6 +43,9 @@ using EvpMdPtr = std::unique_ptr<EVP_MD, detail::OpenSslDeleter<EVP_MD, EVP_MD_f
 using EvpCipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, detail::OpenSslDeleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
 using EvpMacPtr = std::unique_ptr<EVP_MAC, detail::OpenSslDeleter<EVP_MAC, EVP_MAC_free>>;
 using EvpMacCtxPtr = std::unique_ptr<EVP_MAC_CTX, detail::OpenSslDeleter<EVP_MAC_CTX, EVP_MAC_CTX_free>>;
+using OsslParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, detail::OpenSslDeleter<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>>;
+using OsslParamPtr = std::unique_ptr<OSSL_PARAM, detail::OpenSslDeleter<OSSL_PARAM, OSSL_PARAM_free>>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, detail::OpenSslDeleter<ECDSA_SIG, ECDSA_SIG_free>>;
 using X509Ptr = std::unique_ptr<X509, detail::OpenSslDeleter<X509, X509_free>>;
 using X509ReqPtr = std::unique_ptr<X509_REQ, detail::OpenSslDeleter<X509_REQ, X509_REQ_free>>;
 using X509CrlPtr = std::unique_ptr<X509_CRL, detail::OpenSslDeleter<X509_CRL, X509_CRL_free>>;

@@ -1,0 +1,177 @@
+#include "unit/trust/soft_tpm.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_tctildr.h>
+
+namespace warden::testing {
+
+namespace {
+
+bool canBind(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+int freePortPair() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    const int port = ntohs(addr.sin_port);
+    if (port > 0 && port < 65535 && canBind(port) && canBind(port + 1)) return port;
+  }
+  return 0;
+}
+
+bool canConnect(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+void writeText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+std::string readText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// run executes |command| with the shell, output into |dir|/cmd.log.
+bool run(const std::string& dir, const std::string& command) {
+  const std::string full = command + " >" + dir + "/cmd.log 2>&1";
+  if (std::system(full.c_str()) == 0) return true;
+  ADD_FAILURE() << command << " failed:\n" << readText(dir + "/cmd.log");
+  return false;
+}
+
+}  // namespace
+
+SoftTpm::SoftTpm(bool with_ek_cert) {
+  char tmpl[] = "/tmp/warden-unit-tpm-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed";
+    return;
+  }
+  dir_ = tmpl;
+  std::filesystem::create_directories(dir_ + "/state");
+  if (with_ek_cert && !setup()) return;
+  startSwtpm();
+}
+
+SoftTpm::~SoftTpm() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  if (!dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+}
+
+bool SoftTpm::setup() {
+  const std::string localca = dir_ + "/localca";
+  std::filesystem::create_directories(localca);
+  writeText(dir_ + "/localca.conf", "statedir = " + localca + "\nsigningkey = " + localca +
+                                        "/signkey.pem\nissuercert = " + localca + "/issuercert.pem\ncertserial = " +
+                                        localca + "/certserial\n");
+  writeText(dir_ + "/localca.options", "--platform-manufacturer Warden\n--platform-version 2.1\n--platform-model swtpm\n");
+  writeText(dir_ + "/swtpm_setup.conf", "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = " +
+                                            dir_ + "/localca.conf\ncreate_certs_tool_options = " + dir_ +
+                                            "/localca.options\n");
+  return run(dir_, "swtpm_setup --tpm2 --tpmstate " + dir_ + "/state --create-ek-cert --create-platform-cert --config " +
+                       dir_ + "/swtpm_setup.conf --overwrite");
+}
+
+bool SoftTpm::startSwtpm() {
+  port_ = freePortPair();
+  if (port_ == 0) {
+    ADD_FAILURE() << "no two consecutive free ports";
+    return false;
+  }
+  const std::string server = "type=tcp,port=" + std::to_string(port_);
+  const std::string ctrl = "type=tcp,port=" + std::to_string(port_ + 1);
+  const std::string state = "dir=" + dir_ + "/state";
+  const std::string log = dir_ + "/swtpm.log";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    FILE* out = std::freopen(log.c_str(), "w", stdout);
+    (void)out;
+    ::dup2(STDOUT_FILENO, STDERR_FILENO);
+    ::execlp("swtpm", "swtpm", "socket", "--tpm2", "--server", server.c_str(), "--ctrl", ctrl.c_str(), "--tpmstate",
+             state.c_str(), "--flags", "not-need-init,startup-clear", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  pid_ = pid;
+  for (int i = 0; i < 400; ++i) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      ADD_FAILURE() << "swtpm exited: " << readText(log);
+      return false;
+    }
+    if (canConnect(port_)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ADD_FAILURE() << "swtpm does not listen on " << port_;
+  return false;
+}
+
+std::string SoftTpm::tcti() const { return "swtpm:host=127.0.0.1,port=" + std::to_string(port_); }
+
+std::string SoftTpm::ekCaPem() const {
+  return readText(dir_ + "/localca/issuercert.pem") + readText(dir_ + "/localca/swtpm-localca-rootca-cert.pem");
+}
+
+bool SoftTpm::reboot() {
+  if (!run(dir_, "swtpm_ioctl --tcp 127.0.0.1:" + std::to_string(port_ + 1) + " -i")) return false;
+  const std::string conf = tcti();
+  TSS2_TCTI_CONTEXT* tcti_ctx = nullptr;
+  ESYS_CONTEXT* ctx = nullptr;
+  bool ok = Tss2_TctiLdr_Initialize(conf.c_str(), &tcti_ctx) == TSS2_RC_SUCCESS &&
+            Esys_Initialize(&ctx, tcti_ctx, nullptr) == TSS2_RC_SUCCESS &&
+            Esys_Startup(ctx, TPM2_SU_CLEAR) == TSS2_RC_SUCCESS;
+  if (ctx != nullptr) Esys_Finalize(&ctx);
+  if (tcti_ctx != nullptr) Tss2_TctiLdr_Finalize(&tcti_ctx);
+  if (!ok) ADD_FAILURE() << "TPM2_Startup(CLEAR) after swtpm_ioctl -i failed";
+  return ok;
+}
+
+}  // namespace warden::testing
