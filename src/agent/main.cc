@@ -1,5 +1,5 @@
-// warden-agent: enrolls a device with a Warden server (EST, RFC 7030) and
-// keeps its certificate renewed.
+// warden-agent: enrolls a device with a Warden server (EST, RFC 7030), keeps
+// its certificate renewed and attests its firmware (docs/attestation.md).
 
 #include <cstdio>
 #include <string>
@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <openssl/crypto.h>
 
+#include "agent/attest_command.h"
 #include "agent/enroll.h"
 #include "agent/renewer.h"
 #include "api/admin_client.h"
@@ -72,8 +73,46 @@ fingerprint still decides which root is trusted). Failures are retried with
 exponential backoff (5 s doubling to 5 min, with jitter). SIGTERM or SIGINT
 stops it with exit code 0.
 
+Attestation (docs/attestation.md): between renewals the agent proves to the
+server which firmware it runs. It asks for a challenge, answers with a TPM
+quote of PCR 10 (--tpm) or with its measurement log signed by the device key
+(no --tpm: `software` assurance), and logs each verdict (result, reason,
+state, trust). The next round is due when the server says (next_due_s), or
+after --attest-interval when no policy segment requires attestation of this
+device. Errors are retried with backoff (5 s doubling to 5 min); a server
+without attestation endpoints is asked again at the interval. Not with --once.
+
+  warden-agent run --dir A --tpm tabrmd:bus_type=system --firmware /boot/fw.bin
+
+Measured boot: --firmware FILE is the running image. Its SHA-256 is extended
+into PCR 10 when the agent starts on a new boot and whenever it changes
+(checked before each round), and appended to A/attestation-log.json with the
+TPM's resetCount. An agent restart without a TPM reset resumes that log; a new
+resetCount (a reboot) starts a new one. Extends cannot be undone: an image
+measured once stays in the log until the next boot. The attestation key is
+created once under the TPM's EK and kept in A/ak.pub and A/ak.priv (0600); it
+is registered with the server by credential activation the first time, and
+again whenever the server says it does not know it. Without --tpm, each agent
+start is a new boot with a new random boot_id and nothing is kept on disk.
+
 Exit codes: 0 stopped by a signal (or --once succeeded); 1 failed; 2 DIR is
 not an enrolled agent directory; 3 (--once) server unreachable or TLS failure.)";
+
+constexpr const char* kAttestExamples = R"(
+Examples:
+  warden-agent attest --dir /var/lib/warden-agent --tpm tabrmd:bus_type=system --firmware /boot/fw.bin
+  warden-agent attest --dir A -o json      # the server's verdict as JSON
+
+Runs one attestation round as `run` does (same files in DIR, same measured
+boot: a TPM whose resetCount is unchanged resumes the log), then prints the
+server's verdict: result, reason (the attestation_failed reason when the
+result is failed), state and trust. With -o json it prints the verdict
+exactly as the server sent it: {"result", "reason", "state", "trust",
+"next_due_s"}.
+
+Exit codes: 0 result ok; 1 result failed (the device is quarantined or
+suspect); 2 the round did not complete (invalid options or DIR, no TPM,
+server unreachable, the server refused the evidence or the AK).)";
 
 }  // namespace
 
@@ -83,7 +122,7 @@ int main(int argc, char** argv) {
   // sanitizer builds, nothing else); the process is ending anyway. Must be
   // the first OpenSSL call.
   OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
-  CLI::App app{"warden-agent: enrolls this device with a Warden server and keeps its certificate renewed"};
+  CLI::App app{"warden-agent: enrolls this device with a Warden server, keeps its certificate renewed and attests its firmware"};
   app.require_subcommand(1);
   app.fallthrough();
   app.footer("\nRun `warden-agent COMMAND --help` for a command's options and examples.");
@@ -120,15 +159,36 @@ int main(int argc, char** argv) {
 
   warden::agent::RunOptions run;
   std::string run_output;
-  CLI::App* run_cmd = app.add_subcommand("run", "keep the certificate renewed (runs until SIGTERM)");
+  CLI::App* run_cmd = app.add_subcommand("run", "keep the certificate renewed and attest (runs until SIGTERM)");
   run_cmd->add_option("--dir", run.dir, "agent directory written by `warden-agent enroll`")->required();
   run_cmd->add_option("--log-level", run.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
   run_cmd->add_flag("--renew-now", run.renew_now, "renew at start instead of at 2/3 of the certificate's life");
   run_cmd->add_flag("--once", run.once, "exit after the first renewal attempt");
   run_cmd->add_flag("--keep-key", run.keep_key, "reuse the current key (default: a new key per renewal)");
+  std::string run_attest_interval = "60s";
+  run_cmd->add_option("--tpm", run.attestation.tpm,
+                      "attest with this TPM (TCTI: tabrmd:bus_type=system, device:/dev/tpmrm0, swtpm:port=P); "
+                      "default: a log signed by the device key");
+  run_cmd->add_option("--firmware", run.attestation.firmware, "the firmware image measured into PCR 10");
+  run_cmd->add_option("--attest-interval", run_attest_interval,
+                      "time between attestations when the server sets none (default 60s)");
   run_cmd->add_option("-o,--output", run_output, "output format: text or json")->check(CLI::IsMember({"text", "json"}));
   run_cmd->footer(kRunExamples);
+
+  warden::agent::AttestOptions attest;
+  std::string attest_output;
+  CLI::App* attest_cmd =
+      app.add_subcommand("attest", "attest once: prove this device's firmware to the server and print the verdict");
+  attest_cmd->add_option("--dir", attest.dir, "agent directory written by `warden-agent enroll`")->required();
+  attest_cmd->add_option("--tpm", attest.settings.tpm,
+                         "attest with this TPM (TCTI); default: a log signed by the device key");
+  attest_cmd->add_option("--firmware", attest.settings.firmware, "the firmware image measured into PCR 10");
+  attest_cmd->add_option("--log-level", attest.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
+  attest_cmd->add_option("-o,--output", attest_output, "output format: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  attest_cmd->footer(kAttestExamples);
 
   try {
     app.parse(argc, argv);
@@ -148,6 +208,18 @@ int main(int argc, char** argv) {
     enroll.approval_timeout = std::chrono::seconds(*timeout);
     return warden::agent::runEnroll(enroll);
   }
-  if (run_cmd->parsed()) return warden::agent::runAgent(run);
+  if (run_cmd->parsed()) {
+    auto interval = warden::core::parseDuration(run_attest_interval);
+    if (!interval.isOk()) {
+      std::fprintf(stderr, "warden-agent: error: --attest-interval: %s\n", interval.status().message().c_str());
+      return warden::api::kExitUsage;
+    }
+    run.attestation.interval = std::chrono::seconds(*interval);
+    return warden::agent::runAgent(run);
+  }
+  if (attest_cmd->parsed()) {
+    attest.output_json = json(attest_output);
+    return warden::agent::runAttest(attest);
+  }
   return warden::api::kExitUsage;
 }

@@ -189,6 +189,12 @@ int runAgent(const RunOptions& options) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   bool renew_now = options.renew_now;
   int attempt = 0;
+  std::optional<SystemClock::time_point> retry_at;  // after a failed renewal
+  SystemClock::time_point announced_due{};          // the renewal time last logged
+  // Attestation rounds run on this thread between renewals, so the device
+  // key and the files of A are never used by two threads at once.
+  std::optional<AttestationSchedule> attestation;
+  if (!options.once) attestation.emplace(options.attestation, paths);
   // One jitter per process: renewal comes at 2/3 of the life, up to 10 % of
   // the life earlier, so devices enrolled together spread their renewals.
   const double jitter = unit(rng);
@@ -202,13 +208,23 @@ int runAgent(const RunOptions& options) {
     }
     auto now = SystemClock::now();
     auto not_after = crypto::notAfter(leaf->get());
-    auto due = api::renewalTime(leaf->get(), certificateObtainedAt(paths, now), jitter);
-    if (!renew_now && now < due) {
-      spdlog::info("certificate {} valid until {}; renewal due at {}", crypto::serialHex(leaf->get()),
-                   core::formatRfc3339(not_after), core::formatRfc3339(due));
-      if (stop.waitUntil(due)) break;
+    auto due = retry_at ? *retry_at : api::renewalTime(leaf->get(), certificateObtainedAt(paths, now), jitter);
+    if (renew_now) due = now;
+    if (attestation && attestation->next() <= now && attestation->next() <= due) {
+      attestation->round(*url, *keys);
+      continue;
+    }
+    if (now < due) {
+      if (!retry_at && due != announced_due) {
+        spdlog::info("certificate {} valid until {}; renewal due at {}", crypto::serialHex(leaf->get()),
+                     core::formatRfc3339(not_after), core::formatRfc3339(due));
+        announced_due = due;
+      }
+      if (stop.waitUntil(attestation ? std::min(due, attestation->next()) : due)) break;
+      continue;
     }
     renew_now = false;
+    retry_at.reset();
     auto renewed = renewOnce(paths, *config, *url, *keys, options.keep_key);
     if (renewed.isOk()) {
       attempt = 0;
@@ -229,7 +245,7 @@ int runAgent(const RunOptions& options) {
     auto delay = api::backoffDelay(attempt++, unit(rng));
     spdlog::warn("renewal failed: {}; retrying in {} s", s.message(),
                  std::chrono::duration_cast<std::chrono::seconds>(delay).count());
-    if (stop.waitUntil(SystemClock::now() + delay)) break;
+    retry_at = SystemClock::now() + std::chrono::duration_cast<SystemClock::duration>(delay);
   }
   spdlog::info("stopped");
   return api::kExitOk;

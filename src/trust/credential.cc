@@ -288,7 +288,7 @@ core::Status verifyEkCertificate(std::string_view ek_cert_der, std::string_view 
   }
   // Every certificate in the operator's bundle is an anchor: a vendor may
   // publish only the intermediate that issues its EK certificates.
-  X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_X509_STRICT);
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
   X509_STORE_set_verify_cb(store.get(), ekVerifyCallback);
   if (X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), untrusted.get()) != 1) {
     return core::internalError("X509_STORE_CTX_init failed");
