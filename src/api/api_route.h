@@ -46,6 +46,10 @@ enum class RouteKind {
   kManufacturerList,    // GET  /v1/manufacturers
   kManufacturerAdd,     // POST /v1/manufacturers
   kManufacturerRemove,  // DELETE /v1/manufacturers/{name}
+  kFirmwareList,        // GET  /v1/firmware
+  kFirmwareApprove,     // POST /v1/firmware
+  kFirmwareRevoke,      // POST /v1/firmware/revoke (dry run unless "apply": true)
+  kDeviceHistory,       // GET  /v1/devices/{name}/history[?limit=N]
 };
 
 // Route is a matched request target.

@@ -26,6 +26,9 @@ namespace warden::pki {
 struct CaMaterial;
 class CaSetHolder;
 }
+namespace warden::trust {
+class PostureEngine;
+}
 namespace warden::gateway {
 class SnapshotHolder;
 class Gateway;
@@ -105,6 +108,10 @@ struct ApiDeps {
   // retirement (trust bundles, the gateway's and this API's TLS contexts,
   // CRLs and OCSP) and calls |done| on the io thread.
   std::function<void(std::function<void()> done)> reload_cas;
+  // posture (optional) is the posture engine (issue 6): operator quarantine
+  // and release tell it, `warden firmware` goes through it, device show
+  // prints its posture. Without it those routes answer 503.
+  trust::PostureEngine* posture = nullptr;
 };
 
 // ApiServer is the HTTPS listener for the admin API (mutual TLS, JSON) and

@@ -49,6 +49,12 @@ inline constexpr std::string_view kManufacturerAdd = "manufacturer_add";
 inline constexpr std::string_view kManufacturerRemove = "manufacturer_remove";
 inline constexpr std::string_view kEnrollApprove = "enroll_approve";
 inline constexpr std::string_view kEnrollDeny = "enroll_deny";
+// Continuous verification (issue 6).
+inline constexpr std::string_view kPostureHealthy = "posture_healthy";
+inline constexpr std::string_view kPostureSuspect = "posture_suspect";
+inline constexpr std::string_view kAttestationFailed = "attestation_failed";
+inline constexpr std::string_view kFirmwareApprove = "firmware_approve";
+inline constexpr std::string_view kFirmwareRevoke = "firmware_revoke";
 }  // namespace event_type
 
 namespace reason {
@@ -116,6 +122,19 @@ inline constexpr std::string_view kConnectionLost = "connection_lost";
 // Admin API.
 inline constexpr std::string_view kWouldLockOut = "would_lock_out";
 inline constexpr std::string_view kUnauthenticated = "unauthenticated";
+// Posture and quarantine reasons (continuous verification).
+inline constexpr std::string_view kAttestationFailed = "attestation_failed";
+inline constexpr std::string_view kStale = "stale";
+inline constexpr std::string_view kLowTrust = "low_trust";
+inline constexpr std::string_view kApprovalRevoked = "approval_revoked";
+inline constexpr std::string_view kManual = "manual";
+inline constexpr std::string_view kReadmitted = "readmitted";
+inline constexpr std::string_view kHealthy = "healthy";
+inline constexpr std::string_view kOverdue = "overdue";
+inline constexpr std::string_view kTrustWarning = "trust_warning";
+// Why an attestation failed (attestation_failed events; docs/attestation.md).
+inline constexpr std::string_view kUnapprovedFirmware = "unapproved_firmware";
+inline constexpr std::string_view kAssuranceInsufficient = "assurance_insufficient";
 // Event log itself.
 inline constexpr std::string_view kQueueFull = "queue_full";
 }  // namespace reason

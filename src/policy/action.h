@@ -37,8 +37,12 @@ enum class Action : uint8_t {
   kAdminManufacturerAdd,
   kAdminManufacturerList,
   kAdminManufacturerRemove,
+  kAdminFirmwareApprove,
+  kAdminFirmwareRevoke,
+  kAdminFirmwareList,
+  kAdminDeviceHistory,
 };
-inline constexpr size_t kActionCount = 27;
+inline constexpr size_t kActionCount = 31;
 
 // ActionFamily decides how a resource pattern is read for an action.
 enum class ActionFamily : uint8_t {
