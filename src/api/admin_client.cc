@@ -162,6 +162,8 @@ json deviceView(const json& device) {
   if (out["labels"].is_null()) out["labels"] = json::object();
   if (out["connected"].is_null()) out["connected"] = false;
   if (!out["key_store"].is_object()) out["key_store"] = {{"claimed", nullptr}, {"verified", false}};
+  // The posture engine's view (issue 6), when the server has one.
+  if (device.is_object() && device.contains("posture") && device["posture"].is_object()) out["posture"] = device["posture"];
   return out;
 }
 
@@ -199,6 +201,46 @@ std::string keyStoreText(const json& ks) {
                      verified ? "verified" : "not verified");
 }
 
+// postureText renders the posture block of `warden device show` ("" without one).
+std::string postureText(const json& p) {
+  if (!p.is_object()) return {};
+  auto at = [](const json& j, const char* a, const char* b) -> json {
+    if (!j.is_object() || !j.contains(a) || !j[a].is_object() || !j[a].contains(b)) return json();
+    return j[a][b];
+  };
+  std::string reasons;
+  if (p.contains("reasons") && p["reasons"].is_array()) {
+    for (const auto& r : p["reasons"]) reasons += (reasons.empty() ? "" : ", ") + scalarText(r);
+  }
+  std::string components;
+  if (p.contains("trust_components") && p["trust_components"].is_array()) {
+    for (const auto& c : p["trust_components"]) {
+      components += fmt::format("{}{} {} (-{})", components.empty() ? "" : ", ", scalarText(c.value("name", json())),
+                                scalarText(c.value("value", json())), scalarText(c.value("cost", json())));
+    }
+  }
+  const json att = p.value("attestation", json());
+  std::string deadline = "none (no segment requires attestation)";
+  if (att.is_object() && att.value("required", false)) {
+    deadline = fmt::format("next due {}, stale at {}", scalarText(att.value("next_due", json())),
+                           scalarText(att.value("stale_at", json())));
+  }
+  return fmt::format(
+      "posture:        {}{}\n"
+      "trust:          {} ({})\n"
+      "attestation:    last {} {} {}{}\n"
+      "last good:      {} ({})\n"
+      "firmware:       {} {} approved: {}\n"
+      "deadline:       {}\n",
+      scalarText(p.value("state", json())), reasons.empty() ? std::string() : " (" + reasons + ")",
+      scalarText(p.value("trust", json())), components, scalarText(at(p, "last_attestation", "at")),
+      scalarText(at(p, "last_attestation", "assurance")), scalarText(at(p, "last_attestation", "result")),
+      at(p, "last_attestation", "reason").is_string() ? " " + scalarText(at(p, "last_attestation", "reason")) : "",
+      scalarText(at(p, "last_good", "at")), scalarText(at(p, "last_good", "assurance")),
+      scalarText(at(p, "firmware", "model")), scalarText(at(p, "firmware", "version")),
+      scalarText(at(p, "firmware", "approved")), deadline);
+}
+
 std::string formatDeviceText(const json& device) {
   json d = deviceView(device);
   return fmt::format(
@@ -215,7 +257,8 @@ std::string formatDeviceText(const json& device) {
       scalarText(d["name"]), scalarText(d["spiffe_id"]), scalarText(d["role"]), labelsText(d["labels"]),
       scalarText(d["state"]), scalarText(d["connected"]), scalarText(d["cert_serial"]), scalarText(d["cert_not_after"]),
       keyStoreText(d["key_store"]),
-      d["cert_ttl"].is_null() ? std::string("fleet or manufacturer default") : scalarText(d["cert_ttl"]));
+      d["cert_ttl"].is_null() ? std::string("fleet or manufacturer default") : scalarText(d["cert_ttl"])) +
+         postureText(d.value("posture", json()));
 }
 
 std::string formatDeviceTable(const std::vector<json>& devices) {

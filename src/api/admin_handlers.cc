@@ -22,6 +22,7 @@
 #include "policy/policy_impact.h"
 #include "policy/policy_test_suite.h"
 #include "store/store.h"
+#include "trust/posture.h"
 
 namespace warden::api {
 
@@ -288,6 +289,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::handleAdmin(const Route& route,
     case RouteKind::kTpmCaRemove: co_return co_await tpmCaRemove(op, route.id);
     case RouteKind::kDeviceEkSet: co_return co_await deviceEkSet(op, route.device, req);
     case RouteKind::kDeviceEkRemove: co_return co_await deviceEkRemove(op, route.device);
+    case RouteKind::kFirmwareList: co_return co_await firmwareList();
+    case RouteKind::kFirmwareApprove: co_return co_await firmwareApprove(op, req);
+    case RouteKind::kFirmwareRevoke: co_return co_await firmwareRevoke(op, req);
+    case RouteKind::kDeviceHistory: co_return co_await deviceHistory(route.device, route);
     default: co_return errorResponse(http::status::not_found, "not_found", "no such endpoint");
   }
 }
@@ -400,7 +405,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceShow(const std::string& n
   }
   bool connected = false;
   for (const auto& d : deps_.gateway.connectedDevices()) connected = connected || d == name;
-  co_return jsonResponse(http::status::ok, deviceToJson(view->first, view->second, connected, config_.trust_domain));
+  nlohmann::json out = deviceToJson(view->first, view->second, connected, config_.trust_domain);
+  if (deps_.posture != nullptr) out["posture"] = deps_.posture->describe(name);
+  co_return jsonResponse(http::status::ok, out);
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::deviceToken(const OperatorIdentity& op, const std::string& name,
@@ -452,6 +459,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceStateChange(const Operato
   }
   // Reply only once every affected live session was cut or restricted.
   if (*changed) co_await publishChange(identity::ChangeScope::device(name));
+  // The posture engine keeps the quarantine's reasons: an operator's is manual,
+  // and a release clears them all.
+  if (deps_.posture != nullptr && kind == RouteKind::kDeviceQuarantine) deps_.posture->operatorQuarantined(name);
+  if (deps_.posture != nullptr && kind == RouteKind::kDeviceRelease && *changed) deps_.posture->operatorReleased(name);
   if (kind == RouteKind::kDeviceRevoke) co_await purgeBrokerSession(name);
   if (kind == RouteKind::kDeviceRevoke && *changed) co_await publishRevocation();
   recordEvent(type, deviceSpiffeId(name), op.spiffe_id, std::string(adminAction(kind)), name, "permit", op.rule,
@@ -678,6 +689,15 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyExplain(const ServerReque
     p.role = dev->role;
     p.labels = dev->labels;
     p.quarantined = dev->state == store::DeviceState::kQuarantined;
+    // Posture, as the gateway passes it (docs/policy.md, posture attributes).
+    p.trust = dev->trust;
+    p.firmware_approved = dev->firmware_approved;
+    if (dev->attestation_assurance == "tpm") p.attestation_assurance = policy::AttestationAssurance::kTpm;
+    if (dev->attestation_assurance == "software") p.attestation_assurance = policy::AttestationAssurance::kSoftware;
+    if (dev->last_good_attestation > 0 && ctx.time) {
+      p.attestation_age = std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(
+                                                                *ctx.time - core::fromUnixSeconds(dev->last_good_attestation)));
+    }
   } else if ((!kind || *kind == core::PrincipalKind::kUser) && is_user) {
     p.id = name;
     p.kind = core::PrincipalKind::kUser;

@@ -181,6 +181,18 @@ Route matchRoute(std::string_view method, std::string_view target) {
     }
     return withQuery(std::move(r));
   }
+  if (path == "/v1/firmware") {
+    Route r;
+    if (method == "GET") {
+      r.kind = RouteKind::kFirmwareList;
+    } else if (method == "POST") {
+      r.kind = RouteKind::kFirmwareApprove;
+    } else {
+      r = methodNotAllowed("GET, POST");
+    }
+    return withQuery(std::move(r));
+  }
+  if (path == "/v1/firmware/revoke") return withQuery(single(method, "POST", RouteKind::kFirmwareRevoke));
   if (constexpr std::string_view kMakers = "/v1/manufacturers/"; path.starts_with(kMakers)) {
     std::string_view name = path.substr(kMakers.size());
     if (name.empty() || name.find('/') != std::string_view::npos) return route;
@@ -222,6 +234,8 @@ Route matchRoute(std::string_view method, std::string_view target) {
       } else {
         r = methodNotAllowed("PUT, DELETE");
       }
+    } else if (verb == "history") {
+      r = single(method, "GET", RouteKind::kDeviceHistory);
     } else {
       return route;
     }
@@ -271,6 +285,10 @@ std::string_view adminAction(RouteKind kind) {
     case RouteKind::kManufacturerList: return "admin:manufacturer.list";
     case RouteKind::kManufacturerAdd: return "admin:manufacturer.add";
     case RouteKind::kManufacturerRemove: return "admin:manufacturer.remove";
+    case RouteKind::kFirmwareList: return "admin:firmware.list";
+    case RouteKind::kFirmwareApprove: return "admin:firmware.approve";
+    case RouteKind::kFirmwareRevoke: return "admin:firmware.revoke";
+    case RouteKind::kDeviceHistory: return "admin:device.history";
     default: return "";
   }
 }

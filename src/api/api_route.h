@@ -55,6 +55,10 @@ enum class RouteKind {
   kTpmCaRemove,         // DELETE /v1/tpm-cas/{fingerprint}
   kDeviceEkSet,         // PUT  /v1/devices/{name}/ek (operator-registered EK)
   kDeviceEkRemove,      // DELETE /v1/devices/{name}/ek (unbind the TPM: EK and AK)
+  kFirmwareList,        // GET  /v1/firmware
+  kFirmwareApprove,     // POST /v1/firmware
+  kFirmwareRevoke,      // POST /v1/firmware/revoke (dry run unless "apply": true)
+  kDeviceHistory,       // GET  /v1/devices/{name}/history[?limit=N]
 };
 
 // Route is a matched request target.

@@ -29,6 +29,9 @@ namespace warden::pki {
 struct CaMaterial;
 class CaSetHolder;
 }
+namespace warden::trust {
+class PostureEngine;
+}
 namespace warden::gateway {
 class SnapshotHolder;
 class Gateway;
@@ -109,8 +112,10 @@ struct ApiDeps {
   // retirement (trust bundles, the gateway's and this API's TLS contexts,
   // CRLs and OCSP) and calls |done| on the io thread.
   std::function<void(std::function<void()> done)> reload_cas;
-  // posture judges attestations and keeps posture, trust and automatic
-  // quarantine (the /attest/v1 endpoints need it).
+  // posture is the posture engine (issue 6): the /attest/v1 endpoints hand
+  // it their verdicts; operator quarantine and release tell it, `warden
+  // firmware` goes through it, device show prints its posture. Without it
+  // those routes answer 503.
   trust::PostureEngine* posture = nullptr;
 };
 

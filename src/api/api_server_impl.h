@@ -181,6 +181,11 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::awaitable<ServerResponse> enrollDecide(const OperatorIdentity& op, const std::string& id, bool approve);
   asio::awaitable<ServerResponse> deviceSet(const OperatorIdentity& op, const std::string& name,
                                             const ServerRequest& req);
+  // --- posture and firmware reference values (posture_handlers.cc) ---
+  asio::awaitable<ServerResponse> firmwareList();
+  asio::awaitable<ServerResponse> firmwareApprove(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> firmwareRevoke(const OperatorIdentity& op, const ServerRequest& req);
+  asio::awaitable<ServerResponse> deviceHistory(const std::string& name, const Route& route);
 
   // --- attestation (attest_handlers.cc) ---
   // authenticateAttester admits a device by its current certificate (any

@@ -90,6 +90,7 @@ void printJson(const nlohmann::json& value);
 void addServerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addManufacturerCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
+void addFirmwareCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addPolicyCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addEventsCommand(CLI::App& app, CommandTable& table, GlobalFlags& global);
 void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global);

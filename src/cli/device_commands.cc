@@ -29,6 +29,7 @@ struct DeviceFlags {
   std::string ttl;
   std::string cert_ttl;
   std::string id;
+  int64_t limit = 200;
 };
 
 int deviceAdd(const DeviceFlags& f, const GlobalFlags& global) {
@@ -97,6 +98,39 @@ int deviceShow(const DeviceFlags& f, const GlobalFlags& global) {
     } else {
       printOut(api::formatDeviceText(device));
     }
+    return core::Status::ok();
+  });
+}
+
+int deviceHistory(const DeviceFlags& f, const GlobalFlags& global) {
+  if (auto st = core::checkName("device name", f.name); !st.isOk()) return reportError(st, nullptr);
+  if (f.limit <= 0 || f.limit > 10000) {
+    return reportError(core::invalidArgument("--limit must be from 1 to 10000"), nullptr);
+  }
+  return withSession(f.client, global, [&](Session& s) -> core::Status {
+    WARDEN_ASSIGN_OR_RETURN(json answer,
+                            s.client->call("GET", fmt::format("/v1/devices/{}/history?limit={}", f.name, f.limit)));
+    if (s.json) {
+      printJson(answer);
+      return core::Status::ok();
+    }
+    std::string out;
+    if (answer.contains("state")) {
+      out += fmt::format("{}: {} (trust {})\n", f.name, answer.value("state", ""), answer.value("trust", 0));
+    }
+    const json events = answer.value("events", json::array());
+    if (events.empty()) out += "no events about this device\n";
+    for (const json& e : events) {
+      std::string detail;
+      if (e.contains("detail") && e["detail"].is_object()) {
+        if (e["detail"].contains("reasons")) detail = " reasons=" + e["detail"]["reasons"].dump();
+        if (e["detail"].contains("trust")) detail += " trust=" + e["detail"]["trust"].dump();
+      }
+      const std::string actor = e.value("actor", "");
+      out += fmt::format("{}  {:<18} {:<24} {}{}\n", e.value("time", ""), e.value("type", ""), e.value("reason", ""),
+                         actor.empty() ? "" : "by " + actor, detail);
+    }
+    printOut(out);
     return core::Status::ok();
   });
 }
@@ -248,6 +282,16 @@ void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
   show->add_option("NAME", flags->name, "device name")->required();
   show->footer(footer("  warden device show sensor-1\n  warden -o json device show sensor-1"));
   table.add(show, [flags, &global] { return deviceShow(*flags, global); });
+
+  CLI::App* history = named("history", "show a device's timeline (the events about it, oldest first)");
+  history->add_option("NAME", flags->name, "device name")->required();
+  history->add_option("--limit", flags->limit, "the last N events (default 200, at most 10000)");
+  history->footer(footer("  warden device history plc-1\n"
+                         "  warden -o json device history plc-1   # {name, spiffe_id, state, trust, events: [...]}\n"
+                         "Shows enrollment, sessions, denials, attestations (attestation_failed), posture changes\n"
+                         "(posture_healthy, posture_suspect) and quarantine/release with their actor (an operator, or\n"
+                         "trust for automatic ones) and reasons."));
+  table.add(history, [flags, &global] { return deviceHistory(*flags, global); });
 
   CLI::App* set = named("set", "change a device's settings (certificate lifetime)");
   set->add_option("NAME", flags->name, "device name")->required();

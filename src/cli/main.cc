@@ -36,6 +36,7 @@ Exit codes: 0 ok; 1 refused, not found or failed; 2 usage or validation error;
   cli::addDeviceCommands(app, table, global);
   cli::addManufacturerCommands(app, table, global);
   cli::addTpmCommands(app, table, global);
+  cli::addFirmwareCommands(app, table, global);
   cli::addPolicyCommands(app, table, global);
   cli::addEventsCommand(app, table, global);
   cli::addPkiCommands(app, table, global);

@@ -216,6 +216,10 @@ Gateway::~Gateway() = default;
 core::Status Gateway::start() { return impl_->start(); }
 core::Status Gateway::reloadServerTls() { return impl_->reloadServerTls(); }
 uint16_t Gateway::listenPort() const { return impl_->listenPort(); }
+void Gateway::setDenialObserver(std::function<void(const std::string& device)> observer) {
+  impl_->setDenialObserver(std::move(observer));
+}
+
 void Gateway::reevaluate(std::function<void()> done) { impl_->reevaluate(std::move(done)); }
 void Gateway::reevaluate(const identity::ChangeScope& scope, std::function<void()> done) {
   impl_->reevaluate(scope, std::move(done));

@@ -103,6 +103,11 @@ class Gateway {
   // dryRun says what |candidate| would do to the live sessions if it were
   // applied now, changing nothing (io thread only).
   std::vector<SessionImpact> dryRun(const policy::Policy& candidate) const;
+  // setDenialObserver registers |observer|, called on the io thread with the
+  // device name for every deny decision on a packet of that device's own
+  // authenticated session (the posture engine counts them into trust).
+  // Denials for "quarantined" and re-evaluations are not reported.
+  void setDenialObserver(std::function<void(const std::string& device)> observer);
   // connectedDevices returns the names of devices with a live session (io thread only).
   std::vector<std::string> connectedDevices() const;
   // shutdown stops accepting, sends DISCONNECT 0x8B to every device and

@@ -56,6 +56,11 @@ class Gateway::Impl {
 
   // record queues |event| in the event log (non-blocking).
   void record(monitor::Event event);
+  // noteDenial reports a deny decision on a packet of |device|'s own session.
+  void noteDenial(const std::string& device) {
+    if (denial_observer_) denial_observer_(device);
+  }
+  void setDenialObserver(std::function<void(const std::string&)> observer) { denial_observer_ = std::move(observer); }
 
  private:
   asio::awaitable<void> acceptLoop();
@@ -78,6 +83,7 @@ class Gateway::Impl {
   std::shared_ptr<const identity::FleetState> last_fleet_;
   bool shutting_down_ = false;
   uint16_t bound_port_ = 0;
+  std::function<void(const std::string&)> denial_observer_;
 };
 
 }  // namespace warden::gateway

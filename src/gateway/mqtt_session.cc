@@ -110,7 +110,10 @@ void MqttSession::recordEvent(std::string_view type, std::string_view reason, st
 }
 
 void MqttSession::recordDeny(std::string_view action, std::string_view resource, const policy::Decision& d,
-                             std::string_view reason_override) {
+                             std::string_view reason_override, bool own) {
+  // Trust counts the device's own denied requests; a denial that only says
+  // "you are quarantined" is a consequence of the posture, not behaviour.
+  if (own && d.reason != er::kQuarantined) gw_.noteDenial(device_);
   monitor::DenyLimiter::DenyVerdict v = deny_limiter_.onDeny(gw_.clock().steadyNow());
   if (v.burst) {
     monitor::Event e;
@@ -153,7 +156,17 @@ bool MqttSession::refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>
       principal_.role = dev->role;
       principal_.labels = dev->labels;
       principal_.quarantined = dev->state == store::DeviceState::kQuarantined;
+      principal_.trust = dev->trust;
+      principal_.firmware_approved = dev->firmware_approved;
+      principal_.attestation_assurance.reset();
+      if (dev->attestation_assurance == "tpm") principal_.attestation_assurance = policy::AttestationAssurance::kTpm;
+      if (dev->attestation_assurance == "software") {
+        principal_.attestation_assurance = policy::AttestationAssurance::kSoftware;
+      }
+      last_good_attestation_.reset();
+      if (dev->last_good_attestation > 0) last_good_attestation_ = core::fromUnixSeconds(dev->last_good_attestation);
     }
+    entry_revision_ = dev != nullptr ? dev->revision : 0;
   }
   if (why) *why = identity_why_;
   return identity_valid_;
@@ -167,7 +180,14 @@ const policy::Decision& MqttSession::authorize(std::string_view action, std::str
     auto snap = gw_.snapshots().get();
     refreshPrincipal(snap);
     held_generation_ = generation;
+  }
+  // A change to another device (or to nothing this session reads) keeps the
+  // cache; a new policy or a new entry for this device drops it.
+  if (held_snap_ && (held_snap_->policy.get() != cache_policy_ || entry_revision_ != cache_revision_ ||
+                     entry_revision_ == 0)) {
     decision_cache_.clear();
+    cache_policy_ = held_snap_->policy.get();
+    cache_revision_ = entry_revision_;
   }
   if (!identity_valid_) {
     identity_denial_ = policy::Decision{false, "default-deny", identity_why_};
@@ -183,6 +203,11 @@ const policy::Decision& MqttSession::authorize(std::string_view action, std::str
 
 void MqttSession::stampNow(policy::Principal& principal, policy::Context& context, core::SystemTime now) const {
   principal.cert_age = std::chrono::duration_cast<std::chrono::seconds>(now - peer_.not_before);
+  principal.attestation_age.reset();
+  if (last_good_attestation_) {
+    principal.attestation_age =
+        std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(now - *last_good_attestation_));
+  }
   context.time = now;
 }
 
@@ -1174,7 +1199,7 @@ void MqttSession::reevaluate(std::function<void()> done) {
   }
   policy::Decision d = authorize("mqtt:connect", device_);
   if (!d.permit) {
-    recordDeny("mqtt:connect", device_, d);
+    recordDeny("mqtt:connect", device_, d, {}, /*own=*/false);
     std::string reason = principal_.quarantined ? std::string(er::kQuarantined) : std::string(er::kPolicyChanged);
     cut(rc::kNotAuthorized, std::move(reason), false, std::move(done));
     return;

@@ -111,8 +111,11 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // refreshPrincipal rebuilds principal_ from |snap|; false if the device may
   // no longer hold a session (gone, revoked, pending, serial no longer valid).
   bool refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>& snap, std::string* why = nullptr);
+  // recordDeny records a denial (rate-limited events) and, unless |own| is
+  // false (a re-evaluation, not a packet of the device), reports it to the
+  // posture engine as the device's own.
   void recordDeny(std::string_view action, std::string_view resource, const policy::Decision& d,
-                  std::string_view reason_override = {});
+                  std::string_view reason_override = {}, bool own = true);
   void recordEvent(std::string_view type, std::string_view reason, std::string_view action = {},
                    std::string_view resource = {}, std::string_view decision = {}, std::string_view rule = {},
                    const policy::Decision* decided = nullptr);
@@ -169,6 +172,12 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   uint64_t held_generation_ = 0;                       // SnapshotHolder::generation() of held_snap_
   policy::Context context_;                            // source address, protocol; time set per decision
   DecisionCache decision_cache_;                       // decisions under held_snap_
+  // What the cache was filled under: kept across snapshots that changed
+  // neither the policy nor this device's entry (FleetState revision).
+  const policy::Policy* cache_policy_ = nullptr;
+  uint64_t cache_revision_ = 0;
+  uint64_t entry_revision_ = 0;                        // DeviceEntry::revision of principal_
+  std::optional<core::SystemTime> last_good_attestation_;  // principal.attestation.age is measured from it
   std::optional<core::SystemTime> next_deadline_;      // earliest valid_until of the decisions taken
   bool identity_valid_ = false;
   std::string identity_why_;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -27,6 +28,16 @@ struct DeviceEntry {
   // valid_serials holds the serials (lowercase hex) issued to this device
   // that were neither revoked nor expired when the state was loaded.
   std::unordered_set<std::string> valid_serials;
+  // Posture (issue 6), what the policy's principal.* posture attributes
+  // read. Absent (nullopt / "" / 0) when nothing is known.
+  std::optional<int> trust;                 // 0-100
+  std::optional<bool> firmware_approved;
+  std::string attestation_assurance;        // of the last good attestation: "", "software", "tpm"
+  int64_t last_good_attestation = 0;        // unix seconds, 0 = never
+  // revision is the FleetState generation that last (re)loaded this entry:
+  // a session whose entry kept its revision under the same policy keeps its
+  // cached decisions.
+  uint64_t revision = 0;
 };
 
 // DeviceTable maps device names to entries, split into kShards hash shards

@@ -184,14 +184,21 @@ Result<std::shared_ptr<const FleetState>> Registry::loadFleetState() {
   WARDEN_ASSIGN_OR_RETURN(std::vector<store::DeviceRecord> devices, store_.listDevices());
   WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> certs,
                           store_.listValidCerts(core::unixSeconds(clock_.now())));
+  WARDEN_ASSIGN_OR_RETURN(std::vector<store::PostureRecord> postures, store_.listPostures());
   auto state = std::make_shared<FleetState>();
+  const uint64_t generation = generation_.fetch_add(1) + 1;
   for (store::DeviceRecord& d : devices) {
     DeviceEntry e;
     e.name = d.name;
     e.role = std::move(d.role);
     e.labels = std::move(d.labels);
     e.state = d.state;
+    e.revision = generation;
+    applyPosture(e, nullptr);
     state->devices.emplace(std::move(d.name), std::move(e));
+  }
+  for (const store::PostureRecord& p : postures) {
+    if (state->devices.count(p.device) != 0) applyPosture(state->devices[p.device], &p);
   }
   for (store::CertRecord& c : certs) {
     if (c.kind == "device") {
@@ -200,14 +207,29 @@ Result<std::shared_ptr<const FleetState>> Registry::loadFleetState() {
       state->user_serials.emplace(std::move(c.serial_hex), std::move(c.device));
     }
   }
-  state->generation = generation_.fetch_add(1) + 1;
+  state->generation = generation;
   return std::shared_ptr<const FleetState>(std::move(state));
+}
+
+void Registry::applyPosture(DeviceEntry& e, const store::PostureRecord* p) const {
+  if (p == nullptr) {
+    e.trust = default_trust_;
+    e.firmware_approved.reset();
+    e.attestation_assurance.clear();
+    e.last_good_attestation = 0;
+    return;
+  }
+  e.trust = p->trust;
+  e.firmware_approved = p->firmware_approved < 0 ? std::nullopt : std::optional<bool>(p->firmware_approved == 1);
+  e.attestation_assurance = p->last_good_assurance;
+  e.last_good_attestation = p->last_good_at;
 }
 
 Result<std::shared_ptr<const FleetState>> Registry::updateFleetState(const FleetState& previous,
                                                                      const std::vector<std::string>& devices) {
   auto state = std::make_shared<FleetState>(previous);
   const int64_t now = core::unixSeconds(clock_.now());
+  const uint64_t generation = generation_.fetch_add(1) + 1;
   for (const std::string& name : devices) {
     auto d = store_.getDevice(name);
     if (!d.isOk()) {
@@ -220,11 +242,14 @@ Result<std::shared_ptr<const FleetState>> Registry::updateFleetState(const Fleet
     e.role = std::move(d->role);
     e.labels = std::move(d->labels);
     e.state = d->state;
+    e.revision = generation;
     WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> certs, store_.listValidCertsOf(name, "device", now));
     for (store::CertRecord& c : certs) e.valid_serials.insert(std::move(c.serial_hex));
+    WARDEN_ASSIGN_OR_RETURN(std::optional<store::PostureRecord> posture, store_.getPosture(name));
+    applyPosture(e, posture ? &*posture : nullptr);
     state->devices.emplace(name, std::move(e));
   }
-  state->generation = generation_.fetch_add(1) + 1;
+  state->generation = generation;
   return std::shared_ptr<const FleetState>(std::move(state));
 }
 

@@ -102,6 +102,11 @@ class Registry {
   // active). kFailedPrecondition for a pending or revoked device.
   core::Result<bool> release(std::string_view name);
 
+  // setDefaultTrust sets the trust of devices without a stored posture
+  // (trust.never_attested of the server's configuration); unset, their
+  // principal.trust is absent. Call before the first loadFleetState.
+  void setDefaultTrust(std::optional<int> trust) { default_trust_ = trust; }
+
   // loadFleetState reads every device and valid certificate into a new
   // immutable FleetState with the next generation number.
   core::Result<std::shared_ptr<const FleetState>> loadFleetState();
@@ -114,10 +119,13 @@ class Registry {
 
  private:
   core::Result<IssuedCert> issue(std::string_view name, EVP_PKEY* subject_key, const LeafIssuer& issuer);
+  // applyPosture fills |e|'s posture attributes from |p| (nullptr: none stored).
+  void applyPosture(DeviceEntry& e, const store::PostureRecord* p) const;
 
   store::Store& store_;
   const core::Clock& clock_;
   std::atomic<uint64_t> generation_{0};
+  std::optional<int> default_trust_;
 };
 
 }  // namespace warden::identity

@@ -54,6 +54,12 @@ inline constexpr std::string_view kAttestationRefused = "attestation_refused";
 inline constexpr std::string_view kAkRegister = "ak_register";
 inline constexpr std::string_view kTpmCaAdd = "tpm_ca_add";
 inline constexpr std::string_view kTpmCaRemove = "tpm_ca_remove";
+// Continuous verification (issue 6).
+inline constexpr std::string_view kPostureHealthy = "posture_healthy";
+inline constexpr std::string_view kPostureSuspect = "posture_suspect";
+inline constexpr std::string_view kAttestationFailed = "attestation_failed";
+inline constexpr std::string_view kFirmwareApprove = "firmware_approve";
+inline constexpr std::string_view kFirmwareRevoke = "firmware_revoke";
 }  // namespace event_type
 
 namespace reason {
@@ -121,6 +127,16 @@ inline constexpr std::string_view kConnectionLost = "connection_lost";
 // Admin API.
 inline constexpr std::string_view kWouldLockOut = "would_lock_out";
 inline constexpr std::string_view kUnauthenticated = "unauthenticated";
+// Posture and quarantine reasons (continuous verification).
+inline constexpr std::string_view kAttestationFailed = "attestation_failed";
+inline constexpr std::string_view kStale = "stale";
+inline constexpr std::string_view kLowTrust = "low_trust";
+inline constexpr std::string_view kApprovalRevoked = "approval_revoked";
+inline constexpr std::string_view kManual = "manual";
+inline constexpr std::string_view kReadmitted = "readmitted";
+inline constexpr std::string_view kHealthy = "healthy";
+inline constexpr std::string_view kOverdue = "overdue";
+inline constexpr std::string_view kTrustWarning = "trust_warning";
 // Event log itself.
 inline constexpr std::string_view kQueueFull = "queue_full";
 // Attestation refusals (attestation_refused) and AK registration (ak_register).
@@ -143,6 +159,8 @@ inline constexpr std::string_view kPcrMismatch = "pcr_mismatch";
 inline constexpr std::string_view kBadQuote = "bad_quote";
 inline constexpr std::string_view kResetCountRegressed = "reset_count_regressed";
 inline constexpr std::string_view kAssuranceDowngrade = "assurance_downgrade";
+inline constexpr std::string_view kUnapprovedFirmware = "unapproved_firmware";
+inline constexpr std::string_view kAssuranceInsufficient = "assurance_insufficient";
 }  // namespace reason
 
 }  // namespace warden::monitor

@@ -37,11 +37,15 @@ enum class Action : uint8_t {
   kAdminManufacturerAdd,
   kAdminManufacturerList,
   kAdminManufacturerRemove,
+  kAdminFirmwareApprove,
+  kAdminFirmwareRevoke,
+  kAdminFirmwareList,
+  kAdminDeviceHistory,
   kAdminTpmCaAdd,
   kAdminTpmCaList,
   kAdminTpmCaRemove,
 };
-inline constexpr size_t kActionCount = 30;
+inline constexpr size_t kActionCount = 34;
 
 // ActionFamily decides how a resource pattern is read for an action.
 enum class ActionFamily : uint8_t {

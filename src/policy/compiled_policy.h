@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,6 +41,7 @@ struct Segment {
   std::string name;
   PrincipalSelector selector;  // unused for quarantine
   YamlPosition pos;
+  std::optional<AttestationRequirement> attestation;  // its `attestation:` block
 };
 
 // Service owns MQTT topic patterns and belongs to one segment. Later issues

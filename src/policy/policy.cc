@@ -467,6 +467,44 @@ Explanation Policy::explain(const Principal& principal, std::string_view action,
   return e;
 }
 
+std::optional<AttestationRequirement> Policy::attestationFor(const Principal& principal) const {
+  if (!hasAttestation()) return std::nullopt;
+  Principal unquarantined = principal;
+  unquarantined.quarantined = false;
+  Membership segments(*compiled_, unquarantined);
+  std::optional<AttestationRequirement> out;
+  for (uint32_t s = 1; s < compiled_->segments.size(); ++s) {
+    const auto& block = compiled_->segments[s].attestation;
+    if (!block || !segments.inSegment(s)) continue;
+    if (!out) out.emplace();
+    if (block->required) {
+      out->interval = out->required ? std::min(out->interval, block->interval) : block->interval;
+      out->grace = out->required ? std::min(out->grace, block->grace) : block->grace;
+      out->required = true;
+    }
+    if (block->min_assurance && (!out->min_assurance || *block->min_assurance > *out->min_assurance)) {
+      out->min_assurance = block->min_assurance;
+    }
+  }
+  return out;
+}
+
+bool Policy::hasAttestation() const {
+  for (const Segment& s : compiled_->segments) {
+    if (s.attestation) return true;
+  }
+  return false;
+}
+
+bool Policy::readsAttestationAge() const {
+  for (const CompiledRule& r : compiled_->rules) {
+    for (const Condition& c : r.conditions) {
+      if (c.path == AttributePath::kAttestationAge) return true;
+    }
+  }
+  return false;
+}
+
 std::vector<std::string> Policy::segmentsOf(const Principal& principal) const {
   Membership segments(*compiled_, principal);
   std::vector<std::string> out;

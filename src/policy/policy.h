@@ -98,7 +98,7 @@ struct Explanation {
 
 // kActions lists every concrete action a policy may name (for docs and CLI).
 // "mqtt:*", "admin:*" and "*" (every non-admin action) are accepted too.
-inline constexpr std::array<std::string_view, 30> kActions = {
+inline constexpr std::array<std::string_view, 34> kActions = {
     "mqtt:connect",           "mqtt:publish",         "mqtt:subscribe",
     "mqtt:receive",           "mqtt:retain",          "admin:device.add",
     "admin:device.list",      "admin:device.show",    "admin:device.token",
@@ -108,8 +108,25 @@ inline constexpr std::array<std::string_view, 30> kActions = {
     "admin:cert.revoke",      "admin:ca.list",        "admin:ca.rotate",
     "admin:ca.retire",        "admin:device.set",     "admin:device.approve",
     "admin:manufacturer.add", "admin:manufacturer.list", "admin:manufacturer.remove",
+    "admin:firmware.approve", "admin:firmware.revoke", "admin:firmware.list", "admin:device.history",
     "admin:tpm-ca.add",       "admin:tpm-ca.list",    "admin:tpm-ca.remove",
 };
+
+// AttestationRequirement is a segment's `attestation:` block, or the merge of
+// the blocks of every segment a principal is in (the shortest interval and
+// grace of the segments that require attestation, the strictest assurance).
+struct AttestationRequirement {
+  bool required = false;               // periodic attestation is required (deadlines apply)
+  std::chrono::seconds interval{0};    // when required: next due = last good + interval
+  std::chrono::seconds grace{0};       // when required: stale (quarantine) after due + grace
+  std::optional<AttestationAssurance> min_assurance = std::nullopt;  // evidence weaker than this fails
+  bool operator==(const AttestationRequirement&) const = default;
+};
+
+// Limits of an `attestation:` block (docs/policy.md).
+inline constexpr std::chrono::seconds kMinAttestationInterval{1};
+inline constexpr std::chrono::seconds kMaxAttestationInterval{30 * 24 * 3600};
+inline constexpr std::chrono::seconds kMaxAttestationGrace{30 * 24 * 3600};
 
 struct CompiledPolicy;  // private: src/policy/compiled_policy.h
 
@@ -144,6 +161,16 @@ class Policy {
   // segmentsOf returns the names of the segments |principal| is in, in file
   // order (just "quarantine" when it is quarantined).
   std::vector<std::string> segmentsOf(const Principal& principal) const;
+
+  // attestationFor merges the `attestation:` blocks of every segment
+  // |principal| is in, judged as if it were not quarantined (a quarantined
+  // device keeps its deadlines). nullopt when none of them has a block.
+  std::optional<AttestationRequirement> attestationFor(const Principal& principal) const;
+  // hasAttestation reports whether any segment carries an `attestation:` block.
+  bool hasAttestation() const;
+  // readsAttestationAge reports whether a rule condition reads
+  // principal.attestation.age (whose value changes with every attestation).
+  bool readsAttestationAge() const;
 
   // compiled gives tests, lint and tools in src/policy the compiled form.
   const CompiledPolicy& compiled() const { return *compiled_; }

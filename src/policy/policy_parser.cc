@@ -231,9 +231,96 @@ class PolicyCompiler {
       seg.name = key.scalar;
       seg.pos = key.pos;
       // Selectors may name only segments defined above, which rules out cycles.
-      WARDEN_RETURN_IF_ERROR(compileSelector(value, seg.selector, /*in_segment=*/true));
+      // An `attestation:` block sits next to the selector keys.
+      YamlNode selector = value;
+      if (value.type == YamlNode::Type::kMap) {
+        selector.entries.clear();
+        for (const auto& [k, v] : value.entries) {
+          if (k.scalar == "attestation") {
+            AttestationRequirement block;
+            WARDEN_RETURN_IF_ERROR(compileAttestation(v, key.scalar, block));
+            seg.attestation = block;
+          } else {
+            selector.entries.push_back(YamlEntry{k, v});
+          }
+        }
+        if (selector.entries.empty()) {
+          return error(value, fmt::format("segment '{}' has an attestation block but no selector: add e.g. "
+                                          "role: controller next to it",
+                                          key.scalar));
+        }
+      }
+      WARDEN_RETURN_IF_ERROR(compileSelector(selector, seg.selector, /*in_segment=*/true));
       out.segments.push_back(std::move(seg));
     }
+    return core::Status::ok();
+  }
+
+  // compileAttestation reads `attestation: {required: BOOL, interval: DUR,
+  // grace: DUR, min_assurance: tpm|software}` (docs/policy.md).
+  core::Status compileAttestation(const YamlNode& node, const std::string& segment, AttestationRequirement& out) {
+    if (node.type != YamlNode::Type::kMap) {
+      return error(node, fmt::format("'attestation' of segment '{}' must be a mapping such as {{required: true, "
+                                     "interval: 60s, grace: 120s, min_assurance: tpm}}, not a {}",
+                                     segment, node.typeName()));
+    }
+    const YamlNode* required = nullptr;
+    const YamlNode* interval = nullptr;
+    const YamlNode* grace = nullptr;
+    for (const auto& [k, v] : node.entries) {
+      if (k.scalar == "required") {
+        required = &v;
+      } else if (k.scalar == "interval") {
+        interval = &v;
+      } else if (k.scalar == "grace") {
+        grace = &v;
+      } else if (k.scalar == "min_assurance") {
+        if (v.type != YamlNode::Type::kScalar || (v.scalar != "tpm" && v.scalar != "software")) {
+          return error(v, "'min_assurance' must be tpm or software");
+        }
+        out.min_assurance = v.scalar == "tpm" ? AttestationAssurance::kTpm : AttestationAssurance::kSoftware;
+      } else {
+        return error(k, fmt::format("unknown key '{}' in attestation: use required, interval, grace and "
+                                    "min_assurance",
+                                    shortened(k.scalar)));
+      }
+    }
+    if (required == nullptr) return error(node, "the attestation block needs 'required: true' (or false)");
+    if (required->type != YamlNode::Type::kScalar || (required->scalar != "true" && required->scalar != "false")) {
+      return error(*required, "'required' must be true or false");
+    }
+    out.required = required->scalar == "true";
+    auto duration = [&](const YamlNode* n, const char* what, std::chrono::seconds min, std::chrono::seconds max,
+                        std::chrono::seconds& into) -> core::Status {
+      if (n->type != YamlNode::Type::kScalar) {
+        return error(*n, fmt::format("'{}' must be a duration such as 60s, 5m or 1h", what));
+      }
+      auto secs = core::parseDuration(n->scalar);
+      if (!secs.isOk()) {
+        return error(*n, fmt::format("'{}': {} (write e.g. 60s, 5m or 1h)", what, secs.status().message()));
+      }
+      if (std::chrono::seconds(*secs) < min || std::chrono::seconds(*secs) > max) {
+        return error(*n, fmt::format("'{}' {} is out of range: use {} to {}", what, shortened(n->scalar),
+                                     core::formatDuration(min.count()), core::formatDuration(max.count())));
+      }
+      into = std::chrono::seconds(*secs);
+      return core::Status::ok();
+    };
+    if (!out.required) {
+      if (interval != nullptr || grace != nullptr) {
+        return error(interval != nullptr ? *interval : *grace,
+                     "'interval' and 'grace' apply only with required: true (deadlines); remove them or require "
+                     "attestation");
+      }
+      return core::Status::ok();
+    }
+    if (interval == nullptr || grace == nullptr) {
+      return error(node, "required: true needs 'interval' (how often, e.g. 60s) and 'grace' (how late before "
+                         "quarantine, e.g. 120s)");
+    }
+    WARDEN_RETURN_IF_ERROR(duration(interval, "interval", kMinAttestationInterval, kMaxAttestationInterval,
+                                    out.interval));
+    WARDEN_RETURN_IF_ERROR(duration(grace, "grace", std::chrono::seconds(1), kMaxAttestationGrace, out.grace));
     return core::Status::ok();
   }
 

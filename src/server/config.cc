@@ -99,7 +99,7 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
   if (!root.IsMap()) return fail(file, root, "the configuration must be a YAML mapping");
   WARDEN_RETURN_IF_ERROR(checkKeys(file, root,
                                    {"trust_domain", "api", "mqtt", "server_names", "enrollment", "pki", "gateway",
-                                    "events", "log_level"},
+                                    "events", "log_level", "trust"},
                                    "warden.yaml"));
   if (auto n = root["trust_domain"]) {
     c.trust_domain = n.as<std::string>();
@@ -201,6 +201,36 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
     c.log_level = n.as<std::string>();
     static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical"};
     if (!levels.count(c.log_level)) return fail(file, n, "log_level must be trace, debug, info, warn or error");
+  }
+  if (auto t = root["trust"]) {
+    WARDEN_RETURN_IF_ERROR(checkKeys(file, t,
+                                     {"tpm_healthy", "software_healthy", "never_attested", "stale", "failed",
+                                      "denial_cost", "denial_max", "denial_window", "quarantine_below", "readmission"},
+                                     "trust"));
+    auto& w = c.trust;
+    for (auto [key, field] : {std::pair{"tpm_healthy", &w.tpm_healthy}, std::pair{"software_healthy", &w.software_healthy},
+                              std::pair{"never_attested", &w.never_attested}, std::pair{"stale", &w.stale},
+                              std::pair{"failed", &w.failed}, std::pair{"denial_cost", &w.denial_cost},
+                              std::pair{"denial_max", &w.denial_max}}) {
+      if (auto n = t[key]) { WARDEN_ASSIGN_OR_RETURN(*field, numberAt<int>(file, n, 0, 100)); }
+    }
+    if (auto n = t["quarantine_below"]) { WARDEN_ASSIGN_OR_RETURN(w.quarantine_below, numberAt<int>(file, n, 0, 90)); }
+    if (auto n = t["denial_window"]) {
+      int64_t s = 0;
+      WARDEN_ASSIGN_OR_RETURN(s, durationAt(file, n));
+      if (s > 86400) return fail(file, n, "trust.denial_window must be at most 1d");
+      w.denial_window = std::chrono::seconds(s);
+    }
+    if (auto n = t["readmission"]) {
+      std::string v = n.as<std::string>();
+      if (v != "auto" && v != "manual") return fail(file, n, "trust.readmission must be auto or manual");
+      w.readmission_auto = v == "auto";
+    }
+    if (w.tpm_healthy < w.suspectBelow() || w.software_healthy < w.suspectBelow()) {
+      return fail(file, t, fmt::format("trust: a healthy device must be able to reach quarantine_below + 10 ({}) to be "
+                                       "re-admitted; raise tpm_healthy/software_healthy or lower quarantine_below",
+                                       w.suspectBelow()));
+    }
   }
   if (auto g = root["gateway"]) {
     WARDEN_RETURN_IF_ERROR(checkKeys(file, g, {"limits"}, "gateway"));
@@ -318,6 +348,20 @@ gateway:
 events:
   retention: {ret}
 
+# Continuous verification (docs/attestation.md, "Posture and trust"): trust
+# score weights, the quarantine threshold and how devices are re-admitted.
+trust:
+  tpm_healthy: {tw_tpm}        # last good attestation by TPM quote
+  software_healthy: {tw_sw}    # by signed log (no TPM): proves freshness, not integrity
+  never_attested: {tw_never}
+  stale: {tw_stale}             # past deadline + grace
+  failed: {tw_failed}             # last attestation failed, or its firmware's approval was revoked
+  denial_cost: {tw_dc}          # per denial of the device's own sessions within denial_window
+  denial_max: {tw_dm}
+  denial_window: {tw_dw}
+  quarantine_below: {tw_q}     # low_trust quarantine; re-admission needs this + 10
+  readmission: {tw_r}       # manual: `warden device release` re-admits
+
 log_level: {log}
 )",
                      fmt::arg("td", c.trust_domain), fmt::arg("api", c.api_listen.toString()),
@@ -336,7 +380,14 @@ log_level: {log}
                      fmt::arg("mka", c.limits.max_keepalive_s), fmt::arg("mbuf", c.limits.max_buffered),
                      fmt::arg("cps", c.limits.connect_rate_per_second), fmt::arg("cb", c.limits.connect_rate_burst),
                      fmt::arg("sem", core::formatDuration(c.limits.session_expiry_max_s)),
-                     fmt::arg("ret", core::formatDuration(c.event_retention_s)), fmt::arg("log", c.log_level));
+                     fmt::arg("ret", core::formatDuration(c.event_retention_s)),
+                     fmt::arg("tw_tpm", c.trust.tpm_healthy), fmt::arg("tw_sw", c.trust.software_healthy),
+                     fmt::arg("tw_never", c.trust.never_attested), fmt::arg("tw_stale", c.trust.stale),
+                     fmt::arg("tw_failed", c.trust.failed), fmt::arg("tw_dc", c.trust.denial_cost),
+                     fmt::arg("tw_dm", c.trust.denial_max),
+                     fmt::arg("tw_dw", core::formatDuration(c.trust.denial_window.count())),
+                     fmt::arg("tw_q", c.trust.quarantine_below),
+                     fmt::arg("tw_r", c.trust.readmission_auto ? "auto" : "manual"), fmt::arg("log", c.log_level));
 }
 
 }  // namespace warden::server

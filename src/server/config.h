@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "trust/trust_score.h"
 
 namespace warden::server {
 
@@ -65,6 +66,8 @@ struct ServerConfig {
   int64_t event_retention_s = 30 * 86400;
   int64_t upstream_timeout_s = 5;
   MqttLimitsConfig limits;
+  // `trust:` weights, thresholds and re-admission (docs/attestation.md).
+  trust::TrustWeights trust;
   std::string log_level = "info";
 
   std::string storePath() const { return dir + "/warden.db"; }

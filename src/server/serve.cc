@@ -34,6 +34,7 @@
 #include "server/revocation_publisher.h"
 #include "server/server_pki.h"
 #include "store/sqlite_store.h"
+#include "trust/posture.h"
 
 namespace warden::server {
 namespace {
@@ -84,6 +85,7 @@ class ControlPlane {
         publisher_(*store_, config_, clock_),
         worker_(1) {
     cas_.set(std::move(cas));
+    registry_.setDefaultTrust(config_.trust.never_attested);
   }
 
   static monitor::EventLogOptions eventOptions(const ServerConfig& c) {
@@ -173,6 +175,42 @@ class ControlPlane {
       return 1;
     }
 
+    // Continuous verification: posture, trust, automatic quarantine and
+    // re-admission, through the same state change and publish as the admin API.
+    trust::PostureEngine posture(trust::PostureDeps{
+        .store = *store_,
+        .events = events_,
+        .clock = clock_,
+        .trust_domain = config_.trust_domain,
+        .weights = config_.trust,
+        .run_blocking = [this](std::function<void()> work,
+                               std::function<void()> then) { runBlocking(std::move(work), std::move(then)); },
+        .publish_change = [this, &gateway](identity::ChangeScope scope, std::function<void()> done) {
+          publishChange(gateway, std::move(scope), std::move(done));
+        },
+        .current = [this]() -> std::pair<std::shared_ptr<const policy::Policy>,
+                                         std::shared_ptr<const identity::FleetState>> {
+          auto snap = snapshots_.get();
+          if (!snap) return {nullptr, nullptr};
+          return {snap->policy, snap->fleet};
+        },
+    });
+    if (auto st = posture.load(); !st.isOk()) {
+      spdlog::error("cannot load the device postures: {}", st.message());
+      return 1;
+    }
+    gateway.setDenialObserver([&posture](const std::string& device) { posture.noteDenial(device); });
+    asio::steady_timer posture_timer(io_);
+    std::function<void()> arm_posture = [&] {
+      posture_timer.expires_after(std::chrono::seconds(1));
+      posture_timer.async_wait([&](const boost::system::error_code& ec) {
+        if (ec) return;
+        posture.tick(clock_.now());
+        arm_posture();
+      });
+    };
+    arm_posture();
+
     api::ApiConfig ac;
     ac.listen_host = config_.api_listen.host;
     ac.listen_port = config_.api_listen.port;
@@ -206,6 +244,7 @@ class ControlPlane {
         .cas = &cas_,
         .publish_revocation = [this](std::function<void()> done) { requestRevocationRebuild(true, std::move(done)); },
         .reload_cas = [this](std::function<void()> done) { reloadCas(std::move(done)); },
+        .posture = &posture,
     };
     api::ApiServer api(&io_, ac, deps);
     if (auto st = api.start(); !st.isOk()) {
@@ -245,6 +284,7 @@ class ControlPlane {
       pki_server.stop();
       if (refresh_timer_) refresh_timer_->cancel();
       if (coalesce_timer_) coalesce_timer_->cancel();
+      posture_timer.cancel();
       deadline.expires_after(kShutdownDeadline);
       deadline.async_wait([&](const boost::system::error_code& e) {
         if (!e) {
@@ -262,6 +302,7 @@ class ControlPlane {
                  config_.api_listen.toString(), config_.mqtt_listen.toString(), config_.mqtt_upstream.toString(),
                  config_.pki_listen.toString(), config_.trust_domain);
     io_.run();
+    gateway.setDenialObserver(nullptr);
     gateway_ = nullptr;
     api_ = nullptr;
     // The timers belong to io_, which is destroyed before these members.

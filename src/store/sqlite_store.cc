@@ -324,9 +324,42 @@ CREATE TABLE enroll_requests(
 );
 CREATE INDEX enroll_requests_by_device ON enroll_requests(device, created_at);
 )sql"},
-    // 5: issue 6 (attestation): TPM vendor CAs, and per device the EK its
+    // 5: issue 6 (continuous verification): firmware reference values per
+    // device model, each device's posture (last attestation, firmware,
+    // quarantine reasons, trust), TPM vendor CAs, and per device the EK its
     // TPM is bound to and the attestation key proven to share that TPM.
+    // Events are read per principal for `warden device history`.
     {5, R"sql(
+CREATE TABLE firmware_approvals(
+  digest TEXT NOT NULL,
+  model TEXT NOT NULL,
+  version TEXT NOT NULL,
+  approved_at INTEGER NOT NULL,
+  approved_by TEXT NOT NULL,
+  revoked_at INTEGER NOT NULL DEFAULT 0,
+  revoked_by TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(digest, model)
+);
+CREATE TABLE postures(
+  device TEXT PRIMARY KEY REFERENCES devices(name),
+  attested_at INTEGER NOT NULL DEFAULT 0,
+  assurance TEXT NOT NULL DEFAULT '' CHECK(assurance IN ('', 'software', 'tpm')),
+  result TEXT NOT NULL DEFAULT '' CHECK(result IN ('', 'ok', 'failed')),
+  reason TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT '',
+  boot TEXT NOT NULL DEFAULT '',
+  log_json TEXT NOT NULL DEFAULT '[]',
+  last_good_at INTEGER NOT NULL DEFAULT 0,
+  last_good_assurance TEXT NOT NULL DEFAULT '' CHECK(last_good_assurance IN ('', 'software', 'tpm')),
+  firmware_model TEXT NOT NULL DEFAULT '',
+  firmware_version TEXT NOT NULL DEFAULT '',
+  firmware_approved INTEGER NOT NULL DEFAULT -1 CHECK(firmware_approved IN (-1, 0, 1)),
+  quarantine_reasons TEXT NOT NULL DEFAULT '',
+  quarantined_since INTEGER NOT NULL DEFAULT 0,
+  trust INTEGER NOT NULL DEFAULT 50 CHECK(trust BETWEEN 0 AND 100),
+  updated_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX events_by_principal ON events(principal, id);
 CREATE TABLE tpm_cas(
   fingerprint TEXT PRIMARY KEY,
   subject TEXT NOT NULL,
@@ -429,6 +462,53 @@ EventRecord readEvent(const Statement& st) {
   e.detail = nlohmann::json::parse(st.text(10), nullptr, /*allow_exceptions=*/false);
   if (e.detail.is_discarded()) e.detail = nullptr;
   return e;
+}
+
+constexpr const char* kFirmwareColumns = "digest, model, version, approved_at, approved_by, revoked_at, revoked_by";
+
+FirmwareApproval readFirmware(const Statement& st) {
+  FirmwareApproval a;
+  a.digest = st.text(0);
+  a.model = st.text(1);
+  a.version = st.text(2);
+  a.approved_at = st.int64(3);
+  a.approved_by = st.text(4);
+  a.revoked_at = st.int64(5);
+  a.revoked_by = st.text(6);
+  return a;
+}
+
+constexpr const char* kPostureColumns =
+    "device, attested_at, assurance, result, reason, detail, boot, log_json, last_good_at, last_good_assurance, "
+    "firmware_model, firmware_version, firmware_approved, quarantine_reasons, quarantined_since, trust, updated_at";
+
+PostureRecord readPosture(const Statement& st) {
+  PostureRecord p;
+  p.device = st.text(0);
+  p.attested_at = st.int64(1);
+  p.assurance = st.text(2);
+  p.result = st.text(3);
+  p.reason = st.text(4);
+  p.detail = st.text(5);
+  p.boot = st.text(6);
+  p.log_json = st.text(7);
+  p.last_good_at = st.int64(8);
+  p.last_good_assurance = st.text(9);
+  p.firmware_model = st.text(10);
+  p.firmware_version = st.text(11);
+  p.firmware_approved = static_cast<int>(st.int64(12));
+  const std::string reasons = st.text(13);
+  size_t start = 0;
+  while (start < reasons.size()) {
+    size_t comma = reasons.find(',', start);
+    if (comma == std::string::npos) comma = reasons.size();
+    if (comma > start) p.quarantine_reasons.push_back(reasons.substr(start, comma - start));
+    start = comma + 1;
+  }
+  p.quarantined_since = st.int64(14);
+  p.trust = static_cast<int>(st.int64(15));
+  p.updated_at = st.int64(16);
+  return p;
 }
 
 // --- SqliteStoreImpl ------------------------------------------------------------
@@ -1234,6 +1314,155 @@ class SqliteStoreImpl final : public Store {
     int64_t n = sqlite3_changes(db());
     WARDEN_RETURN_IF_ERROR(txn.commit());
     return n;
+  }
+
+  // --- firmware and posture ---------------------------------------------
+  Result<bool> approveFirmware(const FirmwareApproval& a) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(Statement find, Statement::prepare(
+        db(), "SELECT version, revoked_at FROM firmware_approvals WHERE digest = ? AND model = ?"));
+    find.bind(1, a.digest).bind(2, a.model);
+    WARDEN_ASSIGN_OR_RETURN(bool row, find.step());
+    if (row && find.int64(1) == 0) {
+      if (find.text(0) == a.version) return false;
+      return core::failedPrecondition(fmt::format("{} is already approved for model '{}' as version '{}': revoke "
+                                                  "that approval first to record another version",
+                                                  a.digest, a.model, find.text(0)));
+    }
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO firmware_approvals(digest, model, version, approved_at, approved_by) VALUES(?, ?, ?, ?, ?) "
+              "ON CONFLICT(digest, model) DO UPDATE SET version = excluded.version, approved_at = "
+              "excluded.approved_at, approved_by = excluded.approved_by, revoked_at = 0, revoked_by = ''"));
+    st.bind(1, a.digest).bind(2, a.model).bind(3, a.version).bind(4, a.approved_at != 0 ? a.approved_at : now());
+    st.bind(5, a.approved_by);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return true;
+  }
+
+  Result<std::vector<FirmwareApproval>> revokeFirmwareApproval(std::string_view digest,
+                                                               std::optional<std::string_view> model,
+                                                               std::string_view actor) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    std::string where = "digest = ? AND revoked_at = 0";
+    if (model) where += " AND model = ?";
+    WARDEN_ASSIGN_OR_RETURN(Statement sel, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM firmware_approvals WHERE {} ORDER BY model", kFirmwareColumns, where)));
+    sel.bind(1, digest);
+    if (model) sel.bind(2, *model);
+    std::vector<FirmwareApproval> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, sel.step());
+      if (!row) break;
+      out.push_back(readFirmware(sel));
+    }
+    if (out.empty()) {
+      return core::notFound(fmt::format("{} is not an approved firmware digest{}", digest,
+                                        model ? fmt::format(" for model '{}'", *model) : std::string()));
+    }
+    const int64_t t = now();
+    WARDEN_ASSIGN_OR_RETURN(Statement upd, Statement::prepare(
+        db(), "UPDATE firmware_approvals SET revoked_at = ?, revoked_by = ? WHERE digest = ? AND model = ?"));
+    for (FirmwareApproval& a : out) {
+      upd.bind(1, t).bind(2, actor).bind(3, a.digest).bind(4, a.model);
+      WARDEN_RETURN_IF_ERROR(upd.run());
+      upd.reset();
+      a.revoked_at = t;
+      a.revoked_by = std::string(actor);
+    }
+    WARDEN_RETURN_IF_ERROR(txn.commit());
+    return out;
+  }
+
+  Result<std::vector<FirmwareApproval>> listFirmware() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM firmware_approvals ORDER BY model, digest", kFirmwareColumns)));
+    std::vector<FirmwareApproval> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(readFirmware(st));
+    }
+    return out;
+  }
+
+  Status savePosture(const PostureRecord& p, std::optional<DeviceState> state) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(p.device));
+    if (!d) return core::notFound(fmt::format("device '{}' not found", p.device));
+    if (state) {
+      const bool movable = (d->state == DeviceState::kActive || d->state == DeviceState::kQuarantined) &&
+                           (*state == DeviceState::kActive || *state == DeviceState::kQuarantined);
+      if (!movable) {
+        return core::failedPrecondition(fmt::format("device '{}' is {}: posture moves only active and quarantined "
+                                                    "devices",
+                                                    p.device, deviceStateName(d->state)));
+      }
+      WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(db(), "UPDATE devices SET state = ? WHERE name = ?"));
+      st.bind(1, deviceStateName(*state)).bind(2, p.device);
+      WARDEN_RETURN_IF_ERROR(st.run());
+    }
+    std::string reasons;
+    for (const std::string& r : p.quarantine_reasons) reasons += (reasons.empty() ? "" : ",") + r;
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("INSERT OR REPLACE INTO postures({}) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                          "?, ?)",
+                          kPostureColumns)));
+    st.bind(1, p.device).bind(2, p.attested_at).bind(3, p.assurance).bind(4, p.result).bind(5, p.reason);
+    st.bind(6, p.detail).bind(7, p.boot).bind(8, p.log_json).bind(9, p.last_good_at).bind(10, p.last_good_assurance);
+    st.bind(11, p.firmware_model).bind(12, p.firmware_version).bind(13, static_cast<int64_t>(p.firmware_approved));
+    st.bind(14, reasons).bind(15, p.quarantined_since).bind(16, static_cast<int64_t>(p.trust));
+    st.bind(17, p.updated_at != 0 ? p.updated_at : now());
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Result<std::optional<PostureRecord>> getPosture(std::string_view device) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM postures WHERE device = ?", kPostureColumns)));
+    st.bind(1, device);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return std::optional<PostureRecord>();
+    return std::optional<PostureRecord>(readPosture(st));
+  }
+
+  Result<std::vector<PostureRecord>> listPostures() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM postures ORDER BY device", kPostureColumns)));
+    std::vector<PostureRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(readPosture(st));
+    }
+    return out;
+  }
+
+  Result<std::vector<EventRecord>> listEventsAbout(std::string_view principal, size_t limit) override {
+    std::lock_guard lock(mu_);
+    std::vector<EventRecord> out;
+    if (limit == 0) return out;
+    const int64_t lim = static_cast<int64_t>(std::min<size_t>(limit, static_cast<size_t>(INT64_MAX)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT * FROM (SELECT {} FROM events WHERE principal = ? ORDER BY id DESC LIMIT ?) "
+                          "ORDER BY id ASC",
+                          kEventColumns)));
+    st.bind(1, principal).bind(2, lim);
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      out.push_back(readEvent(st));
+    }
+    return out;
   }
 
   Result<std::optional<std::string>> getMeta(std::string_view key) override {

@@ -168,6 +168,41 @@ struct PolicyVersion {
   std::string actor;
 };
 
+// FirmwareApproval is a reference value: the SHA-256 of a released firmware
+// image for one device model (the device's `model` label). Revoking keeps the
+// row (revoked_at != 0) so that history shows what was once approved.
+struct FirmwareApproval {
+  std::string digest;   // "sha256:" + 64 lowercase hex digits
+  std::string model;    // a label value
+  std::string version;  // free text, <= 64 bytes
+  int64_t approved_at = 0;
+  std::string approved_by;
+  int64_t revoked_at = 0;  // 0: approved
+  std::string revoked_by;
+};
+
+// PostureRecord is what the posture engine (src/trust) keeps per device: its
+// last attestation and verdict, firmware, quarantine reasons and trust.
+// Times are unix seconds, 0 = never.
+struct PostureRecord {
+  std::string device;
+  int64_t attested_at = 0;        // last attestation (good or failed)
+  std::string assurance;          // of the last attestation: "", "software", "tpm"
+  std::string result;             // "", "ok", "failed"
+  std::string reason, detail;     // attestation_failed reason and its detail when failed
+  std::string boot;               // "tpm:<resetCount>" / "sw:<boot_id>"
+  std::string log_json = "[]";    // the last verified measurement log, JSON array
+  int64_t last_good_at = 0;       // last successful attestation
+  std::string last_good_assurance;  // "", "software", "tpm"
+  std::string firmware_model, firmware_version;
+  int firmware_approved = -1;     // -1 unknown (no log), 0 no, 1 yes
+  std::vector<std::string> quarantine_reasons;  // sorted, unique
+  int64_t quarantined_since = 0;
+  int trust = 50;
+  int64_t updated_at = 0;
+  bool operator==(const PostureRecord&) const = default;
+};
+
 struct EventRecord {
   int64_t id = 0;    // assigned by appendEvents, strictly increasing
   int64_t time = 0;  // unix seconds
@@ -408,6 +443,32 @@ class Store {
   virtual core::Result<int64_t> lastEventId() = 0;
   // pruneEvents deletes events with time < |before_time| and returns how many.
   virtual core::Result<int64_t> pruneEvents(int64_t before_time) = 0;
+
+  // --- firmware reference values and posture (issue 6) -----------------
+  // approveFirmware records |a| (digest, model, version, approved_by) as
+  // approved now. Returns false if the same digest and model are already
+  // approved with the same version; kFailedPrecondition if approved with
+  // another version; a revoked approval is approved again.
+  virtual core::Result<bool> approveFirmware(const FirmwareApproval& a) = 0;
+  // revokeFirmwareApproval revokes the approvals of |digest| (for |model|
+  // only, if given) by |actor| and returns them; kNotFound if none is approved.
+  virtual core::Result<std::vector<FirmwareApproval>> revokeFirmwareApproval(std::string_view digest,
+                                                                             std::optional<std::string_view> model,
+                                                                             std::string_view actor) = 0;
+  // listFirmware returns every approval, revoked ones included, by model then digest.
+  virtual core::Result<std::vector<FirmwareApproval>> listFirmware() = 0;
+  // savePosture stores |posture| (insert or replace) and, if |state| is set,
+  // moves the device to it in the same transaction. kNotFound for an unknown
+  // device; kFailedPrecondition if |state| is set and the device is revoked
+  // or pending (only active <-> quarantined moves here).
+  virtual core::Status savePosture(const PostureRecord& posture, std::optional<DeviceState> state) = 0;
+  // getPosture returns |device|'s posture, or nullopt if none was stored.
+  virtual core::Result<std::optional<PostureRecord>> getPosture(std::string_view device) = 0;
+  // listPostures returns every stored posture, by device name.
+  virtual core::Result<std::vector<PostureRecord>> listPostures() = 0;
+  // listEventsAbout returns the last |limit| events whose principal is
+  // |principal| (a SPIFFE ID), oldest first.
+  virtual core::Result<std::vector<EventRecord>> listEventsAbout(std::string_view principal, size_t limit) = 0;
 
   // --- metadata --------------------------------------------------------
   // getMeta returns the value stored under |key|, or nullopt.
