@@ -40,6 +40,7 @@ struct PeerIdentity;
 }
 namespace warden::trust {
 struct AttestationReport;
+struct PostureReply;
 }
 
 namespace warden::api {
@@ -200,9 +201,13 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::awaitable<ServerResponse> attestEvidence(const ServerRequest& req, const PeerInfo& peer);
   asio::awaitable<ServerResponse> attestAk(const ServerRequest& req, const PeerInfo& peer);
   asio::awaitable<ServerResponse> attestAkActivate(const ServerRequest& req, const PeerInfo& peer);
-  // applyAttestation hands a verdict to the posture engine and answers with
-  // its reply once the gateway applied any change.
+  // recordAttestation hands a verdict to the posture engine and returns its
+  // reply once the gateway applied any change; applyAttestation answers the
+  // evidence request with it; failAttestation records a failure found while
+  // registering an AK (foreign_tpm).
+  asio::awaitable<trust::PostureReply> recordAttestation(const trust::AttestationReport& report);
   asio::awaitable<ServerResponse> applyAttestation(const trust::AttestationReport& report);
+  asio::awaitable<void> failAttestation(const std::string& device, std::string_view reason, const std::string& detail);
   asio::awaitable<ServerResponse> tpmCaList();
   asio::awaitable<ServerResponse> tpmCaAdd(const OperatorIdentity& op, const ServerRequest& req);
   asio::awaitable<ServerResponse> tpmCaRemove(const OperatorIdentity& op, const std::string& fingerprint);

@@ -267,7 +267,18 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
   co_return co_await applyAttestation(report);
 }
 
-asio::awaitable<ServerResponse> ApiServer::Impl::applyAttestation(const trust::AttestationReport& report) {
+asio::awaitable<void> ApiServer::Impl::failAttestation(const std::string& device, std::string_view reason,
+                                                       const std::string& detail) {
+  trust::AttestationReport report;
+  report.device = device;
+  report.at = deps_.clock.now();
+  report.assurance = policy::AttestationAssurance::kTpm;
+  report.reason = std::string(reason);
+  report.detail = detail;
+  co_await recordAttestation(report);
+}
+
+asio::awaitable<trust::PostureReply> ApiServer::Impl::recordAttestation(const trust::AttestationReport& report) {
   auto reply = std::make_shared<trust::PostureReply>();
   trust::PostureEngine* posture = deps_.posture;
   std::function<void(std::function<void()>)> start = [posture, report, reply](std::function<void()> done) {
@@ -277,11 +288,16 @@ asio::awaitable<ServerResponse> ApiServer::Impl::applyAttestation(const trust::A
     });
   };
   co_await awaitCallback(start, std::chrono::milliseconds(0), "posture update");
-  json out = {{"result", reply->result},
-              {"reason", reply->reason},
-              {"state", reply->state},
-              {"trust", reply->trust},
-              {"next_due_s", reply->next_due_s ? json(*reply->next_due_s) : json(nullptr)}};
+  co_return std::move(*reply);
+}
+
+asio::awaitable<ServerResponse> ApiServer::Impl::applyAttestation(const trust::AttestationReport& report) {
+  const trust::PostureReply reply = co_await recordAttestation(report);
+  json out = {{"result", reply.result},
+              {"reason", reply.reason},
+              {"state", reply.state},
+              {"trust", reply.trust},
+              {"next_due_s", reply.next_due_s ? json(*reply.next_due_s) : json(nullptr)}};
   co_return jsonResponse(http::status::ok, out);
 }
 
@@ -343,14 +359,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestAk(const ServerRequest& r
   if (ek_elsewhere || other_tpm) {
     const std::string message = ek_elsewhere ? "this TPM's endorsement key is bound to another device"
                                              : "this device is bound to another TPM";
-    refuse(monitor::reason::kEkInUse, http::status::forbidden, message);
-    trust::AttestationReport report;
-    report.device = device;
-    report.at = deps_.clock.now();
-    report.assurance = policy::AttestationAssurance::kTpm;
-    report.reason = std::string(monitor::reason::kForeignTpm);
-    report.detail = message;
-    co_return co_await applyAttestation(report);
+    co_await failAttestation(device, monitor::reason::kForeignTpm, message);
+    co_return refuse(monitor::reason::kEkInUse, http::status::forbidden, message);
   }
   std::string source;
   if (looked->own && looked->own->ek_fingerprint == fp) {
@@ -416,15 +426,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestAkActivate(const ServerRe
   if (!secret.isOk()) co_return refuse(monitor::reason::kMalformedEvidence, http::status::bad_request, secret.status().message());
   if (!crypto::constantTimeEquals(*secret, pending.secret)) {
     // Only a TPM holding both the EK and the AK recovers the secret.
-    refuse(monitor::reason::kActivationFailed, http::status::forbidden,
-           "credential activation failed: the attestation key is not in the TPM of this endorsement key");
-    trust::AttestationReport report;
-    report.device = device;
-    report.at = deps_.clock.now();
-    report.assurance = policy::AttestationAssurance::kTpm;
-    report.reason = std::string(monitor::reason::kForeignTpm);
-    report.detail = "credential activation failed";
-    co_return co_await applyAttestation(report);
+    const std::string message = "credential activation failed: the attestation key is not in the TPM of this "
+                                "endorsement key";
+    co_await failAttestation(device, monitor::reason::kForeignTpm, message);
+    co_return refuse(monitor::reason::kActivationFailed, http::status::forbidden, message);
   }
   store::DeviceTpmRecord record = pending.record;
   record.ak_registered_at = core::unixSeconds(deps_.clock.now());
