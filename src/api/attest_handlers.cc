@@ -13,6 +13,7 @@
 #include "api/api_server_impl.h"
 #include "core/spiffe_id.h"
 #include "crypto/crypto.h"
+#include "gateway/decision_snapshot.h"
 #include "gateway/peer_identity.h"
 #include "monitor/event.h"
 #include "trust/credential.h"
