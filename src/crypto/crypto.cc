@@ -1,5 +1,6 @@
 #include "crypto/crypto.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -50,7 +51,13 @@ std::string bioContents(BIO* bio) {
 SystemTime asn1TimeToSystem(const ASN1_TIME* t) {
   struct tm tm_value {};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm_value) != 1) return SystemTime{};
-  return std::chrono::system_clock::from_time_t(timegm(&tm_value));
+  // system_clock counts nanoseconds in 64 bits and ends in April 2262; X.509
+  // allows dates up to 9999 (IEEE 802.1AR's 99991231235959Z, TPM vendor CAs).
+  // Later dates are clamped to the last representable second: for every
+  // comparison Warden makes they mean "never expires".
+  const time_t kMax = static_cast<time_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(SystemTime::max().time_since_epoch()).count() - 1);
+  return std::chrono::system_clock::from_time_t(std::min(timegm(&tm_value), kMax));
 }
 
 std::vector<std::string> sansOfType(X509* cert, int type) {
