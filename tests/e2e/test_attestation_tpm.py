@@ -72,16 +72,9 @@ class TpmAttestationTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tpm = SoftTpm().start()
-        cls.addClassCleanup(cls.tpm.stop)
         cls.fleet = Fleet()
         cls.addClassCleanup(cls.fleet.close)
         r = cls.fleet.apply_policy(POLICY)
-        assert r.returncode == 0, r.stdout + r.stderr
-        ca = os.path.join(cls.fleet.tmp, "tpm-vendor-ca.pem")
-        with open(ca, "w") as f:
-            f.write(cls.tpm.ek_ca_pem())
-        r = cls.fleet.cli("tpm-ca", "add", ca)
         assert r.returncode == 0, r.stdout + r.stderr
         cls.fw_good = b"PLC firmware 2.1.0 " + os.urandom(64)
         cls.fw_bad = b"PLC firmware 2.1.0 with an implant " + os.urandom(64)
@@ -89,7 +82,23 @@ class TpmAttestationTest(unittest.TestCase):
         assert r.returncode == 0, r.stdout + r.stderr
         cls.console = cls.fleet.device("console-1", "operator-console")
 
+    def setUp(self):
+        # One TPM per test: one EK binds exactly one device.
+        self.tpm = self.new_tpm()
+
     # --- helpers --------------------------------------------------------------------
+    def new_tpm(self, trusted=True):
+        """A fresh swtpm whose EK CA (swtpm_localca) the fleet trusts unless |trusted| is False."""
+        tpm = SoftTpm().start()
+        self.addCleanup(tpm.stop)
+        if trusted:
+            ca = os.path.join(self.fleet.tmp, f"tpm-vendor-ca-{tpm.port}.pem")
+            with open(ca, "w") as f:
+                f.write(tpm.ek_ca_pem())
+            r = self.fleet.cli("tpm-ca", "add", ca)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return tpm
+
     def agent_env(self, tpm=None):
         env = dict((tpm or self.tpm).env)
         env.pop("OPENSSL_CONF", None)
@@ -125,7 +134,7 @@ class TpmAttestationTest(unittest.TestCase):
     def posture(self, name):
         return self.fleet.cli_json("device", "show", name)
 
-    def wait_for(self, what, name, predicate, timeout=40.0):
+    def wait_for(self, what, name, predicate, timeout=40.0, agent=None):
         """Polls `device show NAME` until predicate(shown) holds."""
         deadline = time.time() + timeout
         shown = None
@@ -134,7 +143,8 @@ class TpmAttestationTest(unittest.TestCase):
             if predicate(shown):
                 return shown
             time.sleep(0.25)
-        self.fail(f"timed out waiting for {what}; device show: {json.dumps(shown, indent=1)}")
+        agent_out = "\n".join(agent.lines + agent.err)[-3000:] if agent else ""
+        self.fail(f"timed out waiting for {what}; device show: {json.dumps(shown, indent=1)}\nagent: {agent_out}")
 
     def state(self, name):
         return self.posture(name)["state"]
@@ -146,7 +156,8 @@ class TpmAttestationTest(unittest.TestCase):
         agent = self.start_agent(dev, fw)
         self.addCleanup(agent.close)
         self.wait_for("the first good TPM attestation", dev.name,
-                      lambda d: d.get("posture", {}).get("state") == "healthy" and d["posture"].get("trust") == 100)
+                      lambda d: d.get("posture", {}).get("state") == "healthy" and d["posture"].get("trust") == 100,
+                      agent=agent)
 
         sub = SubProcess(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.fleet.mqtt_port), *dev.tls_args(),
                           "-i", dev.name, "-v", "-t", f"factory/commands/{dev.name}/#"])
@@ -202,9 +213,9 @@ class TpmAttestationTest(unittest.TestCase):
         code, verdict = self.attest_once(dev, fw)
         self.assertEqual(code, 0, verdict)
         self.assertEqual(verdict["result"], "ok", verdict)
-        with SoftTpm() as other:
-            code, verdict = self.attest_once(dev, fw, tpm=other)
-            self.assertNotEqual(code, 0, verdict)
+        other = self.new_tpm()  # a genuine TPM, but not this device's
+        code, verdict = self.attest_once(dev, fw, tpm=other)
+        self.assertNotEqual(code, 0, verdict)
         self.assertEqual(self.state(dev.name), "quarantined")
         self.fleet.wait_event(lambda e: e["type"] == "attestation_failed" and e["resource"] == dev.name
                               and e["reason"] == "foreign_tpm")

@@ -181,11 +181,14 @@ activate = 1
 
     def _start_swtpm(self):
         self.port, self.ctrl_port = _free_port_pair()
+        # Not self.env: its OPENSSL_CONF loads the tpm2 provider, which makes
+        # swtpm's seccomp filter kill it (SIGSYS) when it restarts.
+        env = {k: v for k, v in os.environ.items() if k != "OPENSSL_CONF"}
         self.swtpm = self._spawn("swtpm", [
             "swtpm", "socket", "--tpm2",
             "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
             "--ctrl", f"type=tcp,port={self.ctrl_port},bindaddr=127.0.0.1",
-            "--tpmstate", f"dir={self.state_dir}", "--flags", "not-need-init,startup-clear"])
+            "--tpmstate", f"dir={self.state_dir}", "--flags", "not-need-init,startup-clear"], env=env)
         _wait_port(self.ctrl_port, self.swtpm, "swtpm")
 
     def _start_abrmd(self):
