@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
+
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 

@@ -250,6 +250,17 @@ TEST(SoftwareAttestation, SignedLogRoundVerifies) {
   EXPECT_FALSE((*a)->attestOnce(verifier, DeviceIdentity{}).isOk());
 }
 
+TEST(SoftwareAttestation, ImageNamesAreKeptPrintable) {
+  testing::TempDir dir("warden-agent-sw-name");
+  const std::string fw = dir.file("fw-\xff\x01.bin");  // not UTF-8: JSON could not carry it
+  writeFile(fw, "firmware 1.0");
+  auto a = DeviceAttestor::create(dir.path(), "", fw);
+  ASSERT_TRUE(a.isOk()) << a.status().message();
+  ASSERT_EQ((*a)->measuredBoot().log().size(), 1u);
+  EXPECT_EQ((*a)->measuredBoot().log()[0].name, "fw-__.bin");
+  EXPECT_NO_THROW((void)trust::logToJson((*a)->measuredBoot().log()).dump());
+}
+
 TEST(MeasurementLogFile, MalformedFileIsDataLoss) {
   testing::TempDir dir("warden-agent-log");
   writeFile(dir.file("log.json"), "{\"reset_count\": -1, \"log\": []}");
