@@ -223,6 +223,15 @@ TEST_F(DeviceAttestorTest, HttpErrorsAreStatuses) {
   EXPECT_NE(refused.status().message().find("400 nonce_expired: too late"), std::string::npos);
 }
 
+TEST_F(DeviceAttestorTest, ChallengeForOtherPcrsIsRefused) {
+  auto a = start();
+  ASSERT_TRUE(a);
+  verifier_.pcrs = {10, 11};
+  auto r = a->attestOnce(verifier_, DeviceIdentity{});
+  ASSERT_FALSE(r.isOk());
+  EXPECT_NE(r.status().message().find("only PCR 10"), std::string::npos) << r.status().message();
+}
+
 TEST(SoftwareAttestation, SignedLogRoundVerifies) {
   testing::TempDir dir("warden-agent-sw");
   const std::string fw = dir.file("fw.bin");
