@@ -113,6 +113,15 @@ void AttestationSchedule::round(const api::ServerUrl& url, const DeviceKeyStore&
       next_ = SystemClock::now() + settings_.interval;
       return;
     }
+    // A TPM error may have left the ESAPI context unusable (tpm2-abrmd
+    // restarted, the TPM reset): start over at the next round. The TPM's
+    // resetCount then decides whether the log is resumed. Transport
+    // failures say nothing about the TPM.
+    const core::ErrorCode code = verdict.status().code();
+    if (attestor_->hasTpm() && code != core::ErrorCode::kUnavailable && code != core::ErrorCode::kDeadlineExceeded &&
+        code != core::ErrorCode::kUnauthenticated) {
+      attestor_.reset();
+    }
     return retry(verdict.status());
   }
   failures_ = 0;

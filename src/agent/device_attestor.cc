@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
+
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
@@ -71,6 +73,7 @@ struct Challenge {
   std::string nonce;      // as sent (base64url)
   std::string nonce_raw;  // 32 bytes
   bool ak_registered = false;
+  std::string min_assurance;  // "tpm", "software" or "" (null)
 };
 
 Result<Challenge> challenge(AttestationApi& api) {
@@ -85,6 +88,19 @@ Result<Challenge> challenge(AttestationApi& api) {
   out.nonce_raw = std::move(raw).value();
   auto registered = body.find("ak_registered");
   out.ak_registered = registered != body.end() && registered->is_boolean() && registered->get<bool>();
+  if (auto a = body.find("min_assurance"); a != body.end() && a->is_string()) out.min_assurance = a->get<std::string>();
+  // This agent measures PCR 10 of the SHA-256 bank and nothing else; a
+  // server asking for another selection would fail every quote.
+  auto pcrs = body.find("pcrs");
+  if (pcrs != body.end() && *pcrs != json::array({10})) {
+    return core::failedPrecondition("POST /attest/v1/challenge: the server asks for PCRs " + pcrs->dump() +
+                                    "; this agent measures only PCR 10");
+  }
+  auto bank = body.find("pcr_bank");
+  if (bank != body.end() && *bank != "sha256") {
+    return core::failedPrecondition("POST /attest/v1/challenge: the server asks for PCR bank " + bank->dump() +
+                                    "; this agent extends only the SHA-256 bank");
+  }
   return out;
 }
 
@@ -216,6 +232,10 @@ Result<Verdict> DeviceAttestor::attestOnce(AttestationApi& api, const DeviceIden
             {"signature", crypto::base64Encode(q.signature)},
             {"log", trust::logToJson(boot_->log())}};
   } else {
+    if (ch.min_assurance == "tpm") {
+      spdlog::warn("the server requires TPM attestation of this device; without --tpm this agent can only send "
+                   "software evidence, which will be judged assurance_insufficient");
+    }
     if (identity.key == nullptr || identity.spiffe_id.empty()) {
       return core::failedPrecondition("software attestation needs the device key and its certificate's SPIFFE ID");
     }

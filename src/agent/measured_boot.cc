@@ -26,9 +26,14 @@ constexpr uint32_t kPcr = 10;
 // The log file holds at most kMaxLogEntries entries of ~400 bytes.
 constexpr size_t kMaxLogFileBytes = 1024 * 1024;
 
+// imageName is the log entry's informative name: the file's base name in
+// printable ASCII (a file name's bytes need not be UTF-8, JSON's must be).
 std::string imageName(const std::string& path) {
   std::string name = std::filesystem::path(path).filename().string();
   if (name.size() > trust::kMaxMeasurementNameBytes) name.resize(trust::kMaxMeasurementNameBytes);
+  for (char& c : name) {
+    if (c < 0x20 || c > 0x7e) c = '_';
+  }
   return name;
 }
 

@@ -223,6 +223,15 @@ TEST_F(DeviceAttestorTest, HttpErrorsAreStatuses) {
   EXPECT_NE(refused.status().message().find("400 nonce_expired: too late"), std::string::npos);
 }
 
+TEST_F(DeviceAttestorTest, ChallengeForOtherPcrsIsRefused) {
+  auto a = start();
+  ASSERT_TRUE(a);
+  verifier_.pcrs = {10, 11};
+  auto r = a->attestOnce(verifier_, DeviceIdentity{});
+  ASSERT_FALSE(r.isOk());
+  EXPECT_NE(r.status().message().find("only PCR 10"), std::string::npos) << r.status().message();
+}
+
 TEST(SoftwareAttestation, SignedLogRoundVerifies) {
   testing::TempDir dir("warden-agent-sw");
   const std::string fw = dir.file("fw.bin");
@@ -248,6 +257,17 @@ TEST(SoftwareAttestation, SignedLogRoundVerifies) {
   ASSERT_TRUE(foreign.isOk());
   EXPECT_EQ(foreign->reason, "foreign_identity");
   EXPECT_FALSE((*a)->attestOnce(verifier, DeviceIdentity{}).isOk());
+}
+
+TEST(SoftwareAttestation, ImageNamesAreKeptPrintable) {
+  testing::TempDir dir("warden-agent-sw-name");
+  const std::string fw = dir.file("fw-\xff\x01.bin");  // not UTF-8: JSON could not carry it
+  writeFile(fw, "firmware 1.0");
+  auto a = DeviceAttestor::create(dir.path(), "", fw);
+  ASSERT_TRUE(a.isOk()) << a.status().message();
+  ASSERT_EQ((*a)->measuredBoot().log().size(), 1u);
+  EXPECT_EQ((*a)->measuredBoot().log()[0].name, "fw-__.bin");
+  EXPECT_NO_THROW((void)trust::logToJson((*a)->measuredBoot().log()).dump());
 }
 
 TEST(MeasurementLogFile, MalformedFileIsDataLoss) {

@@ -30,6 +30,7 @@ class FakeVerifier : public agent::AttestationApi {
   std::string spiffe_id = "spiffe://example.org/device/sensor-1";
   int registrations = 0;
   int fail_with_status = 0;  // answer every request with this status if set
+  json pcrs = {10};          // the challenge's selection
   json last_evidence;
   trust::Check last_check;
 
@@ -39,7 +40,7 @@ class FakeVerifier : public agent::AttestationApi {
       nonce_ = crypto::randomBytes(32);
       return Reply{200,
                    {{"nonce", crypto::base64UrlEncode(nonce_)},
-                    {"pcrs", {10}},
+                    {"pcrs", pcrs},
                     {"pcr_bank", "sha256"},
                     {"next_due_s", 60},
                     {"ak_registered", registered_ak.has_value()}}};

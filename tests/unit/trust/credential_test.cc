@@ -205,6 +205,23 @@ TEST_F(EkCertificateTest, CertificateChainsToTheLocalCaAndMatchesTheEk) {
   EXPECT_EQ(*ekFingerprint(device_->ek_public), "sha256:" + crypto::publicKeyFingerprint(X509_get0_pubkey(x509->get())));
 }
 
+TEST_F(EkCertificateTest, AnIssuingCaAloneIsAnAnchor) {
+  auto cert = device_->attestor->ekCertificate();
+  ASSERT_TRUE(cert.isOk() && cert->has_value());
+  // ekCaPem() is the issuing CA, then the root: keep only the first.
+  const std::string bundle = device_->tpm->ekCaPem();
+  const std::string kEnd = "-----END CERTIFICATE-----\n";
+  const size_t end = bundle.find(kEnd);
+  ASSERT_NE(end, std::string::npos);
+  const std::string issuing = bundle.substr(0, end + kEnd.size());
+  ASSERT_LT(issuing.size(), bundle.size());
+  const core::Status s = verifyEkCertificate(**cert, device_->ek_public, issuing);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  // The root alone is not enough: the issuing CA is missing from the chain.
+  const std::string root = bundle.substr(end + kEnd.size());
+  EXPECT_EQ(verifyEkCertificate(**cert, device_->ek_public, root).code(), core::ErrorCode::kPermissionDenied);
+}
+
 TEST_F(EkCertificateTest, RejectsAnotherVendorsCa) {
   auto cert = device_->attestor->ekCertificate();
   ASSERT_TRUE(cert.isOk() && cert->has_value());
