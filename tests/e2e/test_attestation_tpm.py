@@ -6,10 +6,13 @@ publishes; its firmware image changes and at its next attestation its live
 MQTT session is reduced to quarantine rights; it installs an approved image,
 reboots (swtpm power cycle + agent restart), attests and is re-admitted, and
 the same mosquitto_sub receives again. Also the attacks: a quote from another
-TPM, a TPM rolled back to an earlier state (resetCount going back), software
-evidence where the segment requires a TPM, and an approval revoked for the
-release the device runs."""
+TPM, a TPM rolled back to an earlier state (resetCount going back), quotes
+made with tpm2-tools and the device's own AK (replayed evidence, an old quote
+under a fresh nonce, a log that does not replay to the quoted PCR), software
+evidence where the segment requires a TPM or after an AK was registered, and
+an approval revoked for the release the device runs."""
 
+import base64
 import hashlib
 import json
 import os
@@ -17,6 +20,7 @@ import subprocess
 import time
 import unittest
 
+from test_attestation_protocol import AttestClient, b64
 from tpm_fixture import SoftTpm
 from warden_fixture import AGENT, Fleet, SubProcess
 
@@ -205,6 +209,80 @@ class TpmAttestationTest(unittest.TestCase):
         types = [e["type"] for e in history] if isinstance(history, list) else [e["type"] for e in history["events"]]
         for t in ("quarantine", "release", "attestation_failed"):
             self.assertIn(t, types)
+
+    def raw_quoter(self, dev):
+        """Loads the device's registered AK (A/ak.pub, A/ak.priv) with tpm2-tools, as an attacker on the
+        device could, and returns quote(nonce_bytes) -> (TPMS_ATTEST bytes, TPMT_SIGNATURE bytes)."""
+        work = os.path.join(self.fleet.tmp, f"raw-{dev.name}")
+        os.makedirs(work, exist_ok=True)
+        p = lambda n: os.path.join(work, n)
+        def tool(*args):
+            r = self.tpm.tool(*args)
+            self.assertEqual(r.returncode, 0, f"{args}: {r.stderr}")
+        tool("tpm2_createek", "-c", p("ek.ctx"), "-G", "rsa", "-u", p("ek.pub"))
+        tool("tpm2_startauthsession", "--policy-session", "-S", p("s.ctx"))
+        tool("tpm2_policysecret", "-S", p("s.ctx"), "-c", "e")
+        tool("tpm2_load", "-C", p("ek.ctx"), "-u", os.path.join(dev.dir, "ak.pub"),
+             "-r", os.path.join(dev.dir, "ak.priv"), "-c", p("ak.ctx"), "-P", "session:" + p("s.ctx"))
+        tool("tpm2_flushcontext", p("s.ctx"))
+
+        def quote(nonce):
+            tool("tpm2_quote", "-c", p("ak.ctx"), "-l", "sha256:10", "-q", nonce.hex(), "-g", "sha256",
+                 "-m", p("q.msg"), "-s", p("q.sig"))
+            with open(p("q.msg"), "rb") as f, open(p("q.sig"), "rb") as g:
+                return f.read(), g.read()
+        return quote
+
+    def test_replayed_and_inconsistent_quotes(self):
+        dev = self.plc("plc-raw")
+        fw = self.firmware_file(dev, self.fw_good)
+        code, verdict = self.attest_once(dev, fw)  # registers the AK and measures fw into PCR 10
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        with open(os.path.join(dev.dir, "attestation-log.json")) as f:
+            log = json.load(f)["log"]
+        quote = self.raw_quoter(dev)
+        client = AttestClient(self.fleet, dev)
+
+        def evidence(nonce_text, q, entries):
+            return {"nonce": nonce_text, "kind": "tpm2-quote", "quote": b64(q[0]), "signature": b64(q[1]),
+                    "log": entries}
+
+        def nonce():
+            text = client.challenge()["nonce"]
+            return text, base64.urlsafe_b64decode(text + "=")
+
+        # An honest quote made outside the agent is accepted...
+        n1, raw1 = nonce()
+        q1 = quote(raw1)
+        status, body = client.post("/attest/v1/evidence", evidence(n1, q1, log))
+        self.assertEqual((status, body["result"]), (200, "ok"), body)
+        # ...once: the same evidence again is a replay, refused without a verdict.
+        status, body = client.post("/attest/v1/evidence", evidence(n1, q1, log))
+        self.assertEqual((status, body["error"]), (400, "nonce_reused"), body)
+        self.assertEqual(self.state(dev.name), "active")
+        # The old quote under a fresh nonce: the TPM signed another nonce.
+        n2, _ = nonce()
+        status, body = client.post("/attest/v1/evidence", evidence(n2, q1, log))
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["result"], body["reason"]), ("failed", "nonce_mismatch"), body)
+        self.assertEqual(self.state(dev.name), "quarantined")
+
+    def test_a_log_that_does_not_replay_to_the_quoted_pcr_fails(self):
+        dev = self.plc("plc-pcr")
+        fw = self.firmware_file(dev, self.fw_good)
+        code, verdict = self.attest_once(dev, fw)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        quote = self.raw_quoter(dev)
+        client = AttestClient(self.fleet, dev)
+        text = client.challenge()["nonce"]
+        q = quote(base64.urlsafe_b64decode(text + "="))
+        # A log that claims another image than the one extended into PCR 10.
+        lie = [{"pcr": 10, "digest": sha256_text(self.fw_good + b"x"), "type": "firmware", "name": "fw.bin"}]
+        status, body = client.post("/attest/v1/evidence", {"nonce": text, "kind": "tpm2-quote", "quote": b64(q[0]),
+                                                           "signature": b64(q[1]), "log": lie})
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["result"], body["reason"]), ("failed", "pcr_mismatch"), body)
+        self.assertEqual(self.state(dev.name), "quarantined")
 
     # --- attacks ----------------------------------------------------------------------
     def test_a_quote_from_another_tpm_fails_attestation(self):
