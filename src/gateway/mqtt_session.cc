@@ -1042,7 +1042,7 @@ void MqttSession::handleBrokerPublish(mqtt::Publish& p) {
     const policy::Decision& d = authorize("mqtt:receive", p.topic);
     if (!d.permit) {
       deliver = false;
-      recordDeny("mqtt:receive", p.topic, d);
+      recordDeny("mqtt:receive", p.topic, d, {}, /*own=*/false);  // a delivery, not the device's request
     }
   }
   std::string bytes;
