@@ -176,6 +176,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // neither the policy nor this device's entry (FleetState revision).
   const policy::Policy* cache_policy_ = nullptr;
   uint64_t cache_revision_ = 0;
+  uint64_t cache_generation_ = 0;                      // held_generation_ when the cache was last cleared
   uint64_t entry_revision_ = 0;                        // DeviceEntry::revision of principal_
   std::optional<core::SystemTime> last_good_attestation_;  // principal.attestation.age is measured from it
   std::optional<core::SystemTime> next_deadline_;      // earliest valid_until of the decisions taken
