@@ -91,6 +91,27 @@ policy::Principal operatorPrincipal(const OperatorIdentity& op, core::SystemTime
   return principal;
 }
 
+// devicePrincipal is device |name| as the gateway passes it to the policy:
+// role, labels, quarantine and posture (docs/policy.md, posture attributes),
+// its attestation age measured at |now|.
+policy::Principal devicePrincipal(const std::string& name, const identity::DeviceEntry& dev, core::SystemTime now) {
+  policy::Principal p;
+  p.id = name;
+  p.kind = core::PrincipalKind::kDevice;
+  p.role = dev.role;
+  p.labels = dev.labels;
+  p.quarantined = dev.state == store::DeviceState::kQuarantined;
+  p.trust = dev.trust;
+  p.firmware_approved = dev.firmware_approved;
+  if (dev.attestation_assurance == "tpm") p.attestation_assurance = policy::AttestationAssurance::kTpm;
+  if (dev.attestation_assurance == "software") p.attestation_assurance = policy::AttestationAssurance::kSoftware;
+  if (dev.last_good_attestation > 0) {
+    p.attestation_age = std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(
+                                                              now - core::fromUnixSeconds(dev.last_good_attestation)));
+  }
+  return p;
+}
+
 policy::Context operatorContext(const OperatorIdentity& op, core::SystemTime now) {
   policy::Context context;
   context.time = now;
@@ -497,13 +518,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyDryRun(const OperatorIden
     for (const auto& [name, dev] : snapshot->fleet->devices) {
       if (principals.size() >= kDryRunPrincipals) break;
       if (dev.state == store::DeviceState::kRevoked) continue;
-      policy::Principal p;
-      p.id = name;
-      p.kind = core::PrincipalKind::kDevice;
-      p.role = dev.role;
-      p.labels = dev.labels;
-      p.quarantined = dev.state == store::DeviceState::kQuarantined;
-      principals.push_back(std::move(p));
+      principals.push_back(devicePrincipal(name, dev, now));
     }
     std::set<std::string> users;
     for (const auto& [serial, u] : snapshot->fleet->user_serials) users.insert(u);
@@ -684,20 +699,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::policyExplain(const ServerReque
   bool is_user = false;
   for (const auto& [serial, user] : snapshot->fleet->user_serials) is_user = is_user || user == name;
   if ((!kind || *kind == core::PrincipalKind::kDevice) && dev != nullptr) {
-    p.id = name;
-    p.kind = core::PrincipalKind::kDevice;
-    p.role = dev->role;
-    p.labels = dev->labels;
-    p.quarantined = dev->state == store::DeviceState::kQuarantined;
-    // Posture, as the gateway passes it (docs/policy.md, posture attributes).
-    p.trust = dev->trust;
-    p.firmware_approved = dev->firmware_approved;
-    if (dev->attestation_assurance == "tpm") p.attestation_assurance = policy::AttestationAssurance::kTpm;
-    if (dev->attestation_assurance == "software") p.attestation_assurance = policy::AttestationAssurance::kSoftware;
-    if (dev->last_good_attestation > 0 && ctx.time) {
-      p.attestation_age = std::max(std::chrono::seconds(0), std::chrono::duration_cast<std::chrono::seconds>(
-                                                                *ctx.time - core::fromUnixSeconds(dev->last_good_attestation)));
-    }
+    p = devicePrincipal(name, *dev, ctx.time.value_or(deps_.clock.now()));
   } else if ((!kind || *kind == core::PrincipalKind::kUser) && is_user) {
     p.id = name;
     p.kind = core::PrincipalKind::kUser;

@@ -106,7 +106,8 @@ class Gateway {
   // setDenialObserver registers |observer|, called on the io thread with the
   // device name for every deny decision on a packet of that device's own
   // authenticated session (the posture engine counts them into trust).
-  // Denials for "quarantined" and re-evaluations are not reported.
+  // Denials for "quarantined", refused deliveries (mqtt:receive) and
+  // re-evaluations are not reported.
   void setDenialObserver(std::function<void(const std::string& device)> observer);
   // connectedDevices returns the names of devices with a live session (io thread only).
   std::vector<std::string> connectedDevices() const;

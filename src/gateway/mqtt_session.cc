@@ -183,11 +183,14 @@ const policy::Decision& MqttSession::authorize(std::string_view action, std::str
   }
   // A change to another device (or to nothing this session reads) keeps the
   // cache; a new policy or a new entry for this device drops it.
+  // An entry without a revision (built by hand) counts as changed with every
+  // snapshot.
   if (held_snap_ && (held_snap_->policy.get() != cache_policy_ || entry_revision_ != cache_revision_ ||
-                     entry_revision_ == 0)) {
+                     (entry_revision_ == 0 && held_generation_ != cache_generation_))) {
     decision_cache_.clear();
     cache_policy_ = held_snap_->policy.get();
     cache_revision_ = entry_revision_;
+    cache_generation_ = held_generation_;
   }
   if (!identity_valid_) {
     identity_denial_ = policy::Decision{false, "default-deny", identity_why_};
@@ -1042,7 +1045,7 @@ void MqttSession::handleBrokerPublish(mqtt::Publish& p) {
     const policy::Decision& d = authorize("mqtt:receive", p.topic);
     if (!d.permit) {
       deliver = false;
-      recordDeny("mqtt:receive", p.topic, d);
+      recordDeny("mqtt:receive", p.topic, d, {}, /*own=*/false);  // a delivery, not the device's request
     }
   }
   std::string bytes;

@@ -112,8 +112,8 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // no longer hold a session (gone, revoked, pending, serial no longer valid).
   bool refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>& snap, std::string* why = nullptr);
   // recordDeny records a denial (rate-limited events) and, unless |own| is
-  // false (a re-evaluation, not a packet of the device), reports it to the
-  // posture engine as the device's own.
+  // false (a re-evaluation or a delivery, not a request of the device),
+  // reports it to the posture engine as the device's own.
   void recordDeny(std::string_view action, std::string_view resource, const policy::Decision& d,
                   std::string_view reason_override = {}, bool own = true);
   void recordEvent(std::string_view type, std::string_view reason, std::string_view action = {},
@@ -176,6 +176,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // neither the policy nor this device's entry (FleetState revision).
   const policy::Policy* cache_policy_ = nullptr;
   uint64_t cache_revision_ = 0;
+  uint64_t cache_generation_ = 0;                      // held_generation_ when the cache was last cleared
   uint64_t entry_revision_ = 0;                        // DeviceEntry::revision of principal_
   std::optional<core::SystemTime> last_good_attestation_;  // principal.attestation.age is measured from it
   std::optional<core::SystemTime> next_deadline_;      // earliest valid_until of the decisions taken

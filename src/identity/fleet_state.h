@@ -30,9 +30,9 @@ struct DeviceEntry {
   std::unordered_set<std::string> valid_serials;
   // Posture (issue 6), what the policy's principal.* posture attributes
   // read. Absent (nullopt / "" / 0) when nothing is known.
-  std::optional<int> trust;                 // 0-100
-  std::optional<bool> firmware_approved;
-  std::string attestation_assurance;        // of the last good attestation: "", "software", "tpm"
+  std::optional<int> trust = std::nullopt;  // 0-100
+  std::optional<bool> firmware_approved = std::nullopt;
+  std::string attestation_assurance = {};   // of the last good attestation: "", "software", "tpm"
   int64_t last_good_attestation = 0;        // unix seconds, 0 = never
   // revision is the FleetState generation that last (re)loaded this entry:
   // a session whose entry kept its revision under the same policy keeps its

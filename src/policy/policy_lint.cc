@@ -318,6 +318,7 @@ std::vector<LintFinding> lintPolicy(const Policy& policy) {
     for (const Segment& other : c.segments) used = used || names(other.selector);
     for (const Service& svc : c.services) used = used || svc.segment == s;
     for (const Flow& f : c.flows) used = used || f.from == s || (!f.to_service && f.to == s);
+    used = used || c.segments[s].attestation.has_value();  // it sets its devices' attestation requirement
     if (!used) {
       add("unused-segment", c.segments[s].name, c.segments[s].pos,
           fmt::format("segment '{}' is named by no rule, service, flow or condition", c.segments[s].name));

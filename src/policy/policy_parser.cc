@@ -244,7 +244,7 @@ class PolicyCompiler {
             selector.entries.push_back(YamlEntry{k, v});
           }
         }
-        if (selector.entries.empty()) {
+        if (selector.entries.empty() && seg.attestation) {
           return error(value, fmt::format("segment '{}' has an attestation block but no selector: add e.g. "
                                           "role: controller next to it",
                                           key.scalar));

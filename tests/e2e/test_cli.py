@@ -128,7 +128,10 @@ class CliTest(FleetTestCase):
 
     def test_help_everywhere(self):
         for args in (["--help"], ["device", "--help"], ["device", "add", "--help"], ["policy", "apply", "--help"],
-                     ["events", "--help"], ["init", "--help"], ["serve", "--help"], ["broker", "config", "--help"]):
+                     ["events", "--help"], ["init", "--help"], ["serve", "--help"], ["broker", "config", "--help"],
+                     ["firmware", "--help"], ["firmware", "approve", "--help"],
+                     ["firmware", "revoke-approval", "--help"], ["firmware", "list", "--help"],
+                     ["device", "history", "--help"]):
             r = self.fleet.run(WARDEN, *args)
             self.assertEqual(r.returncode, 0, args)
             self.assertIn("Usage", r.stdout + r.stderr)

@@ -1241,3 +1241,93 @@ TEST(PolicyAuthorize, ForbidAgreesWithTopicFunctionsOnEveryPattern) {
 
 }  // namespace
 }  // namespace warden::policy
+
+namespace warden::policy {
+namespace {
+
+// --- attestation blocks on segments (issue 6) -------------------------------
+
+constexpr std::string_view kAttestation = R"yaml(
+segments:
+  plc:
+    role: controller
+    attestation: {required: true, interval: 60s, grace: 120s, min_assurance: software}
+  critical:
+    labels: {tier: critical}
+    attestation: {required: true, interval: 30s, grace: 5m, min_assurance: tpm}
+  watched:
+    role: sensor
+    attestation: {required: false, min_assurance: software}
+rules:
+  - id: connect
+    effect: permit
+    principals: {segment: plc}
+    actions: [mqtt:connect]
+    resources: ["*"]
+)yaml";
+
+TEST(PolicyAttestation, SegmentsMergeShortestIntervalAndGraceAndStrictestAssurance) {
+  auto p = mustParse(kAttestation);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->hasAttestation());
+  Principal both = testing::device("plc-1", "controller", {{"tier", "critical"}});
+  auto req = p->attestationFor(both);
+  ASSERT_TRUE(req.has_value());
+  EXPECT_TRUE(req->required);
+  EXPECT_EQ(req->interval, std::chrono::seconds(30));
+  EXPECT_EQ(req->grace, std::chrono::seconds(120));
+  EXPECT_EQ(req->min_assurance, AttestationAssurance::kTpm);
+  // Quarantine does not hide a device's deadlines.
+  EXPECT_EQ(p->attestationFor(quarantined(both)), req);
+  // The attestation block is not a selector key: the segment still selects.
+  EXPECT_EQ(p->segmentsOf(both), (std::vector<std::string>{"plc", "critical"}));
+  auto watched = p->attestationFor(testing::device("s-1", "sensor"));
+  ASSERT_TRUE(watched.has_value());
+  EXPECT_FALSE(watched->required);
+  EXPECT_EQ(watched->min_assurance, AttestationAssurance::kSoftware);
+  EXPECT_FALSE(p->attestationFor(testing::device("x-1", "other")).has_value());
+  EXPECT_FALSE(p->readsAttestationAge());
+}
+
+TEST(PolicyAttestation, ReadsAttestationAgeWhenAConditionDoes) {
+  auto p = mustParse(R"yaml(
+rules:
+  - id: fresh
+    effect: permit
+    principals: {kind: device}
+    actions: [mqtt:connect]
+    resources: ["*"]
+    when: [principal.attestation.age < 10m]
+)yaml");
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->readsAttestationAge());
+  EXPECT_FALSE(p->hasAttestation());
+}
+
+TEST(PolicyAttestation, StrictErrorsWithPositions) {
+  const std::string head = "segments:\n  plc:\n    role: controller\n    attestation: ";
+  const std::string tail = "\nrules: []\n";
+  EXPECT_EQ(parseError(head + "{required: true, interval: 60s}" + tail),
+            "test.yaml:4:18: required: true needs 'interval' (how often, e.g. 60s) and 'grace' (how late before "
+            "quarantine, e.g. 120s)");
+  EXPECT_NE(parseError(head + "{required: yes, interval: 60s, grace: 1m}" + tail).find("4:29: 'required' must be true or false"),
+            std::string::npos);
+  EXPECT_NE(parseError(head + "{required: true, interval: 60s, grace: 1m, min_assurance: hsm}" + tail)
+                .find("'min_assurance' must be tpm or software"),
+            std::string::npos);
+  EXPECT_NE(parseError(head + "{required: true, interval: 60s, grace: 1m, every: 5s}" + tail)
+                .find("unknown key 'every' in attestation"),
+            std::string::npos);
+  EXPECT_NE(parseError(head + "{required: true, interval: 31d, grace: 1m}" + tail).find("out of range"),
+            std::string::npos);
+  EXPECT_NE(parseError(head + "{required: true, interval: soon, grace: 1m}" + tail).find("'interval'"),
+            std::string::npos);
+  EXPECT_NE(parseError(head + "{required: false, interval: 60s}" + tail).find("apply only with required: true"),
+            std::string::npos);
+  EXPECT_NE(parseError(head + "[true]" + tail).find("must be a mapping"), std::string::npos);
+  EXPECT_NE(parseError("segments:\n  plc:\n    attestation: {required: false}\nrules: []\n").find("no selector"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace warden::policy

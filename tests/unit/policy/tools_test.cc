@@ -158,6 +158,17 @@ rules:
   EXPECT_EQ(findings[0].column, 3);
 }
 
+TEST(PolicyLint, SegmentWithAnAttestationBlockIsUsed) {
+  auto policy = mustParse(R"yaml(segments:
+  plc:
+    role: controller
+    attestation: {required: true, interval: 60s, grace: 120s}
+  lonely: {role: nobody}
+rules: []
+)yaml");
+  EXPECT_EQ(codes(lintPolicy(*policy)), std::vector<std::string>{"unused-segment:lonely"});
+}
+
 TEST(PolicyLint, NeverMatchesFindsContradictions) {
   auto policy = mustParse(R"yaml(segments:
   edge: {role: sensor}

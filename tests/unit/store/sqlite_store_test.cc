@@ -22,8 +22,9 @@
 namespace warden::store {
 namespace {
 
-// kSchema1DevicesAndCerts: the devices and certs tables as schema version 1
-// made them, and its migration record (later migrations alter only these).
+// kSchema1DevicesAndCerts: the devices, certs and events tables as schema
+// version 1 made them, and its migration record (later migrations alter only
+// these).
 constexpr const char* kSchema1DevicesAndCerts =
     "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
     "INSERT INTO schema_migrations VALUES(1, 0);"
@@ -31,7 +32,10 @@ constexpr const char* kSchema1DevicesAndCerts =
     "NULL, created_at INTEGER NOT NULL);"
     "CREATE TABLE certs(serial TEXT PRIMARY KEY, principal TEXT NOT NULL, kind TEXT NOT NULL, pubkey_fp TEXT NOT "
     "NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, "
-    "revoked_at INTEGER NOT NULL DEFAULT 0, pem TEXT NOT NULL);";
+    "revoked_at INTEGER NOT NULL DEFAULT 0, pem TEXT NOT NULL);"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, type TEXT NOT NULL, "
+    "principal TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, resource TEXT NOT NULL, decision TEXT NOT "
+    "NULL, rule TEXT NOT NULL, reason TEXT NOT NULL, detail_json TEXT NOT NULL);";
 
 using core::ErrorCode;
 using core::Status;
@@ -684,6 +688,108 @@ TEST(SqliteStoreOpenTest, VersionOneDatabaseGetsTheCaInventory) {
   EXPECT_EQ(c->revocation_reason, "");
   EXPECT_TRUE((*s)->listCas()->empty());
   EXPECT_EQ(sqlScalar(path, "SELECT MAX(version) FROM schema_migrations"), kSchemaVersion);
+}
+
+}  // namespace
+}  // namespace warden::store
+
+namespace warden::store {
+namespace {
+
+// --- firmware reference values and posture (migration 5) --------------------
+
+class PostureStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(SqliteStore::open(dir_.file("warden.db"), clock_)).value();
+    DeviceRecord d;
+    d.name = "plc-1";
+    d.role = "controller";
+    d.state = DeviceState::kActive;
+    ASSERT_TRUE(store_->insertDevice(d).isOk());
+    d.name = "new-1";
+    d.state = DeviceState::kPending;
+    ASSERT_TRUE(store_->insertDevice(d).isOk());
+  }
+  static FirmwareApproval approval(const std::string& version) {
+    FirmwareApproval a;
+    a.digest = "sha256:" + std::string(64, 'a');
+    a.model = "gw-100";
+    a.version = version;
+    a.approved_by = "admin";
+    return a;
+  }
+  TempDir dir_;
+  core::ManualClock clock_{core::fromUnixSeconds(kStart)};
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(PostureStoreTest, ApproveIsIdempotentAndRefusesAnotherVersion) {
+  EXPECT_EQ(store_->approveFirmware(approval("2.1.0")).value(), true);
+  EXPECT_EQ(store_->approveFirmware(approval("2.1.0")).value(), false);
+  EXPECT_EQ(store_->approveFirmware(approval("2.2.0")).status().code(), ErrorCode::kFailedPrecondition);
+  auto list = std::move(store_->listFirmware()).value();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].version, "2.1.0");
+  EXPECT_EQ(list[0].approved_at, kStart);
+}
+
+TEST_F(PostureStoreTest, RevokeKeepsTheRowAndAllowsApprovingAgain) {
+  ASSERT_TRUE(store_->approveFirmware(approval("2.1.0")).isOk());
+  auto revoked = store_->revokeFirmwareApproval("sha256:" + std::string(64, 'a'), std::string_view("gw-100"), "ops");
+  ASSERT_TRUE(revoked.isOk());
+  ASSERT_EQ(revoked->size(), 1u);
+  EXPECT_EQ((*revoked)[0].revoked_by, "ops");
+  EXPECT_EQ(store_->revokeFirmwareApproval("sha256:" + std::string(64, 'a'), std::nullopt, "ops").status().code(),
+            ErrorCode::kNotFound);
+  EXPECT_NE(std::move(store_->listFirmware()).value()[0].revoked_at, 0);
+  EXPECT_EQ(store_->approveFirmware(approval("2.2.0")).value(), true);
+  EXPECT_EQ(std::move(store_->listFirmware()).value()[0].revoked_at, 0);
+}
+
+TEST_F(PostureStoreTest, PostureRoundTripsAndMovesStateInOneTransaction) {
+  PostureRecord p;
+  p.device = "plc-1";
+  p.attested_at = kStart;
+  p.assurance = "tpm";
+  p.result = "failed";
+  p.reason = "unapproved_firmware";
+  p.log_json = R"([{"pcr":10}])";
+  p.firmware_approved = 0;
+  p.quarantine_reasons = {"attestation_failed", "manual"};
+  p.quarantined_since = kStart;
+  p.trust = 0;
+  p.updated_at = kStart;
+  ASSERT_TRUE(store_->savePosture(p, DeviceState::kQuarantined).isOk());
+  EXPECT_EQ(store_->getDevice("plc-1")->state, DeviceState::kQuarantined);
+  auto back = std::move(store_->getPosture("plc-1")).value();
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, p);
+  EXPECT_EQ(std::move(store_->listPostures()).value().size(), 1u);
+  EXPECT_FALSE(std::move(store_->getPosture("new-1")).value().has_value());
+}
+
+TEST_F(PostureStoreTest, SavePostureRefusesToMovePendingOrUnknownDevices) {
+  PostureRecord p;
+  p.device = "new-1";
+  EXPECT_EQ(store_->savePosture(p, DeviceState::kQuarantined).code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(store_->getDevice("new-1")->state, DeviceState::kPending);
+  EXPECT_FALSE(std::move(store_->getPosture("new-1")).value().has_value());
+  p.device = "ghost";
+  EXPECT_EQ(store_->savePosture(p, std::nullopt).code(), ErrorCode::kNotFound);
+}
+
+TEST_F(PostureStoreTest, EventsAboutOnePrincipal) {
+  EventRecord a;
+  a.type = "quarantine";
+  a.principal = "spiffe://warden.local/device/plc-1";
+  EventRecord b = a;
+  b.principal = "spiffe://warden.local/device/other";
+  ASSERT_TRUE(store_->appendEvents({a, b, a}).isOk());
+  auto list = std::move(store_->listEventsAbout("spiffe://warden.local/device/plc-1", 10)).value();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_LT(list[0].id, list[1].id);
+  EXPECT_EQ(std::move(store_->listEventsAbout("spiffe://warden.local/device/plc-1", 1)).value().size(), 1u);
 }
 
 }  // namespace
