@@ -583,3 +583,44 @@ r = Raw('sensor-1'); start = time.time(); OUT['closed'] = r.closed(5); OUT['afte
 
 }  // namespace
 }  // namespace warden::gateway
+
+namespace warden::gateway {
+namespace {
+
+constexpr const char* kPolicyTrust = R"(
+rules:
+  - id: trusted-connect
+    effect: permit
+    principals: {kind: device}
+    actions: [mqtt:connect]
+    resources: ["${principal.id}"]
+    when: [principal.trust >= 40]
+)";
+
+// The posture engine's trust reaches the policy through the device's
+// FleetState entry: a lower score in a new snapshot cuts the live session.
+TEST_F(GatewayE2eTest, TrustInTheSnapshotReachesThePolicy) {
+  env_->setPolicy(kPolicyTrust);
+  env_->device("sensor-1").trust = 80;
+  env_->reevaluate();
+  auto client = runBackground(*env_, "trust", R"(
+s = Dev('sensor-1'); OUT['connack'] = s.connack
+open(DIR + '/t.ready', 'w').close()
+wait(lambda: s.disc is not None, 10)
+OUT['disc'] = s.disc
+)");
+  waitForFile(*env_, "t.ready");
+  env_->device("sensor-1").trust = 30;
+  env_->reevaluate();
+  json j = client.get();
+  EXPECT_EQ(j["connack"], 0);
+  EXPECT_EQ(j["disc"], 0x87);
+  // Without a score the condition fails closed.
+  env_->device("sensor-1").trust.reset();
+  env_->reevaluate();
+  json again = env_->python("OUT['c'] = Dev('sensor-1').connack\n");
+  EXPECT_EQ(again["c"], 0x87);
+}
+
+}  // namespace
+}  // namespace warden::gateway
