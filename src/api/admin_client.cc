@@ -232,10 +232,11 @@ std::string postureText(const json& p) {
       "last good:      {} ({})\n"
       "firmware:       {} {} approved: {}\n"
       "deadline:       {}\n",
-      scalarText(p.value("state", json())), reasons.empty() ? std::string() : " (" + reasons + ")",
+      scalarText(p.value("state", json())), reasons.empty() ? std::string() : fmt::format(" ({})", reasons),
       scalarText(p.value("trust", json())), components, scalarText(at(p, "last_attestation", "at")),
       scalarText(at(p, "last_attestation", "assurance")), scalarText(at(p, "last_attestation", "result")),
-      at(p, "last_attestation", "reason").is_string() ? " " + scalarText(at(p, "last_attestation", "reason")) : "",
+      at(p, "last_attestation", "reason").is_string() ? fmt::format(" {}", scalarText(at(p, "last_attestation", "reason")))
+                                                      : std::string(),
       scalarText(at(p, "last_good", "at")), scalarText(at(p, "last_good", "assurance")),
       scalarText(at(p, "firmware", "model")), scalarText(at(p, "firmware", "version")),
       scalarText(at(p, "firmware", "approved")), deadline);
