@@ -28,7 +28,7 @@ Principal quarantined(Principal p) {
 Principal user(std::string id) { return Principal{std::move(id), PrincipalKind::kUser, "", {}, false}; }
 
 std::string readRepoFile(const std::string& relative) {
-  std::ifstream in(std::filesystem::path(__FILE__).parent_path() / "../../.." / relative);
+  std::ifstream in(std::filesystem::path(WARDEN_SOURCE_DIR) / relative);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();

@@ -30,7 +30,7 @@ std::vector<std::string> codes(const std::vector<LintFinding>& findings) {
 }
 
 std::string readRepoFile(const std::string& relative) {
-  std::ifstream in(std::filesystem::path(__FILE__).parent_path() / "../../.." / relative);
+  std::ifstream in(std::filesystem::path(WARDEN_SOURCE_DIR) / relative);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -282,7 +282,7 @@ rules:
 
 TEST(PolicyExamples, EveryExampleParsesPassesItsTestsAndLintsClean) {
   namespace fs = std::filesystem;
-  fs::path dir = fs::path(__FILE__).parent_path() / "../../../examples/policies";
+  fs::path dir = fs::path(WARDEN_SOURCE_DIR) / "examples/policies";
   int tested = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::string name = entry.path().filename().string();
