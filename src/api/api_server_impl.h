@@ -193,9 +193,11 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   // state that may hold a session, quarantined included: a device may always
   // attest); otherwise 401 and an attestation_refused event naming nobody.
   std::variant<gateway::PeerIdentity, ServerResponse> authenticateAttester(const PeerInfo& peer, std::string_view action);
-  // attestRefusal records an attestation_refused event (|reason|) and answers.
-  ServerResponse attestRefusal(const gateway::PeerIdentity& id, const PeerInfo& peer, std::string_view action,
-                               std::string_view reason, http::status status, const std::string& message);
+  // attestRefusal records a |type| event (attestation_refused, ak_register)
+  // denying |device|'s request for |reason| and answers |status|.
+  ServerResponse attestRefusal(std::string_view type, const std::string& device, const PeerInfo& peer,
+                               std::string_view action, std::string_view reason, http::status status,
+                               const std::string& message);
   void pruneAttestState();
   asio::awaitable<ServerResponse> attestChallenge(const ServerRequest& req, const PeerInfo& peer);
   asio::awaitable<ServerResponse> attestEvidence(const ServerRequest& req, const PeerInfo& peer);

@@ -131,12 +131,11 @@ std::variant<gateway::PeerIdentity, ServerResponse> ApiServer::Impl::authenticat
                        "certificate");
 }
 
-ServerResponse ApiServer::Impl::attestRefusal(const gateway::PeerIdentity& id, const PeerInfo& peer,
+ServerResponse ApiServer::Impl::attestRefusal(std::string_view type, const std::string& device, const PeerInfo& peer,
                                               std::string_view action, std::string_view reason, http::status status,
                                               const std::string& message) {
-  recordEvent(monitor::event_type::kAttestationRefused, deviceSpiffeId(id.device), deviceSpiffeId(id.device),
-              std::string(action), id.device, "deny", "", std::string(reason),
-              {{"remote", peer.remote}, {"message", message}});
+  recordEvent(type, deviceSpiffeId(device), deviceSpiffeId(device), std::string(action), device, "deny", "",
+              std::string(reason), {{"remote", peer.remote}, {"message", message}});
   return errorResponse(status, reason, message);
 }
 
@@ -185,6 +184,10 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
   if (auto* res = std::get_if<ServerResponse>(&auth)) co_return std::move(*res);
   const gateway::PeerIdentity id = std::get<gateway::PeerIdentity>(auth);
   const std::string device = id.device;
+  auto refuse = [&](std::string_view reason, const std::string& message) {
+    return attestRefusal(monitor::event_type::kAttestationRefused, device, peer, kAction, reason,
+                         http::status::bad_request, message);
+  };
 
   // Whatever follows, the device's outstanding nonce is spent: one try per nonce.
   pruneAttestState();
@@ -197,25 +200,22 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
   }
 
   if (mediaType(req[http::field::content_type]) != "application/json") {
-    co_return attestRefusal(id, peer, kAction, monitor::reason::kMalformedEvidence, http::status::bad_request,
-                            "Content-Type must be application/json");
+    co_return refuse(monitor::reason::kMalformedEvidence, "Content-Type must be application/json");
   }
   auto parsed = trust::parseEvidence(req.body());
   if (!parsed.isOk()) {
-    co_return attestRefusal(id, peer, kAction, monitor::reason::kMalformedEvidence, http::status::bad_request,
-                            parsed.status().message());
+    co_return refuse(monitor::reason::kMalformedEvidence, parsed.status().message());
   }
   const trust::Evidence ev = std::move(parsed).value();
   if (!outstanding || !crypto::constantTimeEquals(outstanding->text, ev.nonce)) {
-    const bool reused = consumed_nonces_.count(device + '\n' + ev.nonce) > 0 && (!outstanding || outstanding->text != ev.nonce);
-    co_return attestRefusal(id, peer, kAction, reused ? monitor::reason::kNonceReused : monitor::reason::kNonceUnknown,
-                            http::status::bad_request,
-                            reused ? "this nonce was already used; ask for a new one (POST /attest/v1/challenge)"
-                                   : "unknown nonce; ask for one with POST /attest/v1/challenge");
+    if (consumed_nonces_.count(device + '\n' + ev.nonce) > 0) {
+      co_return refuse(monitor::reason::kNonceReused,
+                       "this nonce was already used; ask for a new one (POST /attest/v1/challenge)");
+    }
+    co_return refuse(monitor::reason::kNonceUnknown, "unknown nonce; ask for one with POST /attest/v1/challenge");
   }
   if (outstanding->expires_at <= now) {
-    co_return attestRefusal(id, peer, kAction, monitor::reason::kNonceExpired, http::status::bad_request,
-                            "the nonce expired (it lives 30 s); ask for a new one");
+    co_return refuse(monitor::reason::kNonceExpired, "the nonce expired (it lives 30 s); ask for a new one");
   }
 
   auto load = [this, device]() { return deps_.store.getDeviceTpm(device); };
@@ -229,8 +229,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
   report.log = ev.log;
   if (ev.kind == trust::EvidenceKind::kTpm2Quote) {
     if (!has_ak) {
-      co_return attestRefusal(id, peer, kAction, monitor::reason::kAkNotRegistered, http::status::bad_request,
-                              "this device has no registered attestation key; register one with POST /attest/v1/ak");
+      co_return refuse(monitor::reason::kAkNotRegistered,
+                       "this device has no registered attestation key; register one with POST /attest/v1/ak");
     }
     report.assurance = policy::AttestationAssurance::kTpm;
     auto ak_public = crypto::base64Decode((*tpm)->ak_public, false);
@@ -309,9 +309,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestAk(const ServerRequest& r
   const gateway::PeerIdentity id = std::get<gateway::PeerIdentity>(auth);
   const std::string device = id.device;
   auto refuse = [&](std::string_view reason, http::status status, const std::string& message) {
-    recordEvent(monitor::event_type::kAkRegister, deviceSpiffeId(device), deviceSpiffeId(device), std::string(kAction),
-                device, "deny", "", std::string(reason), {{"remote", peer.remote}, {"message", message}});
-    return errorResponse(status, reason, message);
+    return attestRefusal(monitor::event_type::kAkRegister, device, peer, kAction, reason, status, message);
   };
 
   auto body = parseJsonBody(req, /*required=*/true);
@@ -405,9 +403,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestAkActivate(const ServerRe
   const gateway::PeerIdentity id = std::get<gateway::PeerIdentity>(auth);
   const std::string device = id.device;
   auto refuse = [&](std::string_view reason, http::status status, const std::string& message) {
-    recordEvent(monitor::event_type::kAkRegister, deviceSpiffeId(device), deviceSpiffeId(device), std::string(kAction),
-                device, "deny", "", std::string(reason), {{"remote", peer.remote}, {"message", message}});
-    return errorResponse(status, reason, message);
+    return attestRefusal(monitor::event_type::kAkRegister, device, peer, kAction, reason, status, message);
   };
   pruneAttestState();
   auto it = pending_aks_.find(device);

@@ -47,6 +47,15 @@ class CommandTable {
   std::vector<Entry> entries_;
 };
 
+// kApiFooter ends the --help of the commands that talk to the admin
+// API: where the server and credentials come from, and the exit codes.
+inline constexpr const char* kApiFooter = R"(
+The server and credentials come from --dir D (or $WARDEN_DIR), or --server
+URL --cert FILE --key FILE --ca FILE. -o json|text works anywhere on the line.
+
+Exit codes: 0 ok; 1 refused, not found or failed; 2 usage or validation
+error; 3 server unreachable or TLS/authentication failure.)";
+
 // addOutputOption adds "-o,--output text|json".
 void addOutputOption(CLI::App* app, std::string& output);
 // addClientOptions adds --dir, --server, --cert, --key, --ca and -o. A

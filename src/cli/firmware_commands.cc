@@ -13,13 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kFooter = R"(
-The server and credentials come from --dir D (or $WARDEN_DIR), or --server
-URL --cert FILE --key FILE --ca FILE. -o json|text works anywhere on the line.
-
-Exit codes: 0 ok; 1 refused, not found or failed; 2 usage or validation
-error; 3 server unreachable or TLS/authentication failure.)";
-
 struct FirmwareFlags {
   ClientFlags client;
   std::string digest;
@@ -138,7 +131,7 @@ Examples:
 Every measurement in a device's attestation log must be an approved digest for
 the device's `model` label (`warden device add ... --label model=gw-100`);
 otherwise the attestation fails (unapproved_firmware) and the device is
-quarantined. Approving again with the same version is a no-op.)") + kFooter);
+quarantined. Approving again with the same version is a no-op.)") + kApiFooter);
   table.add(approve, [flags, &global] { return firmwareApprove(*flags, global); });
 
   CLI::App* revoke = cmd->add_subcommand("revoke-approval",
@@ -157,7 +150,7 @@ Examples:
 Postures are re-judged at once: every active device whose last attestation
 log holds the digest (for that model) is quarantined with reason
 approval_revoked, and is re-admitted after it attests with an approved image.)") +
-                  kFooter);
+                  kApiFooter);
   table.add(revoke, [flags, &global] { return firmwareRevoke(*flags, global); });
 
   CLI::App* list = cmd->add_subcommand("list", "list firmware approvals (revoked ones included)");
@@ -166,7 +159,7 @@ approval_revoked, and is re-admitted after it attests with an approved image.)")
 Examples:
   warden firmware list
   warden firmware list -o json   # [{digest, model, version, approved_at, approved_by, state, revoked_at, revoked_by}])") +
-               kFooter);
+               kApiFooter);
   table.add(list, [flags, &global] { return firmwareList(*flags, global); });
 }
 

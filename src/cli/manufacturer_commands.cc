@@ -13,13 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kFooter = R"(
-The server and credentials come from --dir D (or $WARDEN_DIR), or --server
-URL --cert FILE --key FILE --ca FILE. -o json|text works anywhere on the line.
-
-Exit codes: 0 ok; 1 refused, not found or failed; 2 usage or validation
-error; 3 server unreachable or TLS/authentication failure.)";
-
 struct ManufacturerFlags {
   ClientFlags client;
   std::string name;
@@ -180,7 +173,7 @@ gateway session (its old certificates are revoked); otherwise it is refused as
 duplicate_identity (a clone). The CA is a trust anchor only for cacerts,
 csrattrs and simpleenroll: never for the gateway, the admin API or
 simplereenroll. (Here --ca is the manufacturer's CA; the CA bundle that
-verifies the Warden server is --server-ca.))") + kFooter);
+verifies the Warden server is --server-ca.))") + kApiFooter);
   table.add(add, [flags, &global] { return manufacturerAdd(*flags, global); });
 
   CLI::App* list = cmd->add_subcommand("list", "list trusted manufacturers");
@@ -190,7 +183,7 @@ Examples:
   warden manufacturer list
   warden manufacturer list -o json   # [{name, role, labels, name_prefix, approval, cert_ttl,
                                      #   auto_register, allowed_serials, ca: [{subject, fingerprint, not_after}], created_at}])") +
-               kFooter);
+               kApiFooter);
   table.add(list, [flags, &global] { return manufacturerList(*flags, global); });
 
   CLI::App* remove = cmd->add_subcommand("remove", "stop trusting a manufacturer's factory certificates");
@@ -199,7 +192,7 @@ Examples:
   remove->footer(std::string(R"(
 Examples:
   warden manufacturer remove acme
-Devices it enrolled keep their Warden certificates and renew normally.)") + kFooter);
+Devices it enrolled keep their Warden certificates and renew normally.)") + kApiFooter);
   table.add(remove, [flags, &global] { return manufacturerRemove(*flags, global); });
 }
 

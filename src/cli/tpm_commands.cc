@@ -14,13 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kFooter = R"(
-The server and credentials come from --dir D (or $WARDEN_DIR), or --server
-URL --cert FILE --key FILE --ca FILE. -o json|text works anywhere on the line.
-
-Exit codes: 0 ok; 1 refused, not found or failed; 2 usage or validation
-error; 3 server unreachable or TLS/authentication failure.)";
-
 struct TpmFlags {
   ClientFlags client;
   std::string file;
@@ -148,7 +141,7 @@ A device's agent registers its attestation key (AK) by sending its TPM's
 endorsement key (EK) and EK certificate (NV index 0x01c00002). The EK
 certificate must chain to a CA added here, or the operator must register the
 EK for the device (`warden tpm-ek add`); Warden never trusts an EK merely
-because a device presents it. One EK binds to exactly one device.)") + kFooter);
+because a device presents it. One EK binds to exactly one device.)") + kApiFooter);
   table.add(add, [flags, &global] { return tpmCaAdd(*flags, global); });
 
   CLI::App* list = ca->add_subcommand("list", "list trusted TPM vendor CAs");
@@ -156,7 +149,7 @@ because a device presents it. One EK binds to exactly one device.)") + kFooter);
   list->footer(std::string(R"(
 Examples:
   warden tpm-ca list
-  warden tpm-ca list -o json   # [{fingerprint, subject, not_after, added_at, added_by}])") + kFooter);
+  warden tpm-ca list -o json   # [{fingerprint, subject, not_after, added_at, added_by}])") + kApiFooter);
   table.add(list, [flags, &global] { return tpmCaList(*flags, global); });
 
   CLI::App* remove = ca->add_subcommand("remove", "stop trusting a TPM vendor CA");
@@ -165,7 +158,7 @@ Examples:
   remove->footer(std::string(R"(
 Examples:
   warden tpm-ca remove sha256:3f2a...
-TPMs already bound to devices stay bound.)") + kFooter);
+TPMs already bound to devices stay bound.)") + kApiFooter);
   table.add(remove, [flags, &global] { return tpmCaRemove(*flags, global); });
 
   CLI::App* ek = app.add_subcommand("tpm-ek", "bind a device to its TPM's endorsement key without a vendor CA");
@@ -183,7 +176,7 @@ Examples:
 
 For TPMs without an EK certificate, or whose vendor CA you do not want to
 trust fleet-wide. An EK is bound to one device; a device with a registered
-attestation key must be unbound first (`warden tpm-ek remove`).)") + kFooter);
+attestation key must be unbound first (`warden tpm-ek remove`).)") + kApiFooter);
   table.add(ek_add, [flags, &global] { return tpmEkAdd(*flags, global); });
 
   CLI::App* ek_remove = ek->add_subcommand("remove", "unbind a device from its TPM (EK and attestation key)");
@@ -192,7 +185,7 @@ attestation key must be unbound first (`warden tpm-ek remove`).)") + kFooter);
   ek_remove->footer(std::string(R"(
 Examples:
   warden tpm-ek remove plc-7   # after replacing the device's TPM or mainboard
-The device's next TPM must register a new attestation key before its quotes count.)") + kFooter);
+The device's next TPM must register a new attestation key before its quotes count.)") + kApiFooter);
   table.add(ek_remove, [flags, &global] { return tpmEkRemove(*flags, global); });
 }
 
