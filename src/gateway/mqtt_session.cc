@@ -111,9 +111,13 @@ void MqttSession::recordEvent(std::string_view type, std::string_view reason, st
 
 void MqttSession::recordDeny(std::string_view action, std::string_view resource, const policy::Decision& d,
                              std::string_view reason_override, bool own) {
-  // Trust counts the device's own denied requests; a denial that only says
-  // "you are quarantined" is a consequence of the posture, not behaviour.
-  if (own && d.reason != er::kQuarantined) gw_.noteDenial(device_);
+  // Trust counts the policy's denials of the device's own requests (reaching
+  // beyond its rights). Not counted: "you are quarantined" (a consequence of
+  // the posture, not behaviour) and refusals by protocol limits or of
+  // malformed requests (quota_exceeded, invalid_filter, ...), which one packet
+  // can produce by the dozen and which say nothing about privileges.
+  const bool policy_denial = d.reason == er::kForbidden || d.reason == er::kNoPermit || d.reason == er::kNoFlow;
+  if (own && policy_denial) gw_.noteDenial(device_);
   monitor::DenyLimiter::DenyVerdict v = deny_limiter_.onDeny(gw_.clock().steadyNow());
   if (v.burst) {
     monitor::Event e;
