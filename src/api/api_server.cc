@@ -224,6 +224,10 @@ asio::awaitable<void> ApiServer::Impl::acceptLoop() {
       socket.close(ignored);
       continue;
     }
+    // Responses are small and written whole: without TCP_NODELAY, Nagle
+    // against the client's delayed ACK holds the last TLS record ~40 ms.
+    boost::system::error_code nodelay_ec;
+    socket.set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     asio::co_spawn(io_, serveConnection(std::move(socket)), asio::detached);
   }
 }

@@ -116,6 +116,10 @@ class PkiServer::Impl : public std::enable_shared_from_this<PkiServer::Impl> {
         socket.close(ignored);
         continue;
       }
+      // Responses are small and written whole: without TCP_NODELAY, Nagle
+      // against the client's delayed ACK holds the last TLS record ~40 ms.
+      boost::system::error_code nodelay_ec;
+      socket.set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
       asio::co_spawn(io_, serveConnection(std::move(socket)), asio::detached);
     }
   }
