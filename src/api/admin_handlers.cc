@@ -427,7 +427,15 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceShow(const std::string& n
   bool connected = false;
   for (const auto& d : deps_.gateway.connectedDevices()) connected = connected || d == name;
   nlohmann::json out = deviceToJson(view->first, view->second, connected, config_.trust_domain);
-  if (deps_.posture != nullptr) out["posture"] = deps_.posture->describe(name);
+  if (deps_.posture != nullptr) {
+    nlohmann::json posture = deps_.posture->describe(name);
+    // The rest of the posture the issue names: where the key lives and how
+    // old the current certificate is.
+    posture["key_location"] = out["key_store"];
+    posture["cert_age_s"] = view->second ? nlohmann::json(core::unixSeconds(deps_.clock.now()) - view->second->not_before)
+                                         : nlohmann::json(nullptr);
+    out["posture"] = std::move(posture);
+  }
   co_return jsonResponse(http::status::ok, out);
 }
 
