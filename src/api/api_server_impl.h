@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -199,6 +200,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                                std::string_view action, std::string_view reason, http::status status,
                                const std::string& message);
   void pruneAttestState();
+  void rememberSpentNonce(const std::string& device, std::string nonce, core::SystemTime now);
+  bool nonceWasSpent(const std::string& device, const std::string& nonce, core::SystemTime now) const;
   asio::awaitable<ServerResponse> attestChallenge(const ServerRequest& req, const PeerInfo& peer);
   asio::awaitable<ServerResponse> attestEvidence(const ServerRequest& req, const PeerInfo& peer);
   asio::awaitable<ServerResponse> attestAk(const ServerRequest& req, const PeerInfo& peer);
@@ -283,8 +286,13 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     core::SystemTime expires_at{};
   };
   std::unordered_map<std::string, AttestNonce> attest_nonces_;
-  // "device\nnonce" of spent nonces -> until when they are remembered.
-  std::unordered_map<std::string, core::SystemTime> consumed_nonces_;
+  // The device's recently spent nonces (at most 16, for 10 min each), so a
+  // replay is told apart from a nonce that was never issued.
+  struct SpentNonce {
+    std::string text;
+    core::SystemTime forget_at{};
+  };
+  std::unordered_map<std::string, std::deque<SpentNonce>> spent_nonces_;
   // Credentials made for an AK, awaiting activation (one try, 60 s).
   struct PendingAk {
     store::DeviceTpmRecord record;

@@ -4,6 +4,8 @@
 // checked by src/trust (quote.h, credential.h), posture and trust by
 // trust::PostureEngine.
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -31,6 +33,7 @@ constexpr auto kCredentialLife = std::chrono::seconds(60);
 // A consumed nonce is remembered this long, so that a replay is told apart
 // (nonce_reused) from a nonce that was never issued (nonce_unknown).
 constexpr auto kConsumedMemory = std::chrono::minutes(10);
+constexpr size_t kSpentPerDevice = 16;
 constexpr size_t kMaxTpmCaCerts = 16;
 
 std::string_view assuranceName(policy::AttestationAssurance a) {
@@ -141,8 +144,22 @@ ServerResponse ApiServer::Impl::attestRefusal(std::string_view type, const std::
 
 void ApiServer::Impl::pruneAttestState() {
   const core::SystemTime now = deps_.clock.now();
-  std::erase_if(consumed_nonces_, [&](const auto& kv) { return kv.second <= now; });
   std::erase_if(pending_aks_, [&](const auto& kv) { return kv.second.expires_at <= now; });
+}
+
+void ApiServer::Impl::rememberSpentNonce(const std::string& device, std::string nonce, core::SystemTime now) {
+  std::deque<SpentNonce>& spent = spent_nonces_[device];
+  spent.push_back(SpentNonce{std::move(nonce), now + kConsumedMemory});
+  // Bounded per device, so a device asking for nonces in a loop costs memory
+  // for kSpentPerDevice of them, not for every one it ever got.
+  while (spent.size() > kSpentPerDevice || (!spent.empty() && spent.front().forget_at <= now)) spent.pop_front();
+}
+
+bool ApiServer::Impl::nonceWasSpent(const std::string& device, const std::string& nonce, core::SystemTime now) const {
+  auto it = spent_nonces_.find(device);
+  if (it == spent_nonces_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [&](const SpentNonce& s) { return s.forget_at > now && s.text == nonce; });
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::attestChallenge(const ServerRequest& req, const PeerInfo& peer) {
@@ -163,7 +180,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestChallenge(const ServerReq
   pruneAttestState();
   const core::SystemTime now = deps_.clock.now();
   AttestNonce& slot = attest_nonces_[device];
-  if (!slot.text.empty()) consumed_nonces_[device + '\n' + slot.text] = now + kConsumedMemory;  // replaced
+  if (!slot.text.empty()) rememberSpentNonce(device, slot.text, now);  // replaced by the new one
   slot.raw = crypto::randomBytes(32);
   slot.text = crypto::base64UrlEncode(slot.raw);
   slot.expires_at = now + kNonceLife;
@@ -196,7 +213,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
   if (auto it = attest_nonces_.find(device); it != attest_nonces_.end()) {
     outstanding = std::move(it->second);
     attest_nonces_.erase(it);
-    consumed_nonces_[device + '\n' + outstanding->text] = now + kConsumedMemory;
+    rememberSpentNonce(device, outstanding->text, now);
   }
 
   if (mediaType(req[http::field::content_type]) != "application/json") {
@@ -208,7 +225,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
   }
   const trust::Evidence ev = std::move(parsed).value();
   if (!outstanding || !crypto::constantTimeEquals(outstanding->text, ev.nonce)) {
-    if (consumed_nonces_.count(device + '\n' + ev.nonce) > 0) {
+    if (nonceWasSpent(device, ev.nonce, now)) {
       co_return refuse(monitor::reason::kNonceReused,
                        "this nonce was already used; ask for a new one (POST /attest/v1/challenge)");
     }
