@@ -316,6 +316,16 @@ int idle(const IdleOptions& o) {
   return m.failed == 0 ? 0 : 2;
 }
 
+// waitClosedNs waits up to 5 s for session |i| of |m| to see its close
+// (the watcher thread records it) and returns when, or 0 if it did not.
+int64_t waitClosedNs(const ManySessions& m, size_t i) {
+  const int64_t deadline = nowNs() + 5'000'000'000;
+  while (__atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE) == 0 && nowNs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return __atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE);
+}
+
 // httpsPost sends one POST of |body| (JSON) over a fresh mutual-TLS
 // connection (the client certificate is |ctx|'s or |cert|/|key|) and returns
 // {status code, ns when the request was written, ns when the first response
@@ -402,11 +412,7 @@ int revoke(const RevokeOptions& o) {
       continue;
     }
     to_response.push_back(t.response_ns - t.sent_ns);
-    const int64_t deadline = nowNs() + 5'000'000'000;
-    while (__atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE) == 0 && nowNs() < deadline) {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    int64_t closed = __atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE);
+    const int64_t closed = waitClosedNs(m, i);
     if (closed == 0) {
       ++not_closed;
       continue;
@@ -505,11 +511,7 @@ int attestCutoff(const AttestCutoffOptions& o) {
     }
     if (nlohmann::json::parse(t.body).value("result", "") != "failed") ++not_failed;
     to_response.push_back(t.response_ns - t.sent_ns);
-    const int64_t deadline = nowNs() + 5'000'000'000;
-    while (__atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE) == 0 && nowNs() < deadline) {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    const int64_t closed = __atomic_load_n(&m.closed_ns[i], __ATOMIC_ACQUIRE);
+    const int64_t closed = waitClosedNs(m, i);
     if (closed == 0) {
       ++not_closed;
       continue;

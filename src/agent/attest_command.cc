@@ -138,28 +138,15 @@ void AttestationSchedule::round(const api::ServerUrl& url, const DeviceKeyStore&
 int runAttest(const AttestOptions& options) {
   core::initLogging(options.log_level);
   AgentPaths paths(options.dir);
-  auto config = loadAgentConfig(paths.config());
-  if (!config.isOk()) {
-    printError(config.status().message());
-    return api::kExitUsage;
-  }
-  auto url = api::parseServerUrl(config->server);
-  if (!url.isOk()) {
-    printError(url.status().message());
-    return api::kExitUsage;
-  }
-  auto keys = DeviceKeyStore::open(*config, paths);
-  if (!keys.isOk()) {
-    printError(fmt::format("cannot open the {} key store: {}", keystore::keyStoreKindName(config->key_store),
-                           keys.status().message()));
-    return api::kExitUsage;
-  }
+  auto opened = openEnrolledAgent(paths, api::kExitUsage);
+  if (auto* exit_code = std::get_if<int>(&opened)) return *exit_code;
+  EnrolledAgent& agent = std::get<EnrolledAgent>(opened);
   auto attestor = DeviceAttestor::create(paths.dir, options.settings.tpm, options.settings.firmware);
   if (!attestor.isOk()) {
     printError(attestor.status().message());
     return api::kExitUsage;
   }
-  auto verdict = attestWith(**attestor, paths, *url, *keys);
+  auto verdict = attestWith(**attestor, paths, agent.url, agent.keys);
   if (!verdict.isOk()) {
     printError(fmt::format("attestation did not complete: {}", verdict.status().message()));
     return api::kExitUsage;

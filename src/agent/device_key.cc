@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "agent/agent_output.h"
+#include "api/admin_client.h"
 #include "crypto/crypto.h"
 #include "keystore/pkcs11_key_store.h"
 
@@ -68,6 +70,26 @@ Result<PrivateKey> DeviceKeyStore::createForRenewal() const {
       return core::failedPrecondition("a token key is kept across renewals");
   }
   return core::invalidArgument("unknown key store");
+}
+
+std::variant<EnrolledAgent, int> openEnrolledAgent(const AgentPaths& paths, int key_store_exit) {
+  auto config = loadAgentConfig(paths.config());
+  if (!config.isOk()) {
+    printError(config.status().message());
+    return api::kExitUsage;
+  }
+  auto url = api::parseServerUrl(config->server);
+  if (!url.isOk()) {
+    printError(url.status().message());
+    return api::kExitUsage;
+  }
+  auto keys = DeviceKeyStore::open(*config, paths);
+  if (!keys.isOk()) {
+    printError(fmt::format("cannot open the {} key store: {}", keystore::keyStoreKindName(config->key_store),
+                           keys.status().message()));
+    return key_store_exit;
+  }
+  return EnrolledAgent{std::move(config).value(), std::move(url).value(), std::move(keys).value()};
 }
 
 }  // namespace warden::agent

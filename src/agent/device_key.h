@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <string>
+#include <variant>
 
 #include "agent/agent_files.h"
+#include "api/api_client.h"
 #include "core/status.h"
 #include "keystore/key_store.h"
 
@@ -48,5 +50,18 @@ class DeviceKeyStore {
   AgentPaths paths_;
   std::string key_uri_;
 };
+
+// EnrolledAgent is what every command on an enrolled directory opens first:
+// agent.yaml, the server it names and the device's key store.
+struct EnrolledAgent {
+  AgentConfig config;
+  api::ServerUrl url;
+  DeviceKeyStore keys;
+};
+
+// openEnrolledAgent opens them. On failure it prints the error and returns
+// the exit code: usage for agent.yaml and its server, |key_store_exit| for
+// the key store.
+std::variant<EnrolledAgent, int> openEnrolledAgent(const AgentPaths& paths, int key_store_exit);
 
 }  // namespace warden::agent

@@ -165,23 +165,10 @@ Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, co
 int runAgent(const RunOptions& options) {
   core::initLogging(options.log_level);
   AgentPaths paths(options.dir);
-  auto config = loadAgentConfig(paths.config());
-  if (!config.isOk()) {
-    printError(config.status().message());
-    return api::kExitUsage;
-  }
-  auto url = api::parseServerUrl(config->server);
-  if (!url.isOk()) {
-    printError(url.status().message());
-    return api::kExitUsage;
-  }
-  auto keys = DeviceKeyStore::open(*config, paths);
-  if (!keys.isOk()) {
-    printError(fmt::format("cannot open the {} key store: {}", keystore::keyStoreKindName(config->key_store),
-                           keys.status().message()));
-    return api::kExitFailed;
-  }
-  KeyOpener open_key = [&keys](const std::string& path) { return keys->openFile(path); };
+  auto opened = openEnrolledAgent(paths, api::kExitFailed);
+  if (auto* exit_code = std::get_if<int>(&opened)) return *exit_code;
+  EnrolledAgent& agent = std::get<EnrolledAgent>(opened);
+  KeyOpener open_key = [&agent](const std::string& path) { return agent.keys.openFile(path); };
   if (Status s = recoverPendingCredentials(paths, open_key); !s.isOk()) spdlog::warn("{}", s.message());
 
   StopSignal stop;
@@ -198,7 +185,7 @@ int runAgent(const RunOptions& options) {
   // One jitter per process: renewal comes at 2/3 of the life, up to 10 % of
   // the life earlier, so devices enrolled together spread their renewals.
   const double jitter = unit(rng);
-  spdlog::info("warden-agent for device {} at {} (directory {})", config->name, url->text, paths.dir);
+  spdlog::info("warden-agent for device {} at {} (directory {})", agent.config.name, agent.url.text, paths.dir);
   while (!stop.stopped()) {
     auto cert_pem = core::readFile(paths.cert(), 256 * 1024);
     auto leaf = cert_pem.isOk() ? crypto::certFromPem(*cert_pem) : Result<crypto::X509Ptr>(cert_pem.status());
@@ -211,7 +198,7 @@ int runAgent(const RunOptions& options) {
     auto due = retry_at ? *retry_at : api::renewalTime(leaf->get(), certificateObtainedAt(paths, now), jitter);
     if (renew_now) due = now;
     if (attestation && attestation->next() <= now && attestation->next() <= due) {
-      attestation->round(*url, *keys);
+      attestation->round(agent.url, agent.keys);
       continue;
     }
     if (now < due) {
@@ -225,7 +212,7 @@ int runAgent(const RunOptions& options) {
     }
     renew_now = false;
     retry_at.reset();
-    auto renewed = renewOnce(paths, *config, *url, *keys, options.keep_key);
+    auto renewed = renewOnce(paths, agent.config, agent.url, agent.keys, options.keep_key);
     if (renewed.isOk()) {
       attempt = 0;
       spdlog::info("renewed: certificate {} valid until {}", renewed->serial, core::formatRfc3339(renewed->not_after));
@@ -236,7 +223,7 @@ int runAgent(const RunOptions& options) {
     if (SystemClock::now() >= not_after) {
       spdlog::error("the certificate expired at {}; the server no longer accepts it for renewal: enroll again with a new "
                     "token (`warden device token {}`)",
-                    core::formatRfc3339(not_after), config->name);
+                    core::formatRfc3339(not_after), agent.config.name);
     }
     if (options.once) {
       printError(fmt::format("renewal failed: {}", s.message()));
