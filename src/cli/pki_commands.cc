@@ -12,6 +12,8 @@
 #include "core/file_io.h"
 #include "core/names.h"
 #include "crypto/crypto.h"
+#include "keystore/pkcs11_key_store.h"
+#include "pki/ca_key.h"
 #include "pki/certificate_authority.h"
 #include "pki/pki_files.h"
 #include "pki/revocation_list.h"
@@ -40,6 +42,8 @@ struct PkiFlags {
   std::string reason;
   std::string name;
   std::string root_key;
+  std::string ca_key;
+  bool ca_key_generate = false;
   bool force = false;
   bool root = false;
 };
@@ -127,32 +131,65 @@ struct LocalPki {
   pki::CaMaterial root;
 };
 
-// loadLocalPki reads warden.yaml and the root CA (certificate from D/pki,
-// key from |root_key| or D/pki/root.key): the offline half of `warden ca`.
+// loadLocalPki reads warden.yaml and the root CA: its certificate from D/pki,
+// its key from |root_key|, else warden.yaml's pki.root_ca_key (a key in an
+// HSM), else D/pki/root.key. The offline half of `warden ca`.
 core::Result<LocalPki> loadLocalPki(const std::string& dir, const std::string& root_key) {
   if (dir.empty()) return core::invalidArgument("--dir D is required: the data directory whose root CA signs");
   LocalPki out;
   WARDEN_ASSIGN_OR_RETURN(out.config, server::loadServerConfig(dir));
   out.paths = pki::PkiPaths(dir);
-  std::string key_file = root_key.empty() ? out.paths.root_key() : root_key;
+  std::string key_ref = !root_key.empty()                    ? root_key
+                        : !out.config.root_ca_key.empty()    ? out.config.root_ca_key
+                                                             : out.paths.root_key();
+  if (key_ref.rfind("pkcs11:", 0) != 0) {
+    std::error_code ec;
+    key_ref = std::filesystem::absolute(key_ref.rfind("file:", 0) == 0 ? key_ref.substr(5) : key_ref, ec)
+                  .lexically_normal()
+                  .string();
+  }
   auto cert_pem = core::readFile(out.paths.root_cert(), 1024 * 1024);
   if (!cert_pem.isOk()) return core::invalidArgument("cannot read the root CA certificate: " + cert_pem.status().message());
-  auto key_pem = core::readFile(key_file, 64 * 1024);
-  if (!key_pem.isOk()) {
-    return core::invalidArgument(fmt::format("cannot read the root CA key {}: {} (give it with --root-key FILE)",
-                                             key_file, key_pem.status().message()));
+  auto root = pki::loadCa("root", cert_pem.value(), key_ref, out.config.pkiUrl());
+  if (!root.isOk()) {
+    return core::invalidArgument(fmt::format("cannot use the root CA key {}: {} (give it with --root-key "
+                                             "FILE|pkcs11:URI)",
+                                             key_ref, root.status().message()));
   }
-  auto root = pki::caMaterialFromPem(cert_pem.value(), key_pem.value());
-  OPENSSL_cleanse(key_pem->data(), key_pem->size());
-  if (!root.isOk()) return core::invalidArgument(fmt::format("{}: {}", key_file, root.status().message()));
   out.root = std::move(root).value();
-  out.root.name = "root";
-  out.root.pki_url = out.config.pkiUrl();
   return out;
+}
+
+// newIssuingKey returns the key of the next issuing CA: a fresh file key
+// (null: createIntermediateCa generates it), or the key |uri| names in an
+// HSM, created there first when |generate|.
+core::Result<crypto::EvpPkeyPtr> newIssuingKey(const std::string& uri, bool generate) {
+  if (uri.empty()) {
+    if (generate) return core::invalidArgument("--ca-key-generate needs --ca-key pkcs11:URI: the key to create");
+    return crypto::EvpPkeyPtr();
+  }
+  if (uri.rfind("pkcs11:", 0) != 0) {
+    return core::invalidArgument("--ca-key takes a PKCS#11 URI (pkcs11:token=...;object=...?module-path=...&"
+                                 "pin-source=file:...); without it the new CA key is a file in D/pki/ca/");
+  }
+  if (generate) {
+    keystore::Pkcs11KeyStore store;
+    WARDEN_RETURN_IF_ERROR(store.createInToken(uri).status());
+  }
+  auto key = keystore::loadKey(uri);
+  if (!key.isOk()) {
+    std::string hint = generate ? "" : " (to create it in the token, add --ca-key-generate)";
+    return core::Status(key.status().code(), key.status().message() + hint);
+  }
+  return key->release();
 }
 
 int caRotate(const PkiFlags& f, const GlobalFlags& global) {
   const std::string dir = resolveDir(f.client.dir, global);
+  // The new key first: libp11 lists a token's keys once per process, so a
+  // key created after the root key was loaded would stay invisible.
+  auto issuing_key = newIssuingKey(f.ca_key, f.ca_key_generate);
+  if (!issuing_key.isOk()) return reportError(issuing_key.status(), nullptr);
   auto local = loadLocalPki(dir, f.root_key);
   if (!local.isOk()) return reportError(local.status(), nullptr);
   return withSession(f.client, global, [&](Session& s) -> core::Status {
@@ -165,17 +202,21 @@ int caRotate(const PkiFlags& f, const GlobalFlags& global) {
     }
     const std::string name = fmt::format("issuing-{}", next);
     const std::string& td = local->config.trust_domain;
-    WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial ca, pki::createIntermediateCa(local->root, fmt::format("{} Warden Issuing CA {}", td, next),
-                                                                          kIssuingLifetime, 0, clock));
+    WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial ca,
+                            pki::createIntermediateCa(local->root, fmt::format("{} Warden Issuing CA {}", td, next),
+                                                      kIssuingLifetime, 0, clock, std::move(issuing_key).value()));
     ca.name = name;
     ca.pki_url = local->config.pkiUrl();
     const pki::PkiPaths& paths = local->paths;
     WARDEN_RETURN_IF_ERROR(core::makePrivateDir(paths.ca_dir()));
-    std::error_code ec;
-    std::string key_ref = std::filesystem::absolute(paths.ca_key(name), ec).lexically_normal().string();
-    WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(ca.key.get()));
-    WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(key_ref, key_pem, 0600));
-    OPENSSL_cleanse(key_pem.data(), key_pem.size());
+    std::string key_ref = f.ca_key;
+    if (key_ref.empty()) {
+      std::error_code ec;
+      key_ref = std::filesystem::absolute(paths.ca_key(name), ec).lexically_normal().string();
+      WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(ca.key.get()));
+      WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(key_ref, key_pem, 0600));
+      OPENSSL_cleanse(key_pem.data(), key_pem.size());
+    }
     WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.ca_cert(name), crypto::certToPem(ca.cert.get()), 0644));
 
     // The operator moves to the new CA too, so that retiring the old one
@@ -200,6 +241,7 @@ int caRotate(const PkiFlags& f, const GlobalFlags& global) {
     WARDEN_RETURN_IF_ERROR(
         core::writeFileAtomic(paths.admin_cert(), crypto::certsToPem({op_cert.get(), ca.cert.get()}), 0644));
     json out = {{"name", name},
+                {"key_ref", key_ref},
                 {"previous", rotated.value("previous", "")},
                 {"gateway_serial", rotated.value("gateway_serial", "")},
                 {"operator_serial", crypto::serialHex(op_cert.get())},
@@ -300,9 +342,19 @@ void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) {
 
   CLI::App* rotate = ca->add_subcommand("rotate", "make a new issuing CA (new key) and make it the active one");
   addClientOptions(rotate, f->client);
-  rotate->add_option("--root-key", f->root_key, "the root CA's key file (default D/pki/root.key)");
+  rotate->add_option("--root-key", f->root_key,
+                     "the root CA's key: a file or a pkcs11: URI (default: pki.root_ca_key in warden.yaml, "
+                     "else D/pki/root.key)");
+  rotate->add_option("--ca-key", f->ca_key,
+                     "put the new CA's key in an HSM: the RFC 7512 URI of an existing key (PIN only through "
+                     "?pin-source=file:..., module through module-path=...)");
+  rotate->add_flag("--ca-key-generate", f->ca_key_generate,
+                   "create the --ca-key key in the token first (EC P-256, non-extractable)");
   rotate->footer(footer(
       "  warden ca rotate --dir D\n  warden ca rotate --dir D --root-key /media/offline/root.key -o json\n"
+      "  warden ca rotate --dir D --ca-key-generate \\\n"
+      "    --ca-key 'pkcs11:token=warden;object=issuing-2;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+      "&pin-source=file:/etc/warden/hsm.pin'\n"
       "Runs against a running server, which switches without a restart: new certificates come from the\n"
       "new CA at once, cacerts and the trust bundles carry both CAs, the gateway's server certificate\n"
       "and the operator certificate (D/pki/admin.pem) are reissued, live sessions stay up. The old CA\n"
@@ -321,7 +373,9 @@ void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) {
   CLI::App* crl = ca->add_subcommand("crl", "sign the root CA's CRL offline");
   addClientOptions(crl, f->client);
   crl->add_flag("--root", f->root, "sign the root CRL (required; serve signs the issuing CAs' CRLs itself)");
-  crl->add_option("--root-key", f->root_key, "the root CA's key file (default D/pki/root.key)");
+  crl->add_option("--root-key", f->root_key,
+                  "the root CA's key: a file or a pkcs11: URI (default: pki.root_ca_key in warden.yaml, else "
+                  "D/pki/root.key)");
   crl->footer(footer("  warden ca crl --root --root-key /media/offline/root.key --dir D\n"
                      "Writes D/pki/crl/root.crl (DER, pki.root_crl_validity, default 365d); serve never\n"
                      "reads the root key. Works with or without a running server."));

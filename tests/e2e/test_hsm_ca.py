@@ -11,6 +11,7 @@ import unittest
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsm_fixture import MODULE, SoftHsm
 from policies import FACTORY
@@ -98,6 +99,43 @@ class HsmCaTest(unittest.TestCase):
         r = self.fleet.run(AGENT, "run", "--dir", dev.dir, "--renew-now", "--once")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_rotation_into_a_new_token_key_keeps_the_fleet_working(self):
+        # Runs against the running server, whose engine loaded the token's
+        # keys long before this key exists; the root key is in the token too
+        # (pki.root_ca_key), so no --root-key is needed.
+        before = self.fleet.device("hsm-before-rotate", "sensor")
+        r = self.fleet.cli("ca", "rotate", "--ca-key-generate", "--ca-key", self.hsm.uri("issuing-ca-2"), "-o", "json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("pkcs11:token=warden-ca;object=issuing-ca-2", r.stdout)
+        ca_dir = os.path.join(self.fleet.dir, "pki", "ca")
+        self.assertEqual([n for n in os.listdir(ca_dir) if n.endswith(".key")], [],
+                         "a CA key in the token is never written to disk")
+        self.assertIn("never extractable", self.hsm.private_key_access("issuing-ca-2"))
+        after = self.fleet.device("hsm-after-rotate", "sensor")
+        new_ca = next(os.path.join(ca_dir, n) for n in os.listdir(ca_dir) if n.endswith(".pem"))
+        self.assertEqual(spki_der(new_ca), spki_of_hsm_pub(self.hsm.public_key_der("issuing-ca-2")))
+        with open(after.cert, "rb") as f:
+            leaf = x509.load_pem_x509_certificate(f.read())
+        with open(new_ca, "rb") as f:
+            ca = x509.load_pem_x509_certificate(f.read())
+        self.assertEqual(leaf.issuer, ca.subject, "new certificates come from the new CA at once")
+        ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, ec.ECDSA(leaf.signature_hash_algorithm))
+        for dev in (before, after):
+            r = self.fleet.pub(dev, f"factory/telemetry/{dev.name}/t", "1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        # A second rotation into the same key is refused: a rotation needs a new key.
+        r = self.fleet.cli("ca", "rotate", "--ca-key", self.hsm.uri("issuing-ca-2"))
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("new key", r.stderr)
+
+    def test_ca_key_must_be_a_pkcs11_uri(self):
+        r = self.fleet.cli("ca", "rotate", "--ca-key", "/tmp/some.key")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("PKCS#11 URI", r.stderr)
+        r = self.fleet.cli("ca", "rotate", "--ca-key", self.hsm.uri("no-such-rotation-key"))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("--ca-key-generate", r.stderr)
+
     def test_init_with_an_existing_token_key(self):
         r = self.hsm.tool("--keypairgen", "--key-type", "EC:prime256v1", "--label", "existing-ca", "--id", "e1",
                           "--sensitive")
@@ -142,6 +180,52 @@ class HsmCaTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("refused the PIN", r.stderr)
         self.assertNotIn("0000", r.stderr)
+
+
+class MoveCaIntoHsmTest(unittest.TestCase):
+    """An install made with file keys moves its issuing CA into an HSM with
+    `warden ca rotate --ca-key pkcs11:...`, live, and retires the file CA."""
+
+    def setUp(self):
+        self.hsm = SoftHsm(label="warden-move")
+        self.addCleanup(self.hsm.close)
+        saved = os.environ.get("SOFTHSM2_CONF")
+        os.environ["SOFTHSM2_CONF"] = self.hsm.conf
+        self.addCleanup(lambda: os.environ.pop("SOFTHSM2_CONF") if saved is None
+                        else os.environ.__setitem__("SOFTHSM2_CONF", saved))
+        self.fleet = Fleet()
+        self.addCleanup(self.fleet.close)
+        assert self.fleet.apply_policy(FACTORY).returncode == 0
+
+    def test_file_install_moves_its_issuing_ca_into_the_token(self):
+        old = self.fleet.device("move-old", "sensor")
+        r = self.fleet.cli("ca", "rotate", "--ca-key-generate", "--ca-key", self.hsm.uri("moved-ca"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("issuing-2 is the active issuing CA", r.stdout)
+        self.assertIn("never extractable", self.hsm.private_key_access("moved-ca"))
+        # The old device renews: its new certificate is signed in the token.
+        r = self.fleet.run(AGENT, "run", "--dir", old.dir, "--renew-now", "--once")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        new = self.fleet.device("move-new", "sensor")
+        for dev in (old, new):
+            with open(dev.cert, "rb") as f:
+                leaf = x509.load_pem_x509_certificate(f.read())
+            self.assertIn("Issuing CA 2", leaf.issuer.rfc4514_string())
+        cas = {c["name"]: c for c in self.fleet.cli_json("ca", "list")}
+        self.assertEqual(cas["issuing-2"]["state"], "active")
+        # Nothing is left under the file CA except the gateway's and the
+        # operator's old certificates, which the rotation replaced.
+        r = self.fleet.cli("ca", "retire", "issuing-1", "--force")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.fleet.pub(new, "factory/telemetry/move-new/t", "after-retire")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.fleet.pub(old, "factory/telemetry/move-old/t", "renewed")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # A restarted server loads the CA from the token by its URI.
+        self.fleet.stop_serve()
+        self.fleet.start_serve()
+        r = self.fleet.pub(new, "factory/telemetry/move-new/t", "after-restart")
+        self.assertEqual(r.returncode, 0, r.stderr)
 
 
 if __name__ == "__main__":
