@@ -36,8 +36,14 @@ Result<PrivateKey> DeviceKeyStore::openFile(const std::string& path) const {
 Result<PrivateKey> DeviceKeyStore::createForEnrollment() const {
   switch (kind_) {
     case KeyStoreKind::kFile:
-    case KeyStoreKind::kTpm2:
       return createForRenewal();
+    case KeyStoreKind::kTpm2: {
+      // A blob staged by an enrollment that awaits approval is reused: only
+      // its key can complete that request, also after a restart.
+      auto staged = store_->load(paths_.nextKey());
+      if (staged.isOk()) return staged;
+      return createForRenewal();
+    }
     case KeyStoreKind::kPkcs11: {
       auto* pkcs11 = static_cast<keystore::Pkcs11KeyStore*>(store_.get());
       auto existing = pkcs11->protection(key_uri_);

@@ -31,8 +31,9 @@ class DeviceKeyStore {
 
   // createForEnrollment makes the key a first enrollment certifies: file, in
   // memory (written after enrollment); tpm2, inside the TPM with its blob
-  // staged at A/key.pem.next; pkcs11, the token key at key_uri, reused if it
-  // already exists there non-extractable, created otherwise.
+  // staged at A/key.pem.next (a blob already staged there, by a request that
+  // awaits approval, is reused); pkcs11, the token key at key_uri, reused if
+  // it already exists there non-extractable, created otherwise.
   core::Result<keystore::PrivateKey> createForEnrollment() const;
 
   // createForRenewal makes a new key for a renewal: file, in memory; tpm2,

@@ -122,8 +122,9 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   }
 
   // 4. The key is made here and never leaves the device (with a TPM or a
-  //    token it never leaves the chip either). A file key left by an
-  //    enrollment that awaits approval is reused: only it can complete it.
+  //    token it never leaves the chip either). A key left by an enrollment
+  //    that awaits approval (file, staged TPM blob, token key) is reused:
+  //    only it can complete that request.
   AgentPaths paths(o.dir);
   Status s = core::makePrivateDir(o.dir);
   if (s.isOk() && ::chmod(o.dir.c_str(), 0700) != 0) s = core::failedPrecondition("cannot chmod 0700");
@@ -164,9 +165,12 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
     if (key_store == keystore::KeyStoreKind::kFile) WARDEN_RETURN_IF_ERROR(keepPendingKey(o.dir, key.get()));
     auto wait = std::clamp(*answer.retry_after, std::chrono::seconds(1), std::chrono::seconds(300));
     if (std::chrono::steady_clock::now() + wait > deadline) {
+      const std::string kept = key_store == keystore::KeyStoreKind::kFile   ? pendingKeyPath(o.dir)
+                               : key_store == keystore::KeyStoreKind::kTpm2 ? paths.nextKey() + " (TPM-wrapped)"
+                                                                            : "the token (" + o.key_uri + ")";
       return core::failedPrecondition(fmt::format(
           "the enrollment request still awaits approval ({}); run the same command again later: the key is kept in {}",
-          answer.message, pendingKeyPath(o.dir)));
+          answer.message, kept));
     }
     logInfo(o.output_json, fmt::format("{}; retrying in {} s", answer.message, wait.count()));
     std::this_thread::sleep_for(wait);

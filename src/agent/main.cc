@@ -41,8 +41,9 @@ certificate is sent only as the TLS client certificate of simpleenroll.
 
 With manual approval the server answers 202 + Retry-After: the agent waits as
 told (1 s to 5 min per try) and retries with the same key until approved, for
-at most --approval-timeout; the key is kept in DIR/pending-key.pem (0600), so
-running the command again later continues the same request.
+at most --approval-timeout; the key is kept (file: DIR/pending-key.pem, 0600;
+tpm2: the TPM-wrapped DIR/key.pem.next; pkcs11: the token key), so running
+the command again later continues the same request.
 
 Writes DIR (0700): key.pem (0600), cert.pem (certificate + issuing CA),
 ca.pem (root + issuing CA) and agent.yaml (server, name, pin, key store); each
