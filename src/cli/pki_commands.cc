@@ -268,7 +268,8 @@ int caRetire(const PkiFlags& f, const GlobalFlags& global) {
       printJson(answer);
     } else {
       printOut(fmt::format("{} retired ({} certificate(s) revoked); it is no longer trusted. Its CRL and OCSP stay up "
-                           "until its last certificate has expired.\n",
+                           "until its last certificate has expired.\nRe-sign the root CRL so that third parties "
+                           "see it too: warden ca crl --root [--root-key FILE]\n",
                            f.name, answer.value("revoked", 0)));
     }
     return core::Status::ok();
@@ -287,15 +288,29 @@ int caCrl(const PkiFlags& f, const GlobalFlags& global) {
   if (!number.isOk()) return reportError(number.status(), nullptr);
   const core::SystemTime now = clock.now();
   const core::SystemTime next = now + core::Seconds(local->config.root_crl_validity_s);
-  // The root signs only issuing CAs; none is revoked through the root today,
-  // so its CRL lists nothing (retired CAs simply stop being trusted).
-  auto crl = pki::makeCrl(local->root, {}, *number, now, next);
+  // The root signs only issuing CAs: its CRL lists the retired ones it
+  // signed (superseded, as of their retirement) until they expire, so that
+  // third parties checking with -crl_check_all stop trusting them too.
+  auto cas = (*store)->listCas();
+  if (!cas.isOk()) return reportError(cas.status(), nullptr);
+  const int superseded = pki::parseCrlReason("superseded").value();
+  std::vector<pki::RevokedEntry> entries;
+  for (const store::CaRecord& ca : *cas) {
+    if (ca.kind != "issuing" || ca.state != store::CaState::kRetired) continue;
+    auto cert = crypto::certFromPem(ca.cert_pem);
+    if (!cert.isOk() || X509_check_issued(local->root.cert.get(), cert->get()) != X509_V_OK) continue;
+    if (crypto::notAfter(cert->get()) <= now) continue;
+    entries.push_back({crypto::serialHex(cert->get()), core::fromUnixSeconds(ca.retired_at), superseded});
+  }
+  auto crl = pki::makeCrl(local->root, entries, *number, now, next);
   if (!crl.isOk()) return reportError(crl.status(), nullptr);
   core::Status made = core::makePrivateDir(local->paths.crl_dir());
   if (made.isOk()) made = core::writeFileAtomic(local->paths.root_crl(), pki::crlToDer(crl->get()), 0644);
   if (!made.isOk()) return reportError(made, nullptr);
-  json out = {{"ca", "root"}, {"crl_number", *number}, {"next_update", core::formatRfc3339(next)},
-              {"path", local->paths.root_crl()}};
+  json listed = json::array();
+  for (const pki::RevokedEntry& e : entries) listed.push_back(e.serial_hex);
+  json out = {{"ca", "root"},          {"crl_number", *number}, {"next_update", core::formatRfc3339(next)},
+              {"revoked", listed},     {"path", local->paths.root_crl()}};
   if (wantsJson(f.client.output, global)) {
     printJson(out);
   } else {
@@ -378,7 +393,8 @@ void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) {
                   "D/pki/root.key)");
   crl->footer(footer("  warden ca crl --root --root-key /media/offline/root.key --dir D\n"
                      "Writes D/pki/crl/root.crl (DER, pki.root_crl_validity, default 365d); serve never\n"
-                     "reads the root key. Works with or without a running server."));
+                     "reads the root key. Works with or without a running server. It lists the retired\n"
+                     "issuing CAs (reason superseded) until they expire: re-sign it after `ca retire`."));
   table.add(crl, [f, &global] { return caCrl(*f, global); });
 }
 

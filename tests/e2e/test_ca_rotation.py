@@ -147,6 +147,15 @@ class CaRotationTest(FleetTestCase):
                 "-url", f"http://127.0.0.1:{PKI_PORT}/ocsp", "-CAfile", os.path.join(f.dir, "pki", "root.pem"),
                 "-verify_other", issuing1, "-resp_text")
         self.assertIn(": revoked", r.stdout + r.stderr)
+        # The root CRL, re-signed offline, lists the retired CA for third
+        # parties: -crl_check_all now fails for its certificates.
+        signed = f.cli_json("ca", "crl", "--root")
+        issuing1_serial = run("openssl", "x509", "-in", issuing1, "-noout", "-serial").stdout.split("=")[1].strip()
+        self.assertEqual([int(s, 16) for s in signed["revoked"]], [int(issuing1_serial, 16)])
+        root_crl = run("openssl", "crl", "-inform", "DER", "-in", os.path.join(f.dir, "pki", "crl", "root.crl"),
+                       "-noout", "-text").stdout
+        self.assertIn("Superseded", root_crl)
+        self.assertIn(issuing1_serial.upper(), root_crl.replace(":", "").upper())
         # The operator CLI still works (its certificate is from issuing-2).
         self.assertTrue(any(c["issuer"] == "issuing-2" for c in f.cli_json("cert", "list")))
         f.wait_event(lambda e: e["type"] == "ca_rotate" and e["resource"] == "issuing-2")
