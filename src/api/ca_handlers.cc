@@ -101,7 +101,12 @@ asio::awaitable<ServerResponse> ApiServer::Impl::certRevoke(const OperatorIdenti
   auto code = pki::parseCrlReason(reason);
   if (!code.isOk()) co_return statusResponse(code.status());
   const std::string caller = op.name;
-  auto work = [this, serial, reason, caller]() -> core::Result<std::pair<store::CertRecord, bool>> {
+  struct Revoked {
+    store::CertRecord cert;
+    bool changed = false;
+    std::string replaced_by;  // the gateway's new serial, when its current certificate was revoked
+  };
+  auto work = [this, serial, reason, caller]() -> core::Result<Revoked> {
     // Like `policy apply`, refuse what would lock the caller out: its last
     // valid operator certificate.
     WARDEN_ASSIGN_OR_RETURN(store::CertRecord target, deps_.store.findCert(serial));
@@ -116,12 +121,25 @@ asio::awaitable<ServerResponse> ApiServer::Impl::certRevoke(const OperatorIdenti
             "API; get another one first (`warden ca rotate` issues you a new one)");
       }
     }
-    return deps_.store.revokeCert(serial, reason);
+    Revoked out;
+    WARDEN_ASSIGN_OR_RETURN(std::tie(out.cert, out.changed), deps_.store.revokeCert(serial, reason));
+    // The gateway's own server certificate is replaced at once (from the
+    // active CA): clients must never be shown a revoked certificate.
+    if (out.cert.kind == "service" && out.cert.device == "gateway") {
+      WARDEN_ASSIGN_OR_RETURN(std::string pem, core::readFile(config_.server_cert_file, 1024 * 1024));
+      WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr current, crypto::certFromPem(pem));
+      if (crypto::serialHex(current.get()) == serial) {
+        std::shared_ptr<const pki::CaSet> cas = cas_->get();
+        WARDEN_ASSIGN_OR_RETURN(out.replaced_by, issueGatewayCert(*cas->active()));
+      }
+    }
+    return out;
   };
   auto revoked = co_await onWorker(work);
   if (!revoked.isOk()) co_return statusResponse(revoked.status());
-  const store::CertRecord& cert = revoked->first;
-  const bool changed = revoked->second;
+  const store::CertRecord& cert = revoked->cert;
+  const bool changed = revoked->changed;
+  if (!revoked->replaced_by.empty()) co_await reloadCas();  // the gateway and the API present the new certificate
   if (changed) {
     // The gateway drops the serial with the new snapshot and cuts a live
     // session that uses it before we answer.
@@ -135,10 +153,11 @@ asio::awaitable<ServerResponse> ApiServer::Impl::certRevoke(const OperatorIdenti
   recordEvent(monitor::event_type::kRevoke, principal, op.spiffe_id, "admin:cert.revoke", serial, "permit", op.rule,
               std::string(monitor::reason::kPermitted),
               {{"serial", serial}, {"kind", cert.kind}, {"issuer", cert.issuer}, {"revocation_reason", reason},
-               {"changed", changed}});
+               {"changed", changed}, {"replaced_by", revoked->replaced_by}});
   const int64_t now = core::unixSeconds(deps_.clock.now());
   nlohmann::json out = certToJson(cert, now);
   out["changed"] = changed;
+  if (!revoked->replaced_by.empty()) out["replaced_by"] = revoked->replaced_by;
   co_return jsonResponse(http::status::ok, out);
 }
 
@@ -192,6 +211,38 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caList() {
   co_return jsonResponse(http::status::ok, {{"cas", std::move(list)}});
 }
 
+core::Result<std::string> ApiServer::Impl::issueGatewayCert(const pki::CaMaterial& ca) {
+  WARDEN_ASSIGN_OR_RETURN(std::string old_pem, core::readFile(config_.server_cert_file, 1024 * 1024));
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr old_cert, crypto::certFromPem(old_pem));
+  pki::LeafProfile server;
+  server.common_name = crypto::commonName(old_cert.get());
+  server.uri_sans = crypto::uriSans(old_cert.get());
+  server.dns_sans = crypto::dnsSans(old_cert.get());
+  server.ip_sans = crypto::ipSans(old_cert.get());
+  server.client_auth = false;
+  server.server_auth = true;
+  server.lifetime = core::Seconds(365LL * 86400);
+  WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr key, crypto::generateEcKey());
+  WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr cert, pki::issueLeaf(ca, key.get(), server, deps_.clock));
+  store::CertRecord rec;
+  rec.serial_hex = crypto::serialHex(cert.get());
+  rec.device = "gateway";
+  rec.kind = "service";
+  rec.pubkey_fp = crypto::publicKeyFingerprint(key.get());
+  rec.not_before = core::unixSeconds(crypto::notBefore(cert.get()));
+  rec.not_after = core::unixSeconds(crypto::notAfter(cert.get()));
+  rec.pem = crypto::certToPem(cert.get());
+  rec.issuer = ca.name;
+  WARDEN_RETURN_IF_ERROR(deps_.store.insertCert(rec));
+  WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(key.get()));
+  // Key first: the TLS contexts are rebuilt only after both are written.
+  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_key_file, key_pem, 0600));
+  OPENSSL_cleanse(key_pem.data(), key_pem.size());
+  WARDEN_RETURN_IF_ERROR(
+      core::writeFileAtomic(config_.server_cert_file, crypto::certsToPem({cert.get(), ca.cert.get()}), 0644));
+  return rec.serial_hex;
+}
+
 asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity& op, const ServerRequest& req) {
   auto body = jsonBody(req);
   if (!body.isOk()) co_return statusResponse(body.status());
@@ -226,19 +277,6 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
       if (crypto::subjectKeyIdHex(ca.cert.get()) == crypto::subjectKeyIdHex(cas->active()->cert.get())) {
         return core::invalidArgument("the new CA has the key of the active one: a rotation needs a new key");
       }
-      // The gateway's new server certificate: same names, new key, new CA.
-      WARDEN_ASSIGN_OR_RETURN(std::string old_pem, core::readFile(config_.server_cert_file, 1024 * 1024));
-      WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr old_cert, crypto::certFromPem(old_pem));
-      pki::LeafProfile server;
-      server.common_name = crypto::commonName(old_cert.get());
-      server.uri_sans = crypto::uriSans(old_cert.get());
-      server.dns_sans = crypto::dnsSans(old_cert.get());
-      server.ip_sans = crypto::ipSans(old_cert.get());
-      server.client_auth = false;
-      server.server_auth = true;
-      server.lifetime = core::Seconds(365LL * 86400);
-      WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr server_key, crypto::generateEcKey());
-      WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr server_cert, pki::issueLeaf(ca, server_key.get(), server, deps_.clock));
       // The caller's new operator certificate (made by `warden ca rotate`
       // with the new CA's key): it must be the caller's own identity.
       crypto::X509Ptr op_cert;
@@ -267,16 +305,6 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
           out.previous = c.name;
         }
       }
-      store::CertRecord rec;
-      rec.serial_hex = crypto::serialHex(server_cert.get());
-      rec.device = "gateway";
-      rec.kind = "service";
-      rec.pubkey_fp = crypto::publicKeyFingerprint(server_key.get());
-      rec.not_before = core::unixSeconds(crypto::notBefore(server_cert.get()));
-      rec.not_after = core::unixSeconds(crypto::notAfter(server_cert.get()));
-      rec.pem = crypto::certToPem(server_cert.get());
-      rec.issuer = name;
-      WARDEN_RETURN_IF_ERROR(deps_.store.insertCert(rec));
       if (op_cert) {
         store::CertRecord oprec;
         oprec.serial_hex = crypto::serialHex(op_cert.get());
@@ -289,13 +317,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
         oprec.issuer = name;
         WARDEN_RETURN_IF_ERROR(deps_.store.insertCert(oprec));
       }
-      WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(server_key.get()));
-      // Key first: the TLS contexts are rebuilt only after both are written.
-      WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_key_file, key_pem, 0600));
-      OPENSSL_cleanse(key_pem.data(), key_pem.size());
-      WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_cert_file,
-                                                   crypto::certsToPem({server_cert.get(), ca.cert.get()}), 0644));
-      out.gateway_serial = rec.serial_hex;
+      // The gateway's new server certificate: same names, new key, new CA.
+      WARDEN_ASSIGN_OR_RETURN(out.gateway_serial, issueGatewayCert(ca));
       return core::Status::ok();
     };
     out.status = run();

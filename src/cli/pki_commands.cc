@@ -100,6 +100,10 @@ int certRevoke(const PkiFlags& f, const GlobalFlags& global) {
       printOut(fmt::format("certificate {} ({} {}) revoked ({}): live sessions using it are closed and the CRL of {} "
                            "and OCSP say so\n",
                            serial, str(answer, "kind"), str(answer, "principal"), f.reason, str(answer, "issuer")));
+      if (answer.contains("replaced_by")) {
+        printOut(fmt::format("it was the gateway's server certificate: the gateway and the API now present {}\n",
+                             str(answer, "replaced_by")));
+      }
     }
     return core::Status::ok();
   });

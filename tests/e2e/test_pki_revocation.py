@@ -245,6 +245,38 @@ class PkiRevocationTest(FleetTestCase):
                                   and e["detail"].get("serial") == serial)
         self.assertEqual(e["detail"]["revocation_reason"], "keyCompromise")
 
+    def presented_serial(self, port):
+        r = run("openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", self.bundle,
+                "-verify_return_error", input=b"", timeout=30)
+        self.assertIn(b"Verify return code: 0 (ok)", r.stdout, r.stderr)
+        cert = self.path(f"presented-{time.monotonic_ns()}.pem")
+        with open(cert, "wb") as f:
+            f.write(r.stdout)
+        return run("openssl", "x509", "-in", cert, "-noout", "-serial").stdout.decode().strip().split("=")[1].lower()
+
+    def test_revoking_the_gateway_certificate_replaces_it(self):
+        dev = self.fleet.device("rev-gw", "sensor")
+        client = self.closing(self.fleet.paho(dev))
+        self.assertEqual(client.rc_value(client.connack[0]), 0)
+        old = self.presented_serial(self.fleet.mqtt_port)
+        self.assertEqual(old, self.presented_serial(self.fleet.api_port))
+        out = self.fleet.cli_json("cert", "revoke", old, "--reason", "keyCompromise")
+        self.assertTrue(out["changed"])
+        new = out["replaced_by"]
+        self.assertNotEqual(new, old)
+        # Both listeners present the new certificate as soon as the command returns.
+        self.assertEqual(self.presented_serial(self.fleet.mqtt_port).lstrip("0"), new.lstrip("0"))
+        self.assertEqual(self.presented_serial(self.fleet.api_port).lstrip("0"), new.lstrip("0"))
+        r = self.verify(os.path.join(self.pki, "gateway.pem"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.ocsp("-serial", "0x" + old)
+        self.assertIn(b": revoked", r.stdout + r.stderr)
+        # Live sessions are untouched; new ones and the CLI verify the new certificate.
+        self.assertFalse(client.disconnected.is_set())
+        self.assertEqual(self.fleet.pub(dev, "factory/telemetry/rev-gw/t", "1").returncode, 0)
+        e = self.fleet.wait_event(lambda e: e["type"] == "revoke" and e["detail"].get("serial") == old)
+        self.assertEqual(e["detail"]["replaced_by"], new)
+
     def test_rate_limit(self):
         # 50/s with a burst of 200 per source: a tight loop on one
         # keep-alive connection runs into it (429 with Retry-After).
