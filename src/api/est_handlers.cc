@@ -251,13 +251,19 @@ struct ApprovalGate {
 
 // gateApproval decides manual approval for |device| and the CSR key |fp|
 // (worker thread): the first attempt creates a pending request bound to the
-// key; the same key proceeds once approved; another key is refused.
+// key; the same key proceeds once approved; another key is refused while a
+// request is pending or approved, and opens a new request after a denial.
 core::Result<ApprovalGate> gateApproval(store::Store& store, const core::Clock& clock, const std::string& device,
                                         const std::string& fp, const std::string& manufacturer,
                                         const std::string& serial_number, const std::string& remote) {
   ApprovalGate gate;
   WARDEN_ASSIGN_OR_RETURN(std::optional<store::EnrollRequestRecord> open, store.openEnrollRequest(device));
-  if (!open) {
+  // A denial binds the key it was made for; the same identity with a new key
+  // (a reset device, a fixed mistake) asks the operator again. At most one
+  // request per device is ever pending.
+  const bool ask_again = open && open->state == store::EnrollRequestState::kDenied && open->pubkey_fp != fp &&
+                         open->manufacturer == manufacturer && open->serial_number == serial_number;
+  if (!open || ask_again) {
     store::EnrollRequestRecord r;
     r.id = "r" + crypto::hexEncode(crypto::randomBytes(8));
     r.device = device;

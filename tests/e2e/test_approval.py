@@ -117,6 +117,41 @@ class ApprovalTest(FleetTestCase):
         code, _, _ = self.enroll_curl("appr-2", token, b64)
         self.assertEqual(code, 202)
 
+    def test_after_a_denial_only_a_new_key_asks_again(self):
+        d = self.tmpdir()
+        ca = FactoryCa(os.path.join(d, "ca"), subject="/O=Denied/CN=Denied CA")
+        r = self.fleet.cli("manufacturer", "add", "deniedmaker", "--ca", ca.cert, "--auto-register", "--role",
+                           "sensor", "--name-prefix", "den-")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cert, key = ca.idevid(os.path.join(d, "dev"), "d1")
+
+        def enroll(b64):
+            return self.curl("--cert", cert, "--key", key, "-H", "Content-Type: application/pkcs10",
+                             "--data-binary", f"@{b64}", f"{self.url}/simpleenroll")
+        _, first = self.csr(os.path.join(d, "k1"))
+        self.assertEqual(enroll(first)[0], 202)
+        denied = self.pending("den-d1")[0]
+        self.assertEqual(self.fleet.cli_json("device", "deny", denied["id"])["state"], "denied")
+        # The denied key stays refused: a replay of the request changes nothing.
+        code, _, body = enroll(first)
+        self.assertEqual(code, 403, body)
+        self.assertIn("denied", body)
+        self.assertEqual(self.pending("den-d1"), [])
+        # A new key (the device was reset) opens one new request for the operator...
+        _, second = self.csr(os.path.join(d, "k2"))
+        self.assertEqual(enroll(second)[0], 202)
+        again = self.pending("den-d1")
+        self.assertEqual(len(again), 1)
+        self.assertNotEqual(again[0]["id"], denied["id"])
+        # ...and only one: a third key is refused while it is pending, the old one too.
+        _, third = self.csr(os.path.join(d, "k3"))
+        self.assertEqual(enroll(third)[0], 403)
+        self.assertEqual(enroll(first)[0], 403)
+        self.assertEqual(len(self.pending("den-d1")), 1)
+        self.assertEqual(self.fleet.cli("device", "approve", again[0]["id"]).returncode, 0)
+        code, _, body = enroll(second)
+        self.assertEqual(code, 200, body)
+
     def test_agent_waits_through_202_until_approved_and_connects(self):
         added = self.fleet.add_device("appr-3", "sensor")
         agent_dir = os.path.join(self.tmpdir(), "agent")
