@@ -6,6 +6,7 @@
 #include <optional>
 #include <thread>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -130,6 +131,11 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   if (s.isOk() && ::chmod(o.dir.c_str(), 0700) != 0) s = core::failedPrecondition("cannot chmod 0700");
   if (!s.isOk()) return localFailure(Status(s.code(), fmt::format("cannot create {}: {}", o.dir, s.message())));
   AgentConfig agent_config{url.text, o.name, o.ca_fingerprint, key_store, o.tpm, o.key_uri};
+  // The key a previous run left waiting for approval, if any (it is reused).
+  std::string waiting_key = key_store == keystore::KeyStoreKind::kFile   ? pendingKeyPath(o.dir)
+                            : key_store == keystore::KeyStoreKind::kTpm2 ? paths.nextKey()
+                                                                         : std::string();
+  if (!waiting_key.empty() && ::access(waiting_key.c_str(), F_OK) != 0) waiting_key.clear();
   auto device_keys = DeviceKeyStore::open(agent_config, paths);
   if (!device_keys.isOk()) return localFailure(device_keys.status());
   std::optional<keystore::PrivateKey> made;
@@ -153,9 +159,19 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   crypto::X509Ptr leaf;
   for (;;) {
     WARDEN_ASSIGN_OR_RETURN(auto client, api::ApiClient::create(verified));
-    WARDEN_ASSIGN_OR_RETURN(api::EnrollAnswer answer,
-                            api::sendEnrollRequest(*client, "/.well-known/est/simpleenroll", csr_body, authorization,
-                                                   {{api::kKeyStoreHeader, key_store_name}}));
+    auto sent = api::sendEnrollRequest(*client, "/.well-known/est/simpleenroll", csr_body, authorization,
+                                       {{api::kKeyStoreHeader, key_store_name}});
+    if (!sent.isOk() && sent.status().code() == core::ErrorCode::kUnauthenticated) {
+      // A refusal of a kept key (e.g. its request was denied): say how to start over.
+      if (!waiting_key.empty()) {
+        return Status(sent.status().code(),
+                      fmt::format("{} (this key waited for approval; if an operator denied it, delete {} and enroll "
+                                  "again: a new key asks again)",
+                                  sent.status().message(), waiting_key));
+      }
+    }
+    if (!sent.isOk()) return sent.status();
+    api::EnrollAnswer answer = std::move(sent).value();
     if (answer.cert) {
       leaf = std::move(answer.cert);
       break;

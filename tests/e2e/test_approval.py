@@ -192,6 +192,29 @@ class ApprovalTest(FleetTestCase):
         r = self.fleet.run(*args)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_agent_denied_says_how_to_ask_again(self):
+        added = self.fleet.add_device("appr-5", "sensor")
+        agent_dir = os.path.join(self.tmpdir(), "agent")
+        args = [AGENT, "enroll", "--server", f"https://127.0.0.1:{self.fleet.api_port}", "--name", "appr-5",
+                "--token", added["token"], "--ca-fingerprint", self.fleet.ca_fingerprint, "--dir", agent_dir,
+                "--approval-timeout", "2s"]
+        self.assertEqual(self.fleet.run(*args).returncode, 1)
+        first = self.pending("appr-5")[0]
+        self.assertEqual(self.fleet.cli("device", "deny", first["id"]).returncode, 0)
+        r = self.fleet.run(*args)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("denied", r.stderr)
+        waiting = os.path.join(agent_dir, "pending-key.pem")
+        self.assertIn(f"delete {waiting}", r.stderr)
+        os.remove(waiting)
+        r = self.fleet.run(*args)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("awaits approval", r.stderr)
+        second = self.pending("appr-5")[0]
+        self.assertNotEqual(second["id"], first["id"])
+        self.assertEqual(self.fleet.cli("device", "approve", second["id"]).returncode, 0)
+        self.assertEqual(self.fleet.run(*args).returncode, 0)
+
     def test_manufacturer_with_auto_approval_skips_the_fleet_setting(self):
         d = self.tmpdir()
         ca = FactoryCa(os.path.join(d, "ca"), subject="/O=Auto/CN=Auto CA")
