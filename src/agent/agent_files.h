@@ -9,7 +9,8 @@
 #include "keystore/key_store.h"
 
 // The files of an agent directory A: key.pem (0600), cert.pem (leaf +
-// issuing CA), ca.pem (root + issuing CA) and agent.yaml.
+// issuing CA), ca.pem (root + issuing CA; both roots and the cross
+// certificates during a root rollover) and agent.yaml.
 namespace warden::agent {
 
 struct AgentPaths {

@@ -33,6 +33,10 @@ std::vector<crypto::X509Ptr> copies(const api::CaChain& chain) {
   std::vector<crypto::X509Ptr> out;
   X509_up_ref(chain.root.get());
   out.emplace_back(chain.root.get());
+  for (const auto& c : chain.other_roots) {  // the root pinned before a rollover
+    X509_up_ref(c.get());
+    out.emplace_back(c.get());
+  }
   for (const auto& c : chain.intermediates) {
     X509_up_ref(c.get());
     out.emplace_back(c.get());
@@ -107,6 +111,14 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   WARDEN_ASSIGN_OR_RETURN(api::CaChain chain, api::selectPinnedChain(std::move(ca_certs), o.ca_fingerprint));
   WARDEN_RETURN_IF_ERROR(api::verifyChainWithPin(first->peerChain(), copies(chain), o.ca_fingerprint, url));
   logInfo(o.output_json, fmt::format("server {} verified against the pinned root CA {}", url.text, o.ca_fingerprint));
+  for (const std::string& why : chain.refused_roots) {
+    logInfo(o.output_json, fmt::format("refused root update: {} (the pin stays {})", why, o.ca_fingerprint));
+  }
+  if (!chain.previous_pin.empty()) {
+    logInfo(o.output_json, fmt::format("root CA rollover: the pin moves from {} to {} (NewWithOld verified under the "
+                                       "pinned root)",
+                                       chain.previous_pin, chain.pin()));
+  }
 
   // 3. simpleenroll over a connection verified against the pinned root,
   //    with the factory certificate as TLS client certificate if given.
@@ -130,7 +142,7 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   Status s = core::makePrivateDir(o.dir);
   if (s.isOk() && ::chmod(o.dir.c_str(), 0700) != 0) s = core::failedPrecondition("cannot chmod 0700");
   if (!s.isOk()) return localFailure(Status(s.code(), fmt::format("cannot create {}: {}", o.dir, s.message())));
-  AgentConfig agent_config{url.text, o.name, o.ca_fingerprint, key_store, o.tpm, o.key_uri};
+  AgentConfig agent_config{url.text, o.name, chain.pin(), key_store, o.tpm, o.key_uri};
   // The key a previous run left waiting for approval, if any (it is reused).
   std::string waiting_key = key_store == keystore::KeyStoreKind::kFile   ? pendingKeyPath(o.dir)
                             : key_store == keystore::KeyStoreKind::kTpm2 ? paths.nextKey()

@@ -70,7 +70,12 @@ mutual TLS with the current certificate, with a new key unless --keep-key
 (a new TPM key with --key-store tpm2; a token key is always kept).
 The old key and certificate stay in place until the new ones are written.
 Each renewal also refreshes ca.pem from /.well-known/est/cacerts (the pinned
-fingerprint still decides which root is trusted). Failures are retried with
+fingerprint still decides which root is trusted). After `warden ca rotate
+--root`, a newer root is accepted only through a NewWithOld cross
+certificate that verifies under the pinned root (RFC 4210 §4.4): ca.pem then
+holds both roots and agent.yaml's ca_fingerprint moves to the new root
+(logged as "root CA rollover"); a new root without one is logged as
+"refused root update" and the pin stays. Failures are retried with
 exponential backoff (5 s doubling to 5 min, with jitter). SIGTERM or SIGINT
 stops it with exit code 0.
 

@@ -87,7 +87,23 @@ struct Renewal {
   bool ca_changed = false;
 };
 
-Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, const api::ServerUrl& url,
+// adoptRootUpdate installs a root rollover that selectPinnedChain accepted:
+// ca.pem with both roots first, then agent.yaml with the new pin, each
+// replaced atomically. A crash in between leaves the old pin with both
+// roots in ca.pem; the next renewal moves the pin again.
+Status adoptRootUpdate(const AgentPaths& paths, AgentConfig& config, const api::CaChain& chain) {
+  if (Status s = core::writeFileAtomic(paths.ca(), chain.pem(), 0644); !s.isOk()) return localFailure(s);
+  AgentConfig moved = config;
+  moved.ca_fingerprint = chain.pin();
+  if (Status s = core::writeFileAtomic(paths.config(), renderAgentConfig(moved), 0644); !s.isOk()) return localFailure(s);
+  spdlog::warn("root CA rollover: the pin moves from {} to {} ({}), accepted through a NewWithOld that verifies under "
+               "the pinned root; {} keeps both roots",
+               config.ca_fingerprint, moved.ca_fingerprint, crypto::commonName(chain.root.get()), paths.ca());
+  config = std::move(moved);
+  return Status::ok();
+}
+
+Result<Renewal> renewOnce(const AgentPaths& paths, AgentConfig& config, const api::ServerUrl& url,
                           const DeviceKeyStore& keys, bool keep_key) {
   auto read = [](const std::string& path) -> Result<std::string> {
     auto r = core::readFile(path, 256 * 1024);
@@ -111,9 +127,15 @@ Result<Renewal> renewOnce(const AgentPaths& paths, const AgentConfig& config, co
   spdlog::info("fetching CA certificates from {}", url.text);
   WARDEN_ASSIGN_OR_RETURN(auto certs, api::fetchCaCerts(**client));
   WARDEN_ASSIGN_OR_RETURN(api::CaChain chain, api::selectPinnedChain(std::move(certs), config.ca_fingerprint));
+  for (const std::string& why : chain.refused_roots) {
+    spdlog::warn("refused root update: {}; the pin stays {}", why, config.ca_fingerprint);
+  }
   Renewal out;
   std::string new_ca = chain.pem();
-  if (new_ca != ca_pem) {
+  if (!chain.previous_pin.empty()) {
+    WARDEN_RETURN_IF_ERROR(adoptRootUpdate(paths, config, chain));
+    out.ca_changed = true;
+  } else if (new_ca != ca_pem) {
     if (Status s = core::writeFileAtomic(paths.ca(), new_ca, 0644); !s.isOk()) return localFailure(s);
     out.ca_changed = true;
     spdlog::info("{} refreshed ({} CA certificates)", paths.ca(), 1 + chain.intermediates.size());

@@ -172,11 +172,13 @@ core::Status ApiServer::Impl::reloadTls() {
   WARDEN_RETURN_IF_ERROR(pki::installManufacturerAnchors(raw.get(), manufacturer_anchors_));
   crypto::X509StorePtr fleet(X509_STORE_new());
   if (!fleet) return core::internalError("api: cannot build the fleet trust store");
-  for (X509* ca : cas->caCerts()) {
+  for (X509* ca : cas->trustCerts()) {
     if (X509_STORE_add_cert(fleet.get(), ca) != 1) return core::internalError("api: cannot build the fleet trust store");
   }
   ssl_ctx_ = std::make_shared<asio::ssl::context>(raw.release());
   fleet_store_ = std::move(fleet);
+  // After a root rollover, new devices pin the new root.
+  ca_fingerprint_ = crypto::caFingerprint(cas->root.get());
   return core::Status::ok();
 }
 

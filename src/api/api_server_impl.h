@@ -173,9 +173,10 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::awaitable<ServerResponse> caRotate(const OperatorIdentity& op, const ServerRequest& req);
   // issueGatewayCert gives the gateway (and the API) a new server
   // certificate from |ca|: same names, new key, recorded and written (key
-  // first); the TLS contexts pick it up at the next reloadCas(). Worker
-  // thread. Returns the new serial.
-  core::Result<std::string> issueGatewayCert(const pki::CaMaterial& ca);
+  // first) as leaf + |ca| (+ |link|, the NewWithOld of a root rollover);
+  // the TLS contexts pick it up at the next reloadCas(). Worker thread.
+  // Returns the new serial.
+  core::Result<std::string> issueGatewayCert(const pki::CaMaterial& ca, X509* link);
   asio::awaitable<ServerResponse> caRetire(const OperatorIdentity& op, const std::string& name,
                                            const ServerRequest& req);
   asio::awaitable<void> publishRevocation();

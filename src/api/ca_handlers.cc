@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <limits>
+#include <optional>
 
 #include "api/api_server_impl.h"
 #include "core/file_io.h"
@@ -19,6 +20,7 @@
 #include "pki/ca_key.h"
 #include "pki/ca_set.h"
 #include "pki/certificate_authority.h"
+#include "pki/cross_certificate.h"
 #include "pki/revocation_list.h"
 #include "store/store.h"
 
@@ -70,6 +72,70 @@ core::Result<std::optional<int64_t>> parseExpiring(std::string_view query) {
     return std::optional<int64_t>(std::min(n, kMaxExpiringSeconds));
   }
   return std::optional<int64_t>();
+}
+
+// RootRollover is the "root" member of POST /v1/cas: a new root and the
+// cross certificates between it and the active root (RFC 4210 §4.4).
+struct RootRollover {
+  std::string name;  // root-N
+  std::string cert_pem, new_with_old_pem, old_with_new_pem;
+};
+
+core::Result<RootRollover> parseRootRollover(const nlohmann::json& j) {
+  constexpr size_t kMaxPem = 64 * 1024;
+  auto field = [&](const char* k) -> std::string {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() && it->get_ref<const std::string&>().size() <= kMaxPem ? it->get<std::string>()
+                                                                                                   : std::string();
+  };
+  RootRollover r;
+  if (j.is_object()) {
+    r.name = field("name");
+    r.cert_pem = field("cert_pem");
+    r.new_with_old_pem = field("new_with_old_pem");
+    r.old_with_new_pem = field("old_with_new_pem");
+  }
+  if (!core::isValidName(r.name) || r.name.rfind("root-", 0) != 0 || r.cert_pem.empty() || r.new_with_old_pem.empty() ||
+      r.old_with_new_pem.empty()) {
+    return core::invalidArgument(
+        "'root' needs 'name' (root-N), 'cert_pem', 'new_with_old_pem' and 'old_with_new_pem': use `warden ca rotate "
+        "--root`, which makes them with the old and the new root key");
+  }
+  return r;
+}
+
+struct CheckedRollover {
+  std::string name;
+  crypto::X509Ptr root, new_with_old, old_with_new;
+};
+
+// checkRootRollover checks a rollover against the active root |old_root|
+// before anything changes: a new self-signed root with another key, a
+// NewWithOld that the old root signed and an OldWithNew that the new root
+// signed, each certifying exactly the other root's name and key.
+core::Result<CheckedRollover> checkRootRollover(const RootRollover& r, X509* old_root, core::SystemTime now) {
+  CheckedRollover out;
+  out.name = r.name;
+  WARDEN_ASSIGN_OR_RETURN(out.root, crypto::certFromPem(r.cert_pem));
+  WARDEN_ASSIGN_OR_RETURN(out.new_with_old, crypto::certFromPem(r.new_with_old_pem));
+  WARDEN_ASSIGN_OR_RETURN(out.old_with_new, crypto::certFromPem(r.old_with_new_pem));
+  if (!pki::isSelfSignedRoot(out.root.get())) return core::invalidArgument("the new root is not a self-signed CA certificate");
+  if (EVP_PKEY_eq(X509_get0_pubkey(out.root.get()), X509_get0_pubkey(old_root)) == 1) {
+    return core::invalidArgument("the new root has the key of the active one: a root rotation needs a new key");
+  }
+  if (X509_NAME_cmp(X509_get_subject_name(out.root.get()), X509_get_subject_name(old_root)) == 0) {
+    return core::invalidArgument("the new root has the subject name of the active one: give it a distinct name");
+  }
+  if (crypto::notBefore(out.root.get()) <= crypto::notBefore(old_root)) {
+    return core::invalidArgument("the new root must be newer (a later notBefore) than the active one");
+  }
+  if (auto s = pki::checkCrossCertificate(out.new_with_old.get(), out.root.get(), old_root, now); !s.isOk()) {
+    return core::invalidArgument("NewWithOld: " + s.message());
+  }
+  if (auto s = pki::checkCrossCertificate(out.old_with_new.get(), old_root, out.root.get(), now); !s.isOk()) {
+    return core::invalidArgument("OldWithNew: " + s.message());
+  }
+  return out;
 }
 
 }  // namespace
@@ -130,7 +196,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::certRevoke(const OperatorIdenti
       WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr current, crypto::certFromPem(pem));
       if (crypto::serialHex(current.get()) == serial) {
         std::shared_ptr<const pki::CaSet> cas = cas_->get();
-        WARDEN_ASSIGN_OR_RETURN(out.replaced_by, issueGatewayCert(*cas->active()));
+        WARDEN_ASSIGN_OR_RETURN(out.replaced_by, issueGatewayCert(*cas->active(), cas->rootLink()));
       }
     }
     return out;
@@ -211,7 +277,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caList() {
   co_return jsonResponse(http::status::ok, {{"cas", std::move(list)}});
 }
 
-core::Result<std::string> ApiServer::Impl::issueGatewayCert(const pki::CaMaterial& ca) {
+core::Result<std::string> ApiServer::Impl::issueGatewayCert(const pki::CaMaterial& ca, X509* link) {
   WARDEN_ASSIGN_OR_RETURN(std::string old_pem, core::readFile(config_.server_cert_file, 1024 * 1024));
   WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr old_cert, crypto::certFromPem(old_pem));
   pki::LeafProfile server;
@@ -238,8 +304,9 @@ core::Result<std::string> ApiServer::Impl::issueGatewayCert(const pki::CaMateria
   // Key first: the TLS contexts are rebuilt only after both are written.
   WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_key_file, key_pem, 0600));
   OPENSSL_cleanse(key_pem.data(), key_pem.size());
-  WARDEN_RETURN_IF_ERROR(
-      core::writeFileAtomic(config_.server_cert_file, crypto::certsToPem({cert.get(), ca.cert.get()}), 0644));
+  std::vector<X509*> presented{cert.get(), ca.cert.get()};
+  if (link != nullptr) presented.push_back(link);
+  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_cert_file, crypto::certsToPem(presented), 0644));
   return rec.serial_hex;
 }
 
@@ -259,21 +326,40 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
                             "'name' (issuing-N), 'cert_pem' and 'key_ref' are required: use `warden ca rotate`, which "
                             "makes the new CA with the root key and sends them");
   }
+  // A root rollover (`warden ca rotate --root`) also carries the new root and
+  // the two cross certificates, all made offline with the root keys.
+  std::optional<RootRollover> rollover;
+  if (auto it = body->find("root"); it != body->end()) {
+    auto parsed = parseRootRollover(*it);
+    if (!parsed.isOk()) co_return statusResponse(parsed.status());
+    rollover = std::move(parsed).value();
+  }
   struct Rotated {
     core::Status status;
     std::string previous;
+    std::string previous_root;
     std::string gateway_serial;
   };
   const std::string op_name = op.name;
   const std::string op_spiffe = op.spiffe_id;
-  auto work = [this, name, cert_pem, key_ref, operator_pem, op_name, op_spiffe]() -> Rotated {
+  auto work = [this, name, cert_pem, key_ref, operator_pem, op_name, op_spiffe, rollover]() -> Rotated {
     Rotated out;
     auto run = [&]() -> core::Status {
       std::shared_ptr<const pki::CaSet> cas = cas_->get();
       // Everything is checked before anything changes.
       WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial ca, pki::loadCa(name, cert_pem, key_ref, config_.pki_url));
       if (X509_check_ca(ca.cert.get()) != 1) return core::invalidArgument("the new certificate is not a CA certificate");
-      WARDEN_RETURN_IF_ERROR(pki::verifyChain(ca.cert.get(), {}, {cas->root.get()}, deps_.clock.now()));
+      std::optional<CheckedRollover> root;
+      if (rollover) {
+        WARDEN_ASSIGN_OR_RETURN(root, checkRootRollover(*rollover, cas->root.get(), deps_.clock.now()));
+      }
+      // The issuing CA's parent: the new root in a rollover, else the active one.
+      X509* parent = root ? root->root.get() : cas->root.get();
+      // What a client that still pins the old root needs to reach the
+      // active root: its NewWithOld, presented after the issuing CA.
+      X509* link = root ? root->new_with_old.get() : nullptr;
+      if (!root) link = cas->rootLink();
+      WARDEN_RETURN_IF_ERROR(pki::verifyChain(ca.cert.get(), {}, {parent}, deps_.clock.now()));
       if (crypto::subjectKeyIdHex(ca.cert.get()) == crypto::subjectKeyIdHex(cas->active()->cert.get())) {
         return core::invalidArgument("the new CA has the key of the active one: a rotation needs a new key");
       }
@@ -282,8 +368,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
       crypto::X509Ptr op_cert;
       if (!operator_pem.empty()) {
         WARDEN_ASSIGN_OR_RETURN(op_cert, crypto::certFromPem(operator_pem));
-        WARDEN_RETURN_IF_ERROR(
-            pki::verifyChain(op_cert.get(), {ca.cert.get()}, {cas->root.get()}, deps_.clock.now()));
+        WARDEN_RETURN_IF_ERROR(pki::verifyChain(op_cert.get(), {ca.cert.get()}, {parent}, deps_.clock.now()));
         std::vector<std::string> uris = crypto::uriSans(op_cert.get());
         if (uris.size() != 1 || uris.front() != op_spiffe) {
           return core::invalidArgument("the new operator certificate must carry exactly the caller's SPIFFE ID");
@@ -298,11 +383,33 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
       record.cert_pem = crypto::certToPem(ca.cert.get());
       record.key_ref = key_ref;
       WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> all, deps_.store.listCas());
+      if (root) {
+        // The new root first: the issuing CA's AKI must resolve to it.
+        for (const store::CaRecord& c : all) {
+          if (c.name == root->name) return core::alreadyExists(fmt::format("CA '{}' is already in the inventory", c.name));
+        }
+        store::CaRecord r;
+        r.name = root->name;
+        r.kind = "root";
+        r.state = store::CaState::kActive;
+        r.key_id = crypto::subjectKeyIdHex(root->root.get());
+        r.cert_pem = crypto::certToPem(root->root.get());
+        WARDEN_RETURN_IF_ERROR(deps_.store.insertCa(r));
+      }
       WARDEN_RETURN_IF_ERROR(deps_.store.insertCa(record));
       for (const store::CaRecord& c : all) {
         if (c.kind == "issuing" && c.state == store::CaState::kActive) {
           WARDEN_RETURN_IF_ERROR(deps_.store.setCaState(c.name, store::CaState::kRetiring));
           out.previous = c.name;
+        }
+        if (root && c.kind == "root" && c.state == store::CaState::kActive) {
+          // Trusted, signs nothing new, until its last issuing CA is retired.
+          WARDEN_RETURN_IF_ERROR(deps_.store.setCaState(c.name, store::CaState::kRetiring));
+          WARDEN_RETURN_IF_ERROR(deps_.store.insertCrossCert(
+              {fmt::format("{}-by-{}", root->name, c.name), root->name, c.name, crypto::certToPem(root->new_with_old.get()), 0}));
+          WARDEN_RETURN_IF_ERROR(deps_.store.insertCrossCert(
+              {fmt::format("{}-by-{}", c.name, root->name), c.name, root->name, crypto::certToPem(root->old_with_new.get()), 0}));
+          out.previous_root = c.name;
         }
       }
       if (op_cert) {
@@ -318,7 +425,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
         WARDEN_RETURN_IF_ERROR(deps_.store.insertCert(oprec));
       }
       // The gateway's new server certificate: same names, new key, new CA.
-      WARDEN_ASSIGN_OR_RETURN(out.gateway_serial, issueGatewayCert(ca));
+      WARDEN_ASSIGN_OR_RETURN(out.gateway_serial, issueGatewayCert(ca, link));
       return core::Status::ok();
     };
     out.status = run();
@@ -329,13 +436,22 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
   // The new operator certificate must be known before the CLI uses it.
   co_await publishChange();
   co_await reloadCas();
-  recordEvent(monitor::event_type::kCaRotate, "", op.spiffe_id, "admin:ca.rotate", name, "permit", op.rule,
-              std::string(monitor::reason::kPermitted),
-              {{"ca", name}, {"previous", rotated.previous}, {"gateway_serial", rotated.gateway_serial}});
-  co_return jsonResponse(http::status::ok, {{"name", name},
-                                            {"state", "active"},
-                                            {"previous", rotated.previous},
-                                            {"gateway_serial", rotated.gateway_serial}});
+  nlohmann::json detail = {{"ca", name}, {"previous", rotated.previous}, {"gateway_serial", rotated.gateway_serial}};
+  if (rollover) {
+    detail["root"] = rollover->name;
+    detail["previous_root"] = rotated.previous_root;
+  }
+  recordEvent(monitor::event_type::kCaRotate, "", op.spiffe_id, "admin:ca.rotate", rollover ? rollover->name : name,
+              "permit", op.rule, std::string(monitor::reason::kPermitted), detail);
+  nlohmann::json answer = {{"name", name},
+                           {"state", "active"},
+                           {"previous", rotated.previous},
+                           {"gateway_serial", rotated.gateway_serial}};
+  if (rollover) {
+    answer["root"] = rollover->name;
+    answer["previous_root"] = rotated.previous_root;
+  }
+  co_return jsonResponse(http::status::ok, answer);
 }
 
 asio::awaitable<ServerResponse> ApiServer::Impl::caRetire(const OperatorIdentity& op, const std::string& name,
@@ -347,6 +463,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRetire(const OperatorIdentity
   struct Retired {
     core::Status status;
     int64_t revoked = 0;
+    std::vector<std::string> retired_roots;
   };
   const int64_t now = core::unixSeconds(deps_.clock.now());
   auto work = [this, name, force, now]() -> Retired {
@@ -378,7 +495,25 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRetire(const OperatorIdentity
                                 deps_.store.revokeCertsIssuedBy(name, kForcedRetireReason, now));
         out.revoked = static_cast<int64_t>(revoked.size());
       }
-      return deps_.store.setCaState(name, store::CaState::kRetired);
+      WARDEN_RETURN_IF_ERROR(deps_.store.setCaState(name, store::CaState::kRetired));
+      // An old root leaves the trust sets with its last issuing CA: every
+      // device has renewed under the new root meanwhile (that is what retire
+      // waits for), so every agent has seen the NewWithOld and moved its pin.
+      WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> after, deps_.store.listCas());
+      for (const store::CaRecord& root : after) {
+        if (root.kind != "root" || root.state != store::CaState::kRetiring) continue;
+        bool in_use = false;
+        for (const store::CaRecord& c : after) {
+          if (c.kind != "issuing" || c.state == store::CaState::kRetired) continue;
+          auto cert = crypto::certFromPem(c.cert_pem);
+          in_use = in_use || !cert.isOk() || crypto::authorityKeyIdHex(cert->get()) == root.key_id;
+        }
+        if (!in_use) {
+          WARDEN_RETURN_IF_ERROR(deps_.store.setCaState(root.name, store::CaState::kRetired));
+          out.retired_roots.push_back(root.name);
+        }
+      }
+      return core::Status::ok();
     };
     out.status = run();
     return out;
@@ -395,8 +530,12 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRetire(const OperatorIdentity
   if (retired.revoked > 0) co_await publishChange();
   co_await reloadCas();
   recordEvent(monitor::event_type::kCaRetire, "", op.spiffe_id, "admin:ca.retire", name, "permit", op.rule,
-              std::string(monitor::reason::kPermitted), {{"ca", name}, {"force", force}, {"revoked", retired.revoked}});
-  co_return jsonResponse(http::status::ok, {{"name", name}, {"state", "retired"}, {"revoked", retired.revoked}});
+              std::string(monitor::reason::kPermitted),
+              {{"ca", name}, {"force", force}, {"revoked", retired.revoked}, {"retired_roots", retired.retired_roots}});
+  co_return jsonResponse(http::status::ok, {{"name", name},
+                                            {"state", "retired"},
+                                            {"revoked", retired.revoked},
+                                            {"retired_roots", retired.retired_roots}});
 }
 
 }  // namespace warden::api

@@ -9,6 +9,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "crypto/crypto.h"
+#include "pki/cross_certificate.h"
 #include "core/names.h"
 #include "pki/csr_attrs.h"
 #include "pki/est_body.h"
@@ -56,9 +57,12 @@ Status estStatus(const HttpResponse& resp, std::string_view what) {
 std::string CaChain::pem() const {
   std::vector<X509*> all;
   all.push_back(root.get());
+  for (const auto& c : other_roots) all.push_back(c.get());
   for (const auto& c : intermediates) all.push_back(c.get());
   return crypto::certsToPem(all);
 }
+
+std::string CaChain::pin() const { return root ? crypto::caFingerprint(root.get()) : std::string(); }
 
 namespace {
 
@@ -96,33 +100,37 @@ std::string csrBody(X509_REQ* csr) {
   return crypto::base64EncodeWrapped(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
 }
 
-Result<CaChain> selectPinnedChain(std::vector<crypto::X509Ptr> certs, std::string_view pin) {
+Result<CaChain> selectPinnedChain(std::vector<crypto::X509Ptr> certs, std::string_view pin, core::SystemTime at) {
+  WARDEN_ASSIGN_OR_RETURN(pki::RootSelection roots, pki::selectRoots(certs, pin, at));
   CaChain chain;
-  for (auto& c : certs) {
-    if (!chain.root && X509_check_issued(c.get(), c.get()) == X509_V_OK && crypto::caFingerprint(c.get()) == pin) {
-      chain.root = std::move(c);
-    }
+  chain.refused_roots = std::move(roots.refused);
+  if (roots.successor) {
+    chain.previous_pin = std::string(pin);
+    chain.root = std::move(roots.successor);
+    chain.other_roots.push_back(std::move(roots.pinned));
+  } else {
+    chain.root = std::move(roots.pinned);
   }
-  if (!chain.root) {
-    return core::unauthenticated(fmt::format(
-        "the server's CA certificates do not include the root with the pinned fingerprint {}; check --ca-fingerprint "
-        "(warden device add prints it) and --server",
-        pin));
-  }
-  // Keep only CA certificates that verify up to the pinned root.
+  for (auto& r : roots.older) chain.other_roots.push_back(std::move(r));
+  // Keep only CA certificates that verify up to a trusted root. ca.pem is a
+  // trust store, so no other self-signed certificate may enter it.
   crypto::X509StorePtr store(X509_STORE_new());
   if (!store || X509_STORE_add_cert(store.get(), chain.root.get()) != 1) return core::internalError("X509_STORE failed");
+  for (const auto& r : chain.other_roots) {
+    if (X509_STORE_add_cert(store.get(), r.get()) != 1) return core::internalError("X509_STORE failed");
+  }
   crypto::StackOfX509Ptr untrusted(sk_X509_new_null());
   if (!untrusted) return core::internalError("out of memory");
   for (auto& c : certs) {
     if (c && X509_up_ref(c.get()) == 1) sk_X509_push(untrusted.get(), c.get());
   }
   for (auto& c : certs) {
-    if (!c) continue;
+    if (!c || pki::isSelfSignedRoot(c.get())) continue;
     crypto::X509StoreCtxPtr vctx(X509_STORE_CTX_new());
     if (!vctx || X509_STORE_CTX_init(vctx.get(), store.get(), c.get(), untrusted.get()) != 1) {
       return core::internalError("X509_STORE_CTX_init failed");
     }
+    X509_STORE_CTX_set_time(vctx.get(), 0, std::chrono::system_clock::to_time_t(at));
     X509_VERIFY_PARAM_set_purpose(X509_STORE_CTX_get0_param(vctx.get()), X509_PURPOSE_ANY);
     if (X509_verify_cert(vctx.get()) == 1 && X509_check_ca(c.get()) != 0) chain.intermediates.push_back(std::move(c));
   }

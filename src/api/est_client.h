@@ -18,10 +18,23 @@ namespace warden::api {
 
 // CaChain is the pinned root and the CA certificates that chain to it.
 struct CaChain {
-  crypto::X509Ptr root;
-  std::vector<crypto::X509Ptr> intermediates;  // issuing CA(s), in the server's order
-  // pem returns root first, then the intermediates (the content of ca.pem).
+  crypto::X509Ptr root;  // the root to pin from now on (after a rollover: the new one)
+  // other_roots are roots still trusted during a root rollover: the
+  // previously pinned root after a move, or an older root cross-certified by
+  // the pinned one (OldWithNew).
+  std::vector<crypto::X509Ptr> other_roots;
+  std::vector<crypto::X509Ptr> intermediates;  // issuing CA(s) and cross certificates, in the server's order
+  // previous_pin is the fingerprint the pin moves away from when the answer
+  // carried a newer root with a valid NewWithOld ("" if the pin stays).
+  std::string previous_pin;
+  // refused_roots says why newer roots in the answer were not believed
+  // (pki::RootSelection::refused); the pin stays.
+  std::vector<std::string> refused_roots;
+  // pem returns root first, then the other roots and the intermediates (the
+  // content of ca.pem).
   std::string pem() const;
+  // pin returns crypto::caFingerprint(root).
+  std::string pin() const;
 };
 
 // buildCsr returns a PKCS#10 request for |key| with subject CN=|common_name|,
@@ -33,8 +46,14 @@ std::string csrBody(X509_REQ* csr);
 // selectPinnedChain picks from |certs| (a cacerts answer) the self-signed root
 // whose crypto::caFingerprint is |pin| and keeps the other CA certificates
 // that verify up to it. kUnauthenticated if no root has the pin; the pin is
-// the only trust decision, so nothing else in |certs| is believed.
-core::Result<CaChain> selectPinnedChain(std::vector<crypto::X509Ptr> certs, std::string_view pin);
+// the only trust decision, so nothing else in |certs| is believed. A newer
+// root is accepted only through a NewWithOld that verifies under the pinned
+// root (pki::selectRoots, RFC 4210 §4.4): then it becomes |root|, the pinned
+// one goes to |other_roots| and |previous_pin| is set; a newer root without
+// one is listed in |refused_roots| and changes nothing. |at| is the time
+// at which cross certificates must be valid.
+core::Result<CaChain> selectPinnedChain(std::vector<crypto::X509Ptr> certs, std::string_view pin,
+                                        core::SystemTime at = std::chrono::system_clock::now());
 
 // fetchCaCerts sends GET /.well-known/est/cacerts and returns the
 // certificates of the certs-only answer.

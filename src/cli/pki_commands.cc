@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@
 #include "keystore/pkcs11_key_store.h"
 #include "pki/ca_key.h"
 #include "pki/certificate_authority.h"
+#include "pki/cross_certificate.h"
 #include "pki/pki_files.h"
 #include "pki/revocation_list.h"
 #include "server/config.h"
@@ -27,6 +29,7 @@ using nlohmann::json;
 
 constexpr core::Seconds kIssuingLifetime{5LL * 365 * 86400};
 constexpr core::Seconds kOperatorLifetime{365LL * 86400};
+constexpr core::Seconds kRootLifetime{10LL * 365 * 86400};
 
 constexpr const char* kFooter = R"(
 The server and credentials come from --dir D (or $WARDEN_DIR), as for
@@ -44,6 +47,7 @@ struct PkiFlags {
   std::string root_key;
   std::string ca_key;
   bool ca_key_generate = false;
+  std::string new_root_key;
   bool force = false;
   bool root = false;
 };
@@ -132,35 +136,113 @@ int caList(const PkiFlags& f, const GlobalFlags& global) {
 struct LocalPki {
   server::ServerConfig config;
   pki::PkiPaths paths{""};
-  pki::CaMaterial root;
+  pki::CaMaterial root;  // the root whose key was given, named as in the inventory
+  bool active = false;   // it is the active root (the one new issuing CAs chain to)
+  std::vector<store::CaRecord> cas;
 };
 
-// loadLocalPki reads warden.yaml and the root CA: its certificate from D/pki,
-// its key from |root_key|, else warden.yaml's pki.root_ca_key (a key in an
-// HSM), else D/pki/root.key. The offline half of `warden ca`.
+// defaultRootKey is where `warden init` and `warden ca rotate --root` put a
+// root key: D/pki/root.key for "root", D/pki/ca/<name>.key for later roots.
+std::string defaultRootKey(const pki::PkiPaths& paths, const std::string& name) {
+  return name == "root" ? paths.root_key() : paths.ca_key(name);
+}
+
+// loadLocalPki reads warden.yaml, the CA inventory and the root key
+// |root_key| (a file or a pkcs11: URI, see pki::loadCaKey; default: the
+// active root's key: pki.root_ca_key in warden.yaml when `init` put the
+// first root in an HSM, else its key file) and pairs the key with the
+// inventory's root that it belongs to: the offline half of `warden ca`.
 core::Result<LocalPki> loadLocalPki(const std::string& dir, const std::string& root_key) {
   if (dir.empty()) return core::invalidArgument("--dir D is required: the data directory whose root CA signs");
   LocalPki out;
   WARDEN_ASSIGN_OR_RETURN(out.config, server::loadServerConfig(dir));
   out.paths = pki::PkiPaths(dir);
-  std::string key_ref = !root_key.empty()                    ? root_key
-                        : !out.config.root_ca_key.empty()    ? out.config.root_ca_key
-                                                             : out.paths.root_key();
-  if (key_ref.rfind("pkcs11:", 0) != 0) {
+  {
+    WARDEN_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> store,
+                            store::SqliteStore::open(out.config.storePath(), core::systemClock()));
+    WARDEN_ASSIGN_OR_RETURN(out.cas, store->listCas());
+  }
+  const store::CaRecord* active = nullptr;
+  for (const auto& c : out.cas) {
+    if (c.kind == "root" && c.state == store::CaState::kActive) active = &c;
+  }
+  const std::string active_name = active != nullptr ? active->name : "root";
+  std::string key_ref = root_key;
+  if (key_ref.empty() && active_name == "root") key_ref = out.config.root_ca_key;
+  if (key_ref.empty()) key_ref = defaultRootKey(out.paths, active_name);
+  if (key_ref.rfind("pkcs11:", 0) != 0) {  // pki::loadCaKey takes absolute paths
     std::error_code ec;
     key_ref = std::filesystem::absolute(key_ref.rfind("file:", 0) == 0 ? key_ref.substr(5) : key_ref, ec)
                   .lexically_normal()
                   .string();
   }
-  auto cert_pem = core::readFile(out.paths.root_cert(), 1024 * 1024);
-  if (!cert_pem.isOk()) return core::invalidArgument("cannot read the root CA certificate: " + cert_pem.status().message());
-  auto root = pki::loadCa("root", cert_pem.value(), key_ref, out.config.pkiUrl());
-  if (!root.isOk()) {
-    return core::invalidArgument(fmt::format("cannot use the root CA key {}: {} (give it with --root-key "
-                                             "FILE|pkcs11:URI)",
-                                             key_ref, root.status().message()));
+  auto key = pki::loadCaKey(key_ref);
+  if (!key.isOk()) {
+    return core::invalidArgument(fmt::format("cannot load the root CA key {}: {} (give it with --root-key FILE|URI)",
+                                             key_ref, key.status().message()));
   }
-  out.root = std::move(root).value();
+  for (const auto& c : out.cas) {
+    if (c.kind != "root" || c.state == store::CaState::kRetired) continue;
+    auto cert = crypto::certFromPem(c.cert_pem);
+    if (!cert.isOk() || EVP_PKEY_eq(X509_get0_pubkey(cert->get()), key->get()) != 1) continue;
+    WARDEN_ASSIGN_OR_RETURN(out.root, pki::caMaterialFromKey(c.cert_pem, std::move(key).value()));
+    out.root.name = c.name;
+    out.root.pki_url = out.config.pkiUrl();
+    out.active = &c == active;
+    return out;
+  }
+  return core::invalidArgument(fmt::format(
+      "{} is not the key of a root CA in use (`warden ca list` shows the roots; the active one is {})", key_ref,
+      active != nullptr ? active->name : "none"));
+}
+
+// writeNewKey writes |key| to |path| (0600), refusing to replace a file: a
+// root key is never overwritten.
+core::Status writeNewKey(const std::string& path, EVP_PKEY* key) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    return core::alreadyExists(fmt::format(
+        "{} exists already: refusing to overwrite a key (a failed earlier `ca rotate --root`? move it away, or name "
+        "another file with --new-root-key)",
+        path));
+  }
+  WARDEN_ASSIGN_OR_RETURN(std::string pem, crypto::privateKeyToPem(key));
+  core::Status written = core::writeFileAtomic(path, pem, 0600);
+  OPENSSL_cleanse(pem.data(), pem.size());
+  return written;
+}
+
+// RootRolloverMaterial is what `ca rotate --root` makes offline: the new
+// root, NewWithOld (its key signed by the old root) and OldWithNew.
+struct RootRolloverMaterial {
+  pki::CaMaterial root;
+  crypto::X509Ptr new_with_old, old_with_new;
+};
+
+core::Result<RootRolloverMaterial> makeRootRollover(const LocalPki& local, const std::string& new_key_path,
+                                                    const core::Clock& clock) {
+  int next = 2;
+  for (const auto& c : local.cas) {
+    if (c.kind == "root" && c.name.rfind("root-", 0) == 0) next = std::max(next, std::atoi(c.name.c_str() + 5) + 1);
+  }
+  RootRolloverMaterial out;
+  const std::string name = fmt::format("root-{}", next);
+  WARDEN_ASSIGN_OR_RETURN(out.root,
+                          pki::createRootCa(fmt::format("{} Warden Root CA {}", local.config.trust_domain, next),
+                                            kRootLifetime, clock));
+  out.root.name = name;
+  out.root.pki_url = local.config.pkiUrl();
+  WARDEN_ASSIGN_OR_RETURN(out.new_with_old, pki::makeCrossCertificate(local.root, out.root.cert.get(), clock));
+  WARDEN_ASSIGN_OR_RETURN(out.old_with_new, pki::makeCrossCertificate(out.root, local.root.cert.get(), clock));
+  const pki::PkiPaths& paths = local.paths;
+  WARDEN_RETURN_IF_ERROR(core::makePrivateDir(paths.ca_dir()));
+  std::string key_path = new_key_path.empty() ? paths.ca_key(name) : new_key_path;
+  WARDEN_RETURN_IF_ERROR(writeNewKey(key_path, out.root.key.get()));
+  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.ca_cert(name), crypto::certToPem(out.root.cert.get()), 0644));
+  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.ca_cert(fmt::format("{}-by-{}", name, local.root.name)),
+                                               crypto::certToPem(out.new_with_old.get()), 0644));
+  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.ca_cert(fmt::format("{}-by-{}", local.root.name, name)),
+                                               crypto::certToPem(out.old_with_new.get()), 0644));
   return out;
 }
 
@@ -190,14 +272,32 @@ core::Result<crypto::EvpPkeyPtr> newIssuingKey(const std::string& uri, bool gene
 
 int caRotate(const PkiFlags& f, const GlobalFlags& global) {
   const std::string dir = resolveDir(f.client.dir, global);
+  if (!f.root && !f.new_root_key.empty()) {
+    return reportError(core::invalidArgument("--new-root-key goes with --root"), nullptr);
+  }
   // The new key first: libp11 lists a token's keys once per process, so a
   // key created after the root key was loaded would stay invisible.
   auto issuing_key = newIssuingKey(f.ca_key, f.ca_key_generate);
   if (!issuing_key.isOk()) return reportError(issuing_key.status(), nullptr);
   auto local = loadLocalPki(dir, f.root_key);
   if (!local.isOk()) return reportError(local.status(), nullptr);
+  if (!local->active) {
+    return reportError(core::invalidArgument(fmt::format(
+                           "{} is the key of {}, which is no longer the active root: give the active root's key with "
+                           "--root-key (`warden ca list`)",
+                           f.root_key.empty() ? defaultRootKey(local->paths, local->root.name) : f.root_key,
+                           local->root.name)),
+                       nullptr);
+  }
   return withSession(f.client, global, [&](Session& s) -> core::Status {
     const core::Clock& clock = core::systemClock();
+    // A root rollover: the new root and both cross certificates, made here
+    // with the old root key (offline) and a new key written 0600.
+    std::optional<RootRolloverMaterial> rollover;
+    if (f.root) {
+      WARDEN_ASSIGN_OR_RETURN(rollover, makeRootRollover(*local, f.new_root_key, clock));
+    }
+    const pki::CaMaterial& parent = rollover ? rollover->root : local->root;
     WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("GET", "/v1/cas"));
     int next = 1;
     for (const json& c : answer.value("cas", json::array())) {
@@ -207,7 +307,7 @@ int caRotate(const PkiFlags& f, const GlobalFlags& global) {
     const std::string name = fmt::format("issuing-{}", next);
     const std::string& td = local->config.trust_domain;
     WARDEN_ASSIGN_OR_RETURN(pki::CaMaterial ca,
-                            pki::createIntermediateCa(local->root, fmt::format("{} Warden Issuing CA {}", td, next),
+                            pki::createIntermediateCa(parent, fmt::format("{} Warden Issuing CA {}", td, next),
                                                       kIssuingLifetime, 0, clock, std::move(issuing_key).value()));
     ca.name = name;
     ca.pki_url = local->config.pkiUrl();
@@ -234,11 +334,17 @@ int caRotate(const PkiFlags& f, const GlobalFlags& global) {
     WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr op_key, crypto::generateEcKey());
     WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr op_cert, pki::issueLeaf(ca, op_key.get(), op, clock));
 
-    WARDEN_ASSIGN_OR_RETURN(json rotated, s.client->call("POST", "/v1/cas",
-                                                         json{{"name", name},
-                                                              {"cert_pem", crypto::certToPem(ca.cert.get())},
-                                                              {"key_ref", key_ref},
-                                                              {"operator_cert_pem", crypto::certToPem(op_cert.get())}}));
+    json request{{"name", name},
+                 {"cert_pem", crypto::certToPem(ca.cert.get())},
+                 {"key_ref", key_ref},
+                 {"operator_cert_pem", crypto::certToPem(op_cert.get())}};
+    if (rollover) {
+      request["root"] = {{"name", rollover->root.name},
+                         {"cert_pem", crypto::certToPem(rollover->root.cert.get())},
+                         {"new_with_old_pem", crypto::certToPem(rollover->new_with_old.get())},
+                         {"old_with_new_pem", crypto::certToPem(rollover->old_with_new.get())}};
+    }
+    WARDEN_ASSIGN_OR_RETURN(json rotated, s.client->call("POST", "/v1/cas", request));
     WARDEN_ASSIGN_OR_RETURN(std::string op_key_pem, crypto::privateKeyToPem(op_key.get()));
     WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.admin_key(), op_key_pem, 0600));
     OPENSSL_cleanse(op_key_pem.data(), op_key_pem.size());
@@ -250,8 +356,29 @@ int caRotate(const PkiFlags& f, const GlobalFlags& global) {
                 {"gateway_serial", rotated.value("gateway_serial", "")},
                 {"operator_serial", crypto::serialHex(op_cert.get())},
                 {"not_after", core::formatRfc3339(crypto::notAfter(ca.cert.get()))}};
+    if (rollover) {
+      const std::string& root = rollover->root.name;
+      out["root"] = root;
+      out["previous_root"] = local->root.name;
+      out["root_fingerprint"] = crypto::caFingerprint(rollover->root.cert.get());
+      out["root_cert"] = paths.ca_cert(root);
+      out["root_key"] = f.new_root_key.empty() ? paths.ca_key(root) : f.new_root_key;
+      out["new_with_old"] = paths.ca_cert(fmt::format("{}-by-{}", root, local->root.name));
+      out["old_with_new"] = paths.ca_cert(fmt::format("{}-by-{}", local->root.name, root));
+    }
     if (s.json) {
       printJson(out);
+    } else if (rollover) {
+      printOut(fmt::format(
+          "{} is the active root ({}), cross-certified with {} (NewWithOld {}, OldWithNew {});\n"
+          "{} under it is the active issuing CA. Agents move their pin to {} at their next renewal.\n"
+          "The new root key is {}: move it offline now, like the old one (`--root-key` names it later).\n"
+          "{} stays trusted until its last issuing CA is retired: `warden ca retire {}` once `warden ca list`\n"
+          "shows 0 certificates under it.\n",
+          out["root"].get<std::string>(), out["root_fingerprint"].get<std::string>(), local->root.name,
+          out["new_with_old"].get<std::string>(), out["old_with_new"].get<std::string>(), name,
+          out["root"].get<std::string>(), out["root_key"].get<std::string>(), local->root.name,
+          out["previous"].get<std::string>()));
     } else {
       printOut(fmt::format(
           "{} is the active issuing CA (key {}); {} is retiring: its certificates stay valid until they expire.\n"
@@ -288,18 +415,17 @@ int caCrl(const PkiFlags& f, const GlobalFlags& global) {
   const core::Clock& clock = core::systemClock();
   auto store = store::SqliteStore::open(local->config.storePath(), clock);
   if (!store.isOk()) return reportError(store.status(), nullptr);
-  auto number = (*store)->nextCrlNumber("root");
+  const std::string& root_name = local->root.name;  // the root whose key was given
+  auto number = (*store)->nextCrlNumber(root_name);
   if (!number.isOk()) return reportError(number.status(), nullptr);
   const core::SystemTime now = clock.now();
   const core::SystemTime next = now + core::Seconds(local->config.root_crl_validity_s);
   // The root signs only issuing CAs: its CRL lists the retired ones it
   // signed (superseded, as of their retirement) until they expire, so that
   // third parties checking with -crl_check_all stop trusting them too.
-  auto cas = (*store)->listCas();
-  if (!cas.isOk()) return reportError(cas.status(), nullptr);
   const int superseded = pki::parseCrlReason("superseded").value();
   std::vector<pki::RevokedEntry> entries;
-  for (const store::CaRecord& ca : *cas) {
+  for (const store::CaRecord& ca : local->cas) {
     if (ca.kind != "issuing" || ca.state != store::CaState::kRetired) continue;
     auto cert = crypto::certFromPem(ca.cert_pem);
     if (!cert.isOk() || X509_check_issued(local->root.cert.get(), cert->get()) != X509_V_OK) continue;
@@ -309,18 +435,19 @@ int caCrl(const PkiFlags& f, const GlobalFlags& global) {
   auto crl = pki::makeCrl(local->root, entries, *number, now, next);
   if (!crl.isOk()) return reportError(crl.status(), nullptr);
   core::Status made = core::makePrivateDir(local->paths.crl_dir());
-  if (made.isOk()) made = core::writeFileAtomic(local->paths.root_crl(), pki::crlToDer(crl->get()), 0644);
+  const std::string crl_path = local->paths.root_crl(root_name);
+  if (made.isOk()) made = core::writeFileAtomic(crl_path, pki::crlToDer(crl->get()), 0644);
   if (!made.isOk()) return reportError(made, nullptr);
   json listed = json::array();
   for (const pki::RevokedEntry& e : entries) listed.push_back(e.serial_hex);
-  json out = {{"ca", "root"},          {"crl_number", *number}, {"next_update", core::formatRfc3339(next)},
-              {"revoked", listed},     {"path", local->paths.root_crl()}};
+  json out = {{"ca", root_name}, {"crl_number", *number}, {"next_update", core::formatRfc3339(next)},
+              {"revoked", listed}, {"path", crl_path}};
   if (wantsJson(f.client.output, global)) {
     printJson(out);
   } else {
-    printOut(fmt::format("signed root CRL #{} valid until {} -> {} (a running `warden serve` publishes it within a "
-                         "minute)\n",
-                         *number, core::formatRfc3339(next), local->paths.root_crl()));
+    printOut(fmt::format("signed the CRL of {} (#{}) valid until {} -> {} (a running `warden serve` publishes it within "
+                         "a minute)\n",
+                         root_name, *number, core::formatRfc3339(next), crl_path));
   }
   return api::kExitOk;
 }
@@ -359,25 +486,40 @@ void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) {
                         "certs_valid, ...}]"));
   table.add(calist, [f, &global] { return caList(*f, global); });
 
-  CLI::App* rotate = ca->add_subcommand("rotate", "make a new issuing CA (new key) and make it the active one");
+  CLI::App* rotate = ca->add_subcommand(
+      "rotate", "make a new issuing CA (new key) and make it the active one; with --root, a new root CA too");
   addClientOptions(rotate, f->client);
   rotate->add_option("--root-key", f->root_key,
-                     "the root CA's key: a file or a pkcs11: URI (default: pki.root_ca_key in warden.yaml, "
-                     "else D/pki/root.key)");
+                     "the active root CA's key: a file or a pkcs11: URI (default: pki.root_ca_key in\n"
+                     "warden.yaml, else D/pki/root.key, or D/pki/ca/root-N.key after a root rotation)");
   rotate->add_option("--ca-key", f->ca_key,
-                     "put the new CA's key in an HSM: the RFC 7512 URI of an existing key (PIN only through "
+                     "put the new CA's key in an HSM: the RFC 7512 URI of an existing key (PIN only through\n"
                      "?pin-source=file:..., module through module-path=...)");
   rotate->add_flag("--ca-key-generate", f->ca_key_generate,
                    "create the --ca-key key in the token first (EC P-256, non-extractable)");
+  rotate->add_flag("--root", f->root,
+                   "rotate the root CA: a new root (new EC P-256 key, 10 years), the cross certificates\n"
+                   "NewWithOld and OldWithNew (signed with the old and the new root key), and a new issuing\n"
+                   "CA under the new root");
+  rotate->add_option("--new-root-key", f->new_root_key,
+                     "with --root: where to write the new root key (0600, never overwritten; default\n"
+                     "D/pki/ca/root-N.key). It belongs offline, like the old root key");
   rotate->footer(footer(
       "  warden ca rotate --dir D\n  warden ca rotate --dir D --root-key /media/offline/root.key -o json\n"
       "  warden ca rotate --dir D --ca-key-generate \\\n"
       "    --ca-key 'pkcs11:token=warden;object=issuing-2;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
       "&pin-source=file:/etc/warden/hsm.pin'\n"
+      "  warden ca rotate --dir D --root --root-key /media/offline/root.key \\\n"
+      "      --new-root-key /media/offline/root-2.key\n"
       "Runs against a running server, which switches without a restart: new certificates come from the\n"
       "new CA at once, cacerts and the trust bundles carry both CAs, the gateway's server certificate\n"
       "and the operator certificate (D/pki/admin.pem) are reissued, live sessions stay up. The old CA\n"
-      "becomes 'retiring' until `warden ca retire`. The upstream CA and the broker are not touched."));
+      "becomes 'retiring' until `warden ca retire`. The upstream CA and the broker are not touched.\n"
+      "With --root, the old root becomes 'retiring' too: cacerts carries both roots and both cross\n"
+      "certificates (RFC 7030 §4.1.3), the gateway presents leaf + issuing CA + NewWithOld, agents\n"
+      "move their pin to the new root at their next renewal, and the old root leaves the trust\n"
+      "bundles when its last issuing CA is retired (`warden ca retire`). The old root key is only\n"
+      "read, the new one is written where --new-root-key says: take both offline afterwards."));
   table.add(rotate, [f, &global] { return caRotate(*f, global); });
 
   CLI::App* retire = ca->add_subcommand("retire", "stop trusting a retiring issuing CA");
@@ -393,12 +535,16 @@ void addPkiCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) {
   addClientOptions(crl, f->client);
   crl->add_flag("--root", f->root, "sign the root CRL (required; serve signs the issuing CAs' CRLs itself)");
   crl->add_option("--root-key", f->root_key,
-                  "the root CA's key: a file or a pkcs11: URI (default: pki.root_ca_key in warden.yaml, else "
-                  "D/pki/root.key)");
+                  "a root CA's key, file or pkcs11: URI (default: pki.root_ca_key in warden.yaml, else\n"
+                  "D/pki/root.key, or D/pki/ca/root-N.key after a root rotation); the key decides which\n"
+                  "root's CRL is signed");
   crl->footer(footer("  warden ca crl --root --root-key /media/offline/root.key --dir D\n"
-                     "Writes D/pki/crl/root.crl (DER, pki.root_crl_validity, default 365d); serve never\n"
-                     "reads the root key. Works with or without a running server. It lists the retired\n"
-                     "issuing CAs (reason superseded) until they expire: re-sign it after `ca retire`."));
+                     "  warden ca crl --root --root-key /media/offline/root-2.key --dir D\n"
+                     "Writes D/pki/crl/root.crl, or D/pki/crl/root-N.crl for a later root (DER,\n"
+                     "pki.root_crl_validity, default 365d); serve never reads a root key. It lists the\n"
+                     "retired issuing CAs that root signed (reason superseded) until they expire: re-sign\n"
+                     "it after `ca retire`. During a root rotation sign both roots' CRLs. Works with or\n"
+                     "without a running server."));
   table.add(crl, [f, &global] { return caCrl(*f, global); });
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/names.h"
 #include "crypto/crypto.h"
+#include "pki/cross_certificate.h"
 
 namespace warden::pki {
 namespace {
@@ -338,6 +339,38 @@ bool isValidPkiUrl(std::string_view url) {
     if (c < 0x21 || c > 0x7e || c == ',' || c == '"' || c == '\'' || c == '?' || c == '#' || c == '\\') return false;
   }
   return true;
+}
+
+// makeCrossCertificate lives here, next to the certificate-building helpers
+// it shares with makeCa; the rest of the rollover logic is in
+// cross_certificate.cc.
+Result<X509Ptr> makeCrossCertificate(const CaMaterial& signer, X509* subject_root, const core::Clock& clock) {
+  if (!signer.cert || !signer.key || subject_root == nullptr) return core::invalidArgument("cross certificate: incomplete CA material");
+  if (!isSelfSignedRoot(subject_root)) return core::invalidArgument("cross certificate: the subject is not a self-signed root");
+  EVP_PKEY* subject_key = X509_get0_pubkey(subject_root);
+  if (subject_key == nullptr || EVP_PKEY_eq(subject_key, X509_get0_pubkey(signer.cert.get())) == 1) {
+    return core::invalidArgument("cross certificate: both roots have the same key");
+  }
+  WARDEN_ASSIGN_OR_RETURN(X509Ptr cert, newCertificate(subject_key));
+  if (X509_set_subject_name(cert.get(), X509_get_subject_name(subject_root)) != 1 ||
+      X509_set_issuer_name(cert.get(), X509_get_subject_name(signer.cert.get())) != 1) {
+    return core::internalError("cannot set the cross certificate's names");
+  }
+  core::SystemTime now = clock.now();
+  core::SystemTime not_after = std::min(crypto::notAfter(subject_root), crypto::notAfter(signer.cert.get()));
+  WARDEN_RETURN_IF_ERROR(setValidity(cert.get(), now - kBackdate, not_after));
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, signer.cert.get(), cert.get(), nullptr, nullptr, 0);
+  WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE"));
+  WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"));
+  // Same key, same identifier (both are the SHA-1 hash of the key): a chain
+  // builder finds the cross certificate where it would find the root.
+  WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash"));
+  WARDEN_RETURN_IF_ERROR(addConfExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
+  WARDEN_RETURN_IF_ERROR(addRevocationPointers(cert.get(), &ctx, signer, /*with_ocsp=*/false));
+  WARDEN_RETURN_IF_ERROR(sign(cert.get(), signer.key.get()));
+  return cert;
 }
 
 }  // namespace warden::pki

@@ -31,5 +31,6 @@ std::string PkiPaths::ca_cert(const std::string& name) const { return fmt::forma
 std::string PkiPaths::ca_key(const std::string& name) const { return fmt::format("{}/ca/{}.key", dir_, name); }
 std::string PkiPaths::crl_dir() const { return dir_ + "/crl"; }
 std::string PkiPaths::root_crl() const { return dir_ + "/crl/root.crl"; }
+std::string PkiPaths::root_crl(const std::string& name) const { return dir_ + "/crl/" + name + ".crl"; }
 
 }  // namespace warden::pki

@@ -26,11 +26,13 @@ struct PkiPaths {
   std::string upstream_client_key() const;  // upstream-client.key
   std::string broker_cert() const;          // broker.pem       Mosquitto's server cert
   std::string broker_key() const;           // broker.key
-  std::string ca_dir() const;               // ca/              issuing CAs made by `warden ca rotate`
+  std::string ca_dir() const;               // ca/              issuing CAs made by `warden ca rotate`, new roots and
+                                            //                  cross certificates made by `warden ca rotate --root`
   std::string ca_cert(const std::string& name) const;  // ca/<name>.pem
   std::string ca_key(const std::string& name) const;   // ca/<name>.key
   std::string crl_dir() const;              // crl/
   std::string root_crl() const;             // crl/root.crl     DER, signed offline (`warden ca crl --root`)
+  std::string root_crl(const std::string& name) const;  // crl/<name>.crl  a root's CRL (root-2, ... after `ca rotate --root`)
 
  private:
   std::string dir_;

@@ -1,6 +1,8 @@
 #include "server/ca_inventory.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -45,10 +47,18 @@ core::Result<std::shared_ptr<const pki::CaSet>> loadCaSet(store::Store& store, c
   WARDEN_ASSIGN_OR_RETURN(std::vector<store::CaRecord> cas, store.listCas());
   auto set = std::make_shared<pki::CaSet>();
   std::vector<std::shared_ptr<const pki::CaMaterial>> retiring;
+  std::set<std::string> trusted_roots;
   for (auto it = cas.rbegin(); it != cas.rend(); ++it) {  // newest first
     const store::CaRecord& ca = *it;
     if (ca.kind == "root") {
-      WARDEN_ASSIGN_OR_RETURN(set->root, crypto::certFromPem(ca.cert_pem));
+      if (ca.state == store::CaState::kRetired) continue;
+      WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr cert, crypto::certFromPem(ca.cert_pem));
+      if (ca.state == store::CaState::kActive && !set->root) {
+        set->root = std::move(cert);
+      } else {
+        set->previous_roots.push_back(std::move(cert));
+      }
+      trusted_roots.insert(ca.name);
       continue;
     }
     if (ca.state == store::CaState::kRetired) continue;
@@ -72,6 +82,18 @@ core::Result<std::shared_ptr<const pki::CaSet>> loadCaSet(store::Store& store, c
     return core::failedPrecondition("the CA inventory has no active issuing CA: run `warden ca rotate`");
   }
   for (auto& r : retiring) set->issuing.push_back(std::move(r));
+  // Cross certificates are published while both of their roots are trusted.
+  WARDEN_ASSIGN_OR_RETURN(std::vector<store::CrossCertRecord> cross, store.listCrossCerts());
+  for (const store::CrossCertRecord& c : cross) {
+    if (!trusted_roots.contains(c.subject_ca) || !trusted_roots.contains(c.issuer_ca)) continue;
+    WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr cert, crypto::certFromPem(c.cert_pem));
+    set->cross.push_back(std::move(cert));
+  }
+  // RFC 7030 §4.1.3 order: NewWithOld last among the root certificates, so
+  // OldWithNew (the new root signing the old one) comes first.
+  std::stable_partition(set->cross.begin(), set->cross.end(), [&](const crypto::X509Ptr& c) {
+    return X509_NAME_cmp(X509_get_subject_name(c.get()), X509_get_subject_name(set->root.get())) != 0;
+  });
   return std::shared_ptr<const pki::CaSet>(std::move(set));
 }
 

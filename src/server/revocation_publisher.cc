@@ -38,7 +38,8 @@ core::Result<std::shared_ptr<const pki::RevocationSnapshot>> RevocationPublisher
     if (record.kind == "root") {
       WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr cert, crypto::certFromPem(record.cert_pem));
       auto p = basePublication(record.name, cert.get());
-      auto der = core::readFile(paths_.root_crl(), kMaxRootCrlBytes);
+      const std::string crl_file = paths_.root_crl(record.name);
+      auto der = core::readFile(crl_file, kMaxRootCrlBytes);
       if (der.isOk()) {
         auto crl = pki::crlFromDer(der.value());
         if (crl.isOk()) {
@@ -48,10 +49,10 @@ core::Result<std::shared_ptr<const pki::RevocationSnapshot>> RevocationPublisher
           if (p->crl_next_update < now) {
             spdlog::warn("pki: the root CRL ({}) has passed its nextUpdate: sign a new one with `warden ca crl "
                          "--root --root-key FILE`",
-                         paths_.root_crl());
+                         crl_file);
           }
         } else {
-          spdlog::warn("pki: {} is not a DER CRL; the root CRL is not published", paths_.root_crl());
+          spdlog::warn("pki: {} is not a DER CRL; the root CRL is not published", crl_file);
         }
       }
       snapshot->cas.push_back(std::move(p));

@@ -378,6 +378,18 @@ CREATE TABLE device_tpms(
   last_reset_count INTEGER NOT NULL DEFAULT -1
 );
 )sql"},
+    // 6: root CA rollover (issue 4): the cross certificates between an old
+    // and a new root (NewWithOld, OldWithNew; RFC 4210 §4.4), published in
+    // cacerts while both roots are trusted.
+    {6, R"sql(
+CREATE TABLE ca_cross_certs(
+  name TEXT PRIMARY KEY,
+  subject_ca TEXT NOT NULL REFERENCES cas(name),
+  issuer_ca TEXT NOT NULL REFERENCES cas(name),
+  cert_pem TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql"},
 };
 
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -837,6 +849,48 @@ class SqliteStoreImpl final : public Store {
     st.bind(1, caStateName(state)).bind(2, state == CaState::kRetired ? now() : int64_t{0}).bind(3, name);
     WARDEN_RETURN_IF_ERROR(st.run());
     return txn.commit();
+  }
+
+  Status insertCrossCert(const CrossCertRecord& cross) override {
+    std::lock_guard lock(mu_);
+    if (cross.name.empty() || cross.cert_pem.empty()) return core::invalidArgument("a cross certificate needs a name and a PEM");
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    for (const std::string& ca : {cross.subject_ca, cross.issuer_ca}) {
+      WARDEN_ASSIGN_OR_RETURN(Statement chk, Statement::prepare(db(), "SELECT name FROM cas WHERE name = ? AND kind = 'root'"));
+      chk.bind(1, ca);
+      WARDEN_ASSIGN_OR_RETURN(bool found, chk.step());
+      if (!found) return core::notFound(fmt::format("there is no root CA '{}' in the inventory", ca));
+    }
+    WARDEN_ASSIGN_OR_RETURN(Statement dup, Statement::prepare(db(), "SELECT name FROM ca_cross_certs WHERE name = ?"));
+    dup.bind(1, cross.name);
+    WARDEN_ASSIGN_OR_RETURN(bool exists, dup.step());
+    if (exists) return core::alreadyExists(fmt::format("cross certificate '{}' is already recorded", cross.name));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "INSERT INTO ca_cross_certs(name, subject_ca, issuer_ca, cert_pem, created_at) VALUES(?, ?, ?, ?, ?)"));
+    st.bind(1, cross.name).bind(2, cross.subject_ca).bind(3, cross.issuer_ca).bind(4, cross.cert_pem);
+    st.bind(5, cross.created_at != 0 ? cross.created_at : now());
+    WARDEN_RETURN_IF_ERROR(st.run());
+    return txn.commit();
+  }
+
+  Result<std::vector<CrossCertRecord>> listCrossCerts() override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT name, subject_ca, issuer_ca, cert_pem, created_at FROM ca_cross_certs ORDER BY created_at, rowid"));
+    std::vector<CrossCertRecord> out;
+    while (true) {
+      WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) break;
+      CrossCertRecord c;
+      c.name = st.text(0);
+      c.subject_ca = st.text(1);
+      c.issuer_ca = st.text(2);
+      c.cert_pem = st.text(3);
+      c.created_at = st.int64(4);
+      out.push_back(std::move(c));
+    }
+    return out;
   }
 
   Result<int64_t> nextCrlNumber(std::string_view name) override {

@@ -155,6 +155,17 @@ struct CaRecord {
   int64_t created_at = 0, retired_at = 0;  // unix seconds
 };
 
+// CrossCertRecord is a root rollover's cross certificate (RFC 4210 §4.4):
+// root |subject_ca|'s name and key signed by root |issuer_ca| (NewWithOld
+// when the subject is the newer root, OldWithNew otherwise).
+struct CrossCertRecord {
+  std::string name;        // "<subject>-by-<issuer>", e.g. "root-2-by-root"
+  std::string subject_ca;  // the root whose key it certifies
+  std::string issuer_ca;   // the root that signed it
+  std::string cert_pem;
+  int64_t created_at = 0;
+};
+
 struct TokenRecord {
   std::string device, hash_hex;  // sha256 hex of the token; the token itself is never stored
   int64_t expires_at = 0;        // unix seconds
@@ -333,6 +344,12 @@ class Store {
   // setCaState moves CA |name| to |state| (retired also stamps retired_at);
   // kNotFound if unknown, kFailedPrecondition if it is retired already.
   virtual core::Status setCaState(std::string_view name, CaState state) = 0;
+  // insertCrossCert records a root rollover's cross certificate;
+  // kAlreadyExists if the name is taken, kNotFound if either root is not in
+  // the inventory.
+  virtual core::Status insertCrossCert(const CrossCertRecord& cross) = 0;
+  // listCrossCerts returns every cross certificate, oldest first.
+  virtual core::Result<std::vector<CrossCertRecord>> listCrossCerts() = 0;
   // nextCrlNumber returns the next CRL number of CA |name| (1, 2, ...) and
   // records it, so numbers only grow (RFC 5280 §5.2.3).
   virtual core::Result<int64_t> nextCrlNumber(std::string_view name) = 0;

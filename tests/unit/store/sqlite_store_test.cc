@@ -564,6 +564,34 @@ TEST(SqliteStoreOpenTest, NonDatabaseFileIsRefused) {
 
 // --- CA inventory and certificate revocation (migration 2) -------------------
 
+TEST_F(SqliteStoreTest, CrossCertificatesLinkTwoRootsOfTheInventory) {
+  CaRecord root;
+  root.name = "root";
+  root.kind = "root";
+  root.key_id = "aa";
+  root.cert_pem = "pem";
+  ASSERT_TRUE(store_->insertCa(root).isOk());
+  CaRecord root2 = root;
+  root2.name = "root-2";
+  root2.key_id = "cc";
+  CrossCertRecord nwo{"root-2-by-root", "root-2", "root", "nwo-pem", 0};
+  EXPECT_EQ(store_->insertCrossCert(nwo).code(), ErrorCode::kNotFound);  // root-2 is not recorded yet
+  ASSERT_TRUE(store_->insertCa(root2).isOk());
+  ASSERT_TRUE(store_->insertCrossCert(nwo).isOk());
+  EXPECT_EQ(store_->insertCrossCert(nwo).code(), ErrorCode::kAlreadyExists);
+  clock_.advance(1s);
+  ASSERT_TRUE(store_->insertCrossCert({"root-by-root-2", "root", "root-2", "own-pem", 0}).isOk());
+  auto cross = store_->listCrossCerts();
+  ASSERT_TRUE(cross.isOk());
+  ASSERT_EQ(cross->size(), 2u);
+  EXPECT_EQ((*cross)[0].name, "root-2-by-root");
+  EXPECT_EQ((*cross)[0].subject_ca, "root-2");
+  EXPECT_EQ((*cross)[0].issuer_ca, "root");
+  EXPECT_EQ((*cross)[0].cert_pem, "nwo-pem");
+  EXPECT_EQ((*cross)[0].created_at, kStart);
+  EXPECT_EQ((*cross)[1].name, "root-by-root-2");
+}
+
 TEST_F(SqliteStoreTest, CaInventoryRecordsStatesAndCrlNumbers) {
   CaRecord root;
   root.name = "root";
