@@ -198,7 +198,10 @@ int runAgent(const RunOptions& options) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   bool renew_now = options.renew_now;
   int attempt = 0;
-  std::optional<SystemClock::time_point> retry_at;  // after a failed renewal
+  // After a failed renewal: when to try again (time_point::min(): no retry
+  // pending). Not an optional: g++ 12 -O3 warns maybe-uninitialized on it.
+  constexpr SystemClock::time_point kNoRetry = SystemClock::time_point::min();
+  SystemClock::time_point retry_at = kNoRetry;
   SystemClock::time_point announced_due{};          // the renewal time last logged
   // Attestation rounds run on this thread between renewals, so the device
   // key and the files of A are never used by two threads at once.
@@ -217,14 +220,14 @@ int runAgent(const RunOptions& options) {
     }
     auto now = SystemClock::now();
     auto not_after = crypto::notAfter(leaf->get());
-    auto due = retry_at ? *retry_at : api::renewalTime(leaf->get(), certificateObtainedAt(paths, now), jitter);
+    auto due = retry_at != kNoRetry ? retry_at : api::renewalTime(leaf->get(), certificateObtainedAt(paths, now), jitter);
     if (renew_now) due = now;
     if (attestation && attestation->next() <= now && attestation->next() <= due) {
       attestation->round(agent.url, agent.keys);
       continue;
     }
     if (now < due) {
-      if (!retry_at && due != announced_due) {
+      if (retry_at == kNoRetry && due != announced_due) {
         spdlog::info("certificate {} valid until {}; renewal due at {}", crypto::serialHex(leaf->get()),
                      core::formatRfc3339(not_after), core::formatRfc3339(due));
         announced_due = due;
@@ -233,7 +236,7 @@ int runAgent(const RunOptions& options) {
       continue;
     }
     renew_now = false;
-    retry_at.reset();
+    retry_at = kNoRetry;
     auto renewed = renewOnce(paths, agent.config, agent.url, agent.keys, options.keep_key);
     if (renewed.isOk()) {
       attempt = 0;
