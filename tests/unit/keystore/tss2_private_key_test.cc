@@ -24,10 +24,13 @@ tmTWtQ==
 -----END TSS2 PRIVATE KEY-----
 )";
 
-// tlv builds one DER element (definite length, at most 2 length bytes).
+// tlv builds one DER element (minimal definite length, at most 2 length bytes).
 std::string tlv(uint8_t tag, const std::string& contents) {
   std::string out(1, static_cast<char>(tag));
   if (contents.size() < 0x80) {
+    out.push_back(static_cast<char>(contents.size()));
+  } else if (contents.size() < 0x100) {
+    out.push_back(static_cast<char>(0x81));
     out.push_back(static_cast<char>(contents.size()));
   } else {
     out.push_back(static_cast<char>(0x82));
@@ -90,6 +93,10 @@ TEST(Tss2PrivateKey, RefusesMalformedDer) {
   EXPECT_EQ(code(key(kOid + kParent + tlv(0x04, std::string("\x00\x09\x01", 3)) + kPriv)),        // TPM2B size lies
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(code(key(kOid + kEmptyAuth + kEmptyAuth + kParent + kPub + kPriv)), ErrorCode::kInvalidArgument);
+  // DER lengths are minimal: 0x82 0x00 NN is BER, refused.
+  const std::string fields = kOid + kEmptyAuth + kParent + kPub + kPriv;
+  EXPECT_EQ(code(std::string("\x30\x82\x00", 3) + static_cast<char>(fields.size()) + fields),
+            ErrorCode::kInvalidArgument);
   std::string indefinite = good;
   indefinite[1] = static_cast<char>(0x80);
   EXPECT_EQ(code(indefinite), ErrorCode::kInvalidArgument);

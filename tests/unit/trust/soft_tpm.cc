@@ -193,6 +193,9 @@ std::string derTlv(uint8_t tag, const std::string& contents) {
   std::string out(1, static_cast<char>(tag));
   if (contents.size() < 0x80) {
     out.push_back(static_cast<char>(contents.size()));
+  } else if (contents.size() < 0x100) {
+    out.push_back(static_cast<char>(0x81));
+    out.push_back(static_cast<char>(contents.size()));
   } else {
     out.push_back(static_cast<char>(0x82));
     out.push_back(static_cast<char>(contents.size() >> 8));
