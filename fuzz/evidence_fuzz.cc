@@ -1,7 +1,8 @@
 // evidence_fuzz exercises parseEvidence (src/trust/evidence.h), the parser of
 // POST /attest/v1/evidence bodies, and checks what a parsed body promises:
-// limits hold, the nonce is 32 bytes, the log round-trips through its wire
-// form, and a body rebuilt from the result parses to the same evidence.
+// limits hold, the nonce is 32 bytes, a key_certify comes only with a quote,
+// the log round-trips through its wire form, and a body rebuilt from the
+// result parses to the same evidence.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -45,7 +46,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     again["quote"] = warden::crypto::base64Encode(ev->quote);
     again["signature"] = warden::crypto::base64Encode(ev->signature);
     again["log"] = logToJson(ev->log);
+    if (ev->key_certify) {
+      check(!ev->key_certify->attest.empty() && !ev->key_certify->signature.empty() &&
+            !ev->key_certify->key_public.empty());
+      again["key_certify"] = {{"attest", warden::crypto::base64Encode(ev->key_certify->attest)},
+                              {"signature", warden::crypto::base64Encode(ev->key_certify->signature)},
+                              {"public", warden::crypto::base64Encode(ev->key_certify->key_public)}};
+    }
   } else {
+    check(!ev->key_certify);
     check(warden::crypto::base64Encode(ev->payload) == ev->payload_b64);
     check(ev->boot_id.size() == 32);
     again["payload"] = ev->payload_b64;
@@ -55,6 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(reparsed.isOk());
   check(reparsed->kind == ev->kind && reparsed->nonce == ev->nonce && reparsed->quote == ev->quote &&
         reparsed->signature == ev->signature && reparsed->payload == ev->payload && reparsed->log == ev->log &&
-        reparsed->spiffe_id == ev->spiffe_id && reparsed->boot_id == ev->boot_id);
+        reparsed->spiffe_id == ev->spiffe_id && reparsed->boot_id == ev->boot_id &&
+        reparsed->key_certify == ev->key_certify);
   return 0;
 }

@@ -12,6 +12,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "crypto/crypto.h"
+#include "keystore/tss2_private_key.h"
 
 namespace warden::agent {
 
@@ -54,6 +55,7 @@ struct Session {
   std::unique_ptr<api::ApiClient> client;
   keystore::PrivateKey key;
   std::string spiffe_id;
+  std::string tpm_key_pem;  // the TSS2 PRIVATE KEY blob (key store tpm2)
 };
 
 Result<Session> openSession(const AgentPaths& paths, const api::ServerUrl& url, const DeviceKeyStore& keys) {
@@ -69,14 +71,18 @@ Result<Session> openSession(const AgentPaths& paths, const api::ServerUrl& url, 
   opts.tls.cert_pem = cert_pem;
   opts.tls.key = key.shared();
   WARDEN_ASSIGN_OR_RETURN(std::unique_ptr<api::ApiClient> client, api::ApiClient::create(opts));
-  return Session{std::move(client), std::move(key), uris.front()};
+  std::string tpm_key_pem;
+  if (keys.kind() == keystore::KeyStoreKind::kTpm2) {
+    WARDEN_ASSIGN_OR_RETURN(tpm_key_pem, core::readFile(paths.key(), keystore::kMaxTss2PemBytes));
+  }
+  return Session{std::move(client), std::move(key), uris.front(), std::move(tpm_key_pem)};
 }
 
 Result<Verdict> attestWith(DeviceAttestor& attestor, const AgentPaths& paths, const api::ServerUrl& url,
                            const DeviceKeyStore& keys) {
   WARDEN_ASSIGN_OR_RETURN(Session session, openSession(paths, url, keys));
   ClientAttestationApi api(*session.client);
-  return attestor.attestOnce(api, DeviceIdentity{session.key.get(), session.spiffe_id});
+  return attestor.attestOnce(api, DeviceIdentity{session.key.get(), session.spiffe_id, session.tpm_key_pem});
 }
 
 std::string verdictLine(const Verdict& v) {

@@ -10,6 +10,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "crypto/crypto.h"
+#include "keystore/tss2_private_key.h"
 #include "trust/credential.h"
 #include "trust/evidence.h"
 
@@ -209,6 +210,22 @@ Status DeviceAttestor::registerAk(AttestationApi& api) {
   return Status::ok();
 }
 
+json DeviceAttestor::keyCertify(const std::string& tpm_key_pem, const std::string& nonce) {
+  auto key = keystore::parseTss2PrivateKeyPem(tpm_key_pem);
+  if (!key.isOk()) {
+    spdlog::warn("cannot prove that the device key is in the TPM: {}", key.status().message());
+    return nullptr;
+  }
+  auto proof = tpm_->certifyKey(key->parent, key->key_public, key->key_private, nonce);
+  if (!proof.isOk()) {
+    spdlog::warn("cannot prove that the device key is in the TPM: {}", proof.status().message());
+    return nullptr;
+  }
+  return {{"attest", crypto::base64Encode(proof->attest)},
+          {"signature", crypto::base64Encode(proof->signature)},
+          {"public", crypto::base64Encode(proof->key_public)}};
+}
+
 Result<Verdict> DeviceAttestor::attestOnce(AttestationApi& api, const DeviceIdentity& identity) {
   auto measured = boot_->refresh();
   if (!measured.isOk()) {
@@ -231,6 +248,11 @@ Result<Verdict> DeviceAttestor::attestOnce(AttestationApi& api, const DeviceIden
             {"quote", crypto::base64Encode(q.quote)},
             {"signature", crypto::base64Encode(q.signature)},
             {"log", trust::logToJson(boot_->log())}};
+    // Every round: the key may have been renewed since the last one.
+    if (!identity.tpm_key_pem.empty()) {
+      json proof = keyCertify(identity.tpm_key_pem, ch.nonce_raw);
+      if (!proof.is_null()) body["key_certify"] = std::move(proof);
+    }
   } else {
     if (ch.min_assurance == "tpm") {
       spdlog::warn("the server requires TPM attestation of this device; without --tpm this agent can only send "

@@ -36,10 +36,13 @@ class AttestationApi {
 };
 
 // DeviceIdentity signs software evidence: the device's current key and the
-// SPIFFE ID of its certificate.
+// SPIFFE ID of its certificate. |tpm_key_pem| is the device key's TSS2
+// PRIVATE KEY blob when it lives in a TPM (key store tpm2), "" otherwise: a
+// TPM round then proves where the key lives (TPM2_Certify by the AK).
 struct DeviceIdentity {
   EVP_PKEY* key = nullptr;
   std::string spiffe_id;
+  std::string tpm_key_pem;
 };
 
 // Verdict is the server's answer to evidence: {result, reason, state,
@@ -76,7 +79,10 @@ class DeviceAttestor {
   // attestOnce runs one round: measures the firmware again, asks for a
   // challenge, registers the AK first if the server (or the local record)
   // says it is not registered, sends evidence and returns the verdict.
-  // |identity| signs software evidence (unused with a TPM). Transport
+  // |identity| signs software evidence; with a TPM, a non-empty
+  // identity.tpm_key_pem is certified by the AK over the same nonce and sent
+  // as `key_certify` (if the TPM cannot load the key, the round goes on
+  // without it and says so in the log). Transport
   // failures keep their codes (kUnavailable, ...); an HTTP error reply is
   // kFailedPrecondition "POST PATH: STATUS CODE: message" (kUnimplemented on
   // 404: the server has no attestation endpoints).
@@ -89,6 +95,9 @@ class DeviceAttestor {
   DeviceAttestor(AttestorFiles files) : files_(std::move(files)) {}
   core::Status loadOrCreateAk();
   core::Status registerAk(AttestationApi& api);
+  // keyCertify returns the `key_certify` evidence for |tpm_key_pem| over
+  // |nonce|, or null (logged) when the key cannot be certified.
+  nlohmann::json keyCertify(const std::string& tpm_key_pem, const std::string& nonce);
 
   AttestorFiles files_;
   std::unique_ptr<TpmAttestor> tpm_;

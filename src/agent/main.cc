@@ -101,6 +101,11 @@ is registered with the server by credential activation the first time, and
 again whenever the server says it does not know it. Without --tpm, each agent
 start is a new boot with a new random boot_id and nothing is kept on disk.
 
+Device key in the TPM: when the device key is a TPM key (enrolled with
+--key-store tpm2) and the agent attests with --tpm, every round also proves
+it: the TPM certifies the key (TPM2_Certify by the attestation key over the
+round's nonce) and the server then shows `key_in_tpm: verified` for it.
+
 Exit codes: 0 stopped by a signal (or --once succeeded); 1 failed; 2 DIR is
 not an enrolled agent directory; 3 (--once) server unreachable or TLS failure.)";
 

@@ -370,6 +370,62 @@ Result<std::string> TpmAttestor::activateCredential(std::string_view credential_
   return out;
 }
 
+Result<TpmKeyCertify> TpmAttestor::certifyKey(uint32_t parent, std::string_view key_public,
+                                             std::string_view key_private, std::string_view nonce) {
+  if (impl_->ak == ESYS_TR_NONE) return core::failedPrecondition("TPM: no AK is loaded");
+  WARDEN_ASSIGN_OR_RETURN(TPM2B_PUBLIC pub, unmarshalExact(key_public, Tss2_MU_TPM2B_PUBLIC_Unmarshal, "TPM2B_PUBLIC"));
+  WARDEN_ASSIGN_OR_RETURN(TPM2B_PRIVATE priv, unmarshalExact(key_private, Tss2_MU_TPM2B_PRIVATE_Unmarshal, "TPM2B_PRIVATE"));
+  TPM2B_DATA qualifying{};
+  if (nonce.size() > sizeof(qualifying.buffer)) return core::invalidArgument("the nonce is longer than 64 bytes");
+  qualifying.size = static_cast<UINT16>(nonce.size());
+  std::memcpy(qualifying.buffer, nonce.data(), nonce.size());
+
+  // The EK is needed again only for a registration (ensureEk makes it anew).
+  // Without a resource manager the TPM may have room for three loaded
+  // objects (the reference implementation), and a persistent parent takes
+  // one while the key loads: the EK, the AK, the parent and the key would
+  // not fit.
+  if (impl_->ek != ESYS_TR_NONE) {
+    Esys_FlushContext(impl_->ctx, impl_->ek);
+    impl_->ek = ESYS_TR_NONE;
+  }
+  ESYS_TR parent_tr = ESYS_TR_NONE;
+  TSS2_RC rc = Esys_TR_FromTPMPublic(impl_->ctx, parent, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &parent_tr);
+  if (rc != TSS2_RC_SUCCESS) return tpmError(fmt::format("reading the key's parent 0x{:08x}", parent), rc);
+  // Closing a persistent handle's ESYS_TR leaves the object in the TPM.
+  struct CloseParent {
+    ESYS_CONTEXT* ctx;
+    ESYS_TR* tr;
+    ~CloseParent() { Esys_TR_Close(ctx, tr); }
+  } close_parent{impl_->ctx, &parent_tr};
+  ESYS_TR key = ESYS_TR_NONE;
+  rc = Esys_Load(impl_->ctx, parent_tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &key);
+  if (rc != TSS2_RC_SUCCESS) {
+    return tpmError(fmt::format("Load (the device key under 0x{:08x}; was it made by this TPM?)", parent), rc);
+  }
+  struct FlushKey {
+    ESYS_CONTEXT* ctx;
+    ESYS_TR tr;
+    ~FlushKey() { Esys_FlushContext(ctx, tr); }
+  } flush_key{impl_->ctx, key};
+  TPMT_SIG_SCHEME scheme{};
+  scheme.scheme = TPM2_ALG_NULL;  // the AK's own scheme: ECDSA with SHA-256
+  TPM2B_ATTEST* raw_attest = nullptr;
+  TPMT_SIGNATURE* raw_sig = nullptr;
+  // TPM 2.0 Part 3 §18.2: the object's ADMIN role (its authValue, empty) and
+  // the signing key's USER role.
+  rc = Esys_Certify(impl_->ctx, key, impl_->ak, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD, ESYS_TR_NONE, &qualifying, &scheme,
+                    &raw_attest, &raw_sig);
+  EsysPtr<TPM2B_ATTEST> attest(raw_attest);
+  EsysPtr<TPMT_SIGNATURE> sig(raw_sig);
+  if (rc != TSS2_RC_SUCCESS) return tpmError("Certify (the device key by the AK)", rc);
+  TpmKeyCertify out;
+  out.attest.assign(reinterpret_cast<const char*>(attest->attestationData), attest->size);
+  WARDEN_ASSIGN_OR_RETURN(out.signature, marshal(*sig, Tss2_MU_TPMT_SIGNATURE_Marshal));
+  out.key_public = std::string(key_public);
+  return out;
+}
+
 Result<TpmQuote> TpmAttestor::quote(std::string_view nonce, uint32_t pcr) {
   if (impl_->ak == ESYS_TR_NONE) return core::failedPrecondition("TPM: no AK is loaded");
   if (pcr > 23) return core::invalidArgument("PCR index must be 0 to 23");

@@ -36,6 +36,15 @@ struct TpmQuote {
   std::string signature;
 };
 
+// TpmKeyCertify is the proof that a key lives in this TPM: a TPM2_Certify
+// of the key by the AK (the TPMS_ATTEST bytes, the content of TPM2B_ATTEST,
+// and the marshalled TPMT_SIGNATURE) and the key's marshalled TPM2B_PUBLIC.
+struct TpmKeyCertify {
+  std::string attest;
+  std::string signature;
+  std::string key_public;
+};
+
 // EkKind selects the TCG default EK template: RSA 2048 (template L-1, the
 // one whose certificate TPMs and swtpm_setup provide at kEkCertNvIndex) or
 // ECC NIST P-256 (template L-2).
@@ -86,6 +95,16 @@ class TpmAttestor {
   // recovered secret. Fails when the credential was made for another EK or
   // another AK name.
   core::Result<std::string> activateCredential(std::string_view credential_blob, std::string_view encrypted_secret);
+
+  // certifyKey loads the key (|key_public| a marshalled TPM2B_PUBLIC,
+  // |key_private| a marshalled TPM2B_PRIVATE) under the persistent |parent|
+  // (empty authorization, as are the key's), has the loaded AK certify it
+  // (TPM2_Certify) with |nonce| (at most 64 bytes) as qualifyingData, and
+  // flushes it (and the EK, made anew when a registration needs it, so that
+  // a TPM without a resource manager has room). kFailedPrecondition if no AK
+  // is loaded or the TPM cannot load the key (another TPM's key).
+  core::Result<TpmKeyCertify> certifyKey(uint32_t parent, std::string_view key_public, std::string_view key_private,
+                                         std::string_view nonce);
 
   // quote returns a TPM2_Quote by the loaded AK over the SHA-256 bank's PCR
   // |pcr| with |nonce| (at most 64 bytes) as qualifyingData.

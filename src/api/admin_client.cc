@@ -201,6 +201,23 @@ std::string keyStoreText(const json& ks) {
                      verified ? "verified" : "not verified");
 }
 
+// keyInTpmText renders the posture's key_in_tpm: "verified (TPM2_Certify
+// at T)", "failed (REASON at T)", "claimed (not proven yet)", ...
+std::string keyInTpmText(const json& p) {
+  const json state = p.value("key_in_tpm", json());
+  if (!state.is_string()) return "unknown";
+  const json proof = p.value("key_proof", json());
+  const std::string when = proof.is_object() ? scalarText(proof.value("at", json())) : std::string("-");
+  const std::string s = state.get<std::string>();
+  if (s == "verified") return fmt::format("verified (TPM2_Certify by the attestation key, {})", when);
+  if (s == "failed") {
+    return fmt::format("failed ({}, {})", proof.is_object() ? scalarText(proof.value("reason", json())) : "-", when);
+  }
+  if (s == "claimed") return "claimed (not proven for the current key yet)";
+  if (s == "not_claimed") return "not claimed (the key is not in a TPM)";
+  return s;
+}
+
 // postureText renders the posture block of `warden device show` ("" without one).
 std::string postureText(const json& p) {
   if (!p.is_object()) return {};
@@ -231,6 +248,7 @@ std::string postureText(const json& p) {
       "attestation:    last {} {} {}{}\n"
       "last good:      {} ({})\n"
       "firmware:       {} {} approved: {}\n"
+      "key in TPM:     {}\n"
       "deadline:       {}\n",
       scalarText(p.value("state", json())), reasons.empty() ? std::string() : fmt::format(" ({})", reasons),
       scalarText(p.value("trust", json())), components, scalarText(at(p, "last_attestation", "at")),
@@ -239,7 +257,7 @@ std::string postureText(const json& p) {
                                                       : std::string(),
       scalarText(at(p, "last_good", "at")), scalarText(at(p, "last_good", "assurance")),
       scalarText(at(p, "firmware", "model")), scalarText(at(p, "firmware", "version")),
-      scalarText(at(p, "firmware", "approved")), deadline);
+      scalarText(at(p, "firmware", "approved")), keyInTpmText(p), deadline);
 }
 
 std::string formatDeviceText(const json& device) {

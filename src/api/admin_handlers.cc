@@ -432,6 +432,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::deviceShow(const std::string& n
     // The rest of the posture the issue names: where the key lives and how
     // old the current certificate is.
     posture["key_location"] = out["key_store"];
+    posture.update(keyInTpmToJson(view->first, view->second));
     posture["cert_age_s"] = view->second ? nlohmann::json(core::unixSeconds(deps_.clock.now()) - view->second->not_before)
                                          : nlohmann::json(nullptr);
     out["posture"] = std::move(posture);

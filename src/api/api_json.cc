@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 #include "core/spiffe_id.h"
+#include "trust/certify.h"
 
 namespace warden::api {
 
@@ -23,18 +24,34 @@ nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::option
       {"cert_serial", nullptr},
       {"cert_not_after", nullptr},
       {"connected", connected},
-      // Where the device says its key lives; verified stays false until a
-      // TPM2_Certify proof exists (issue 6).
-      {"key_store", {{"claimed", device.key_store_claim.empty() ? nlohmann::json(nullptr)
-                                                                : nlohmann::json(device.key_store_claim)},
-                     {"verified", false}}},
       {"cert_ttl", device.cert_ttl_s > 0 ? nlohmann::json(core::formatDuration(device.cert_ttl_s)) : nlohmann::json(nullptr)},
   };
+  // Where the device says its key lives; verified once its TPM proved it
+  // for the key of its current certificate (TPM2_Certify by the AK).
+  const std::string_view key_in_tpm =
+      trust::keyInTpm(device.key_store_claim, device.key_proof, latest_cert ? latest_cert->pubkey_fp : std::string());
+  j["key_store"] = {
+      {"claimed", device.key_store_claim.empty() ? nlohmann::json(nullptr) : nlohmann::json(device.key_store_claim)},
+      {"verified", key_in_tpm == trust::kKeyInTpmVerified}};
   if (latest_cert) {
     j["cert_serial"] = latest_cert->serial_hex;
     j["cert_not_after"] = core::formatRfc3339(core::fromUnixSeconds(latest_cert->not_after));
   }
   return j;
+}
+
+nlohmann::json keyInTpmToJson(const store::DeviceRecord& device, const std::optional<store::CertRecord>& latest_cert) {
+  const std::string current_fp = latest_cert ? latest_cert->pubkey_fp : std::string();
+  const bool about_current = !current_fp.empty() && !device.key_proof.result.empty() &&
+                             device.key_proof.key_fp == current_fp;
+  nlohmann::json proof = nullptr;
+  if (about_current) {
+    proof = {{"result", device.key_proof.result},
+             {"at", core::formatRfc3339(core::fromUnixSeconds(device.key_proof.at))},
+             {"reason", device.key_proof.reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(device.key_proof.reason)}};
+  }
+  return {{"key_in_tpm", trust::keyInTpm(device.key_store_claim, device.key_proof, current_fp)},
+          {"key_proof", std::move(proof)}};
 }
 
 nlohmann::json policyToJson(const store::PolicyVersion& policy) {

@@ -23,6 +23,12 @@ std::string errorJson(std::string_view code, std::string_view message);
 nlohmann::json deviceToJson(const store::DeviceRecord& device, const std::optional<store::CertRecord>& latest_cert,
                             bool connected, std::string_view trust_domain);
 
+// keyInTpmToJson returns the posture's view of the proof that the device key
+// is in its TPM: {"key_in_tpm": not_claimed|claimed|verified|failed,
+// "key_proof": {result, at, reason} of the last proof about the current
+// certificate's key, or null}.
+nlohmann::json keyInTpmToJson(const store::DeviceRecord& device, const std::optional<store::CertRecord>& latest_cert);
+
 // policyToJson returns {version, text, created_at (RFC 3339), actor}.
 nlohmann::json policyToJson(const store::PolicyVersion& policy);
 

@@ -18,6 +18,7 @@
 #include "gateway/decision_snapshot.h"
 #include "gateway/peer_identity.h"
 #include "monitor/event.h"
+#include "trust/certify.h"
 #include "trust/credential.h"
 #include "trust/evidence.h"
 #include "trust/posture.h"
@@ -235,9 +236,20 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
     co_return refuse(monitor::reason::kNonceExpired, "the nonce expired (it lives 30 s); ask for a new one");
   }
 
-  auto load = [this, device]() { return deps_.store.getDeviceTpm(device); };
-  auto tpm = co_await onWorker(load);
-  if (!tpm.isOk()) co_return statusResponse(tpm.status());
+  struct Loaded {
+    std::optional<store::DeviceTpmRecord> tpm;
+    store::KeyProof key_proof;
+  };
+  auto load = [this, device]() -> core::Result<Loaded> {
+    Loaded l;
+    WARDEN_ASSIGN_OR_RETURN(l.tpm, deps_.store.getDeviceTpm(device));
+    WARDEN_ASSIGN_OR_RETURN(store::DeviceRecord record, deps_.store.getDevice(device));
+    l.key_proof = std::move(record.key_proof);
+    return l;
+  };
+  auto loaded = co_await onWorker(load);
+  if (!loaded.isOk()) co_return statusResponse(loaded.status());
+  const std::optional<store::DeviceTpmRecord>* tpm = &loaded->tpm;
   const bool has_ak = tpm->has_value() && !(*tpm)->ak_name.empty();
 
   trust::AttestationReport report;
@@ -267,6 +279,39 @@ asio::awaitable<ServerResponse> ApiServer::Impl::attestEvidence(const ServerRequ
       auto save = [this, device, reset_count]() { return deps_.store.setLastResetCount(device, reset_count); };
       auto saved = co_await onWorker(save);
       if (!saved.isOk()) co_return statusResponse(saved);
+      // The quote is authentic; now where the device key lives.
+      EVP_PKEY* device_key = peer.cert ? X509_get0_pubkey(peer.cert.get()) : nullptr;
+      const std::string key_fp = device_key ? crypto::publicKeyFingerprint(device_key) : std::string();
+      if (ev.key_certify) {
+        trust::KeyCertifyExpectation kexpect{outstanding->raw, *ak_public, device_key};
+        const trust::Check k = trust::verifyKeyCertify(*ev.key_certify, kexpect);
+        store::KeyProof proof{k.ok ? std::string(trust::kKeyInTpmVerified) : std::string(trust::kKeyInTpmFailed),
+                              key_fp, k.reason, core::unixSeconds(now)};
+        const bool newly_verified =
+            k.ok && !(loaded->key_proof.result == trust::kKeyInTpmVerified && loaded->key_proof.key_fp == key_fp);
+        auto record = [this, device, proof]() { return deps_.store.setDeviceKeyProof(device, proof); };
+        auto recorded = co_await onWorker(record);
+        if (!recorded.isOk()) co_return statusResponse(recorded);
+        if (!k.ok) {
+          // A proof that the key is in the TPM which does not hold fails the
+          // attestation: the device misstates where its key lives.
+          report.ok = false;
+          report.reason = k.reason;
+          report.detail = k.detail;
+        } else if (newly_verified) {
+          recordEvent(monitor::event_type::kKeyVerified, deviceSpiffeId(device), deviceSpiffeId(device),
+                      std::string(kAction), device, "", "", std::string(monitor::reason::kKeyInTpm),
+                      {{"key", "sha256:" + key_fp}, {"ak_name", (*tpm)->ak_name}});
+        }
+      } else if (loaded->key_proof.result == trust::kKeyInTpmFailed && loaded->key_proof.key_fp == key_fp &&
+                 !key_fp.empty()) {
+        // Leaving the proof out does not answer a failed one.
+        report.ok = false;
+        report.reason = std::string(trust::kReasonKeyUnproven);
+        report.detail = fmt::format("the last proof that this device's key is in its TPM failed ({}); only a valid "
+                                    "key_certify for this key, or a new key, clears it",
+                                    loaded->key_proof.reason);
+      }
     }
   } else {
     report.assurance = policy::AttestationAssurance::kSoftware;

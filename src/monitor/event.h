@@ -58,6 +58,8 @@ inline constexpr std::string_view kTpmCaRemove = "tpm_ca_remove";
 inline constexpr std::string_view kPostureHealthy = "posture_healthy";
 inline constexpr std::string_view kPostureSuspect = "posture_suspect";
 inline constexpr std::string_view kAttestationFailed = "attestation_failed";
+// The device key was proven to be in the device's TPM (TPM2_Certify).
+inline constexpr std::string_view kKeyVerified = "key_verified";
 inline constexpr std::string_view kFirmwareApprove = "firmware_approve";
 inline constexpr std::string_view kFirmwareRevoke = "firmware_revoke";
 }  // namespace event_type
@@ -161,6 +163,8 @@ inline constexpr std::string_view kResetCountRegressed = "reset_count_regressed"
 inline constexpr std::string_view kAssuranceDowngrade = "assurance_downgrade";
 inline constexpr std::string_view kUnapprovedFirmware = "unapproved_firmware";
 inline constexpr std::string_view kAssuranceInsufficient = "assurance_insufficient";
+// The device key in the TPM (key_certify; the codes are trust/certify.h's).
+inline constexpr std::string_view kKeyInTpm = "key_in_tpm";
 }  // namespace reason
 
 }  // namespace warden::monitor

@@ -390,6 +390,15 @@ CREATE TABLE ca_cross_certs(
   created_at INTEGER NOT NULL
 );
 )sql"},
+    // 7: the proof that a device key is in its TPM (TPM2_Certify by the AK):
+    // the last verdict, tied to the key it was about.
+    {7, R"sql(
+ALTER TABLE devices ADD COLUMN key_proof_result TEXT NOT NULL DEFAULT ''
+  CHECK(key_proof_result IN ('', 'verified', 'failed'));
+ALTER TABLE devices ADD COLUMN key_proof_key_fp TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN key_proof_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN key_proof_at INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -559,7 +568,7 @@ class SqliteStoreImpl final : public Store {
   Result<std::vector<DeviceRecord>> listDevices() override {
     std::lock_guard lock(mu_);
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
-        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl FROM devices ORDER BY name"));
+        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl, key_proof_result, key_proof_key_fp, key_proof_reason, key_proof_at FROM devices ORDER BY name"));
     std::vector<DeviceRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -578,6 +587,20 @@ class SqliteStoreImpl final : public Store {
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
         db(), "UPDATE devices SET key_store_claim = ? WHERE name = ?"));
     st.bind(1, claim).bind(2, name);
+    WARDEN_RETURN_IF_ERROR(st.run());
+    if (sqlite3_changes(db()) == 0) return core::notFound(fmt::format("device '{}' not found", name));
+    return Status::ok();
+  }
+
+  Status setDeviceKeyProof(std::string_view name, const KeyProof& proof) override {
+    if (proof.result != "verified" && proof.result != "failed") {
+      return core::invalidArgument("a key proof's result is verified or failed");
+    }
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "UPDATE devices SET key_proof_result = ?, key_proof_key_fp = ?, key_proof_reason = ?, key_proof_at = ? "
+              "WHERE name = ?"));
+    st.bind(1, proof.result).bind(2, proof.key_fp).bind(3, proof.reason).bind(4, proof.at).bind(5, name);
     WARDEN_RETURN_IF_ERROR(st.run());
     if (sqlite3_changes(db()) == 0) return core::notFound(fmt::format("device '{}' not found", name));
     return Status::ok();
@@ -1552,12 +1575,16 @@ class SqliteStoreImpl final : public Store {
     d.created_at = st.int64(4);
     d.key_store_claim = st.text(5);
     d.cert_ttl_s = st.int64(6);
+    d.key_proof.result = st.text(7);
+    d.key_proof.key_fp = st.text(8);
+    d.key_proof.reason = st.text(9);
+    d.key_proof.at = st.int64(10);
     return d;
   }
 
   Result<std::optional<DeviceRecord>> findDeviceLocked(std::string_view name) {
     WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
-        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl FROM devices WHERE name = ?"));
+        db(), "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl, key_proof_result, key_proof_key_fp, key_proof_reason, key_proof_at FROM devices WHERE name = ?"));
     st.bind(1, name);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<DeviceRecord>();

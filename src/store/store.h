@@ -32,15 +32,28 @@ std::string_view deviceStateName(DeviceState state);
 // parseDeviceState is the inverse of deviceStateName (kInvalidArgument otherwise).
 core::Result<DeviceState> parseDeviceState(std::string_view text);
 
+// KeyProof is the verifier's last judgement of a proof that the device key
+// lives in the device's TPM (TPM2_Certify by its attestation key,
+// docs/attestation.md). It is about the key of the certificate the device
+// presented then (|key_fp|): a renewal with a new key leaves it behind.
+struct KeyProof {
+  std::string result;  // "" (none yet), "verified" or "failed"
+  std::string key_fp;  // crypto::publicKeyFingerprint of that certificate's key
+  std::string reason;  // the attestation_failed reason when failed
+  int64_t at = 0;      // unix seconds
+  bool operator==(const KeyProof&) const = default;
+};
+
 struct DeviceRecord {
   std::string name, role;
   core::Labels labels;
   DeviceState state = DeviceState::kPending;
   int64_t created_at = 0;  // unix seconds
   // Where the device says its key lives: "" (not stated), "file", "pkcs11"
-  // or "tpm2". A claim: nothing has verified it yet (TPM2_Certify, issue 6).
+  // or "tpm2". A claim; key_proof says whether a TPM proved it.
   std::string key_store_claim;
   int64_t cert_ttl_s = 0;  // lifetime of its certificates; 0: the manufacturer's or the fleet's
+  KeyProof key_proof;
 };
 
 // TpmCaRecord is a TPM vendor CA: EK certificates that chain to one prove
@@ -262,6 +275,10 @@ class Store {
   // ("file", "pkcs11", "tpm2"); kInvalidArgument otherwise, kNotFound for an
   // unknown device.
   virtual core::Status setDeviceKeyStoreClaim(std::string_view name, std::string_view claim) = 0;
+  // setDeviceKeyProof records the verifier's judgement of a proof that
+  // |name|'s key is in its TPM (result "verified" or "failed", else
+  // kInvalidArgument); kNotFound for an unknown device.
+  virtual core::Status setDeviceKeyProof(std::string_view name, const KeyProof& proof) = 0;
 
   // --- tokens ----------------------------------------------------------
   // replaceToken stores a new enrollment token hash for |device| and deletes

@@ -25,6 +25,9 @@ constexpr size_t kBootIdHexChars = 32;
 // TPMT_SIGNATURE or DER signature at most ~520 (RSA 4096).
 constexpr size_t kMaxQuoteBytes = 4096;
 constexpr size_t kMaxSignatureBytes = 1024;
+// A marshalled TPM2B_PUBLIC: ~90 bytes for ECC P-256, ~600 for RSA 4096 with
+// a policy digest.
+constexpr size_t kMaxPublicBytes = 1024;
 
 // jsonDepthWithin reports whether |text| nests arrays/objects at most
 // |limit| deep (brackets inside strings do not count). It keeps the JSON
@@ -130,6 +133,18 @@ core::Status parseSignedLogPayload(Evidence& ev) {
   return core::Status::ok();
 }
 
+// parseKeyCertify parses the optional `key_certify` object of a tpm2-quote.
+Result<KeyCertify> parseKeyCertify(const json& value) {
+  constexpr std::string_view kWhat = "evidence key_certify";
+  if (!value.is_object()) return invalidArgument("evidence: 'key_certify' must be an object {attest, signature, public}");
+  WARDEN_RETURN_IF_ERROR(checkFields(value, kWhat, {"attest", "signature", "public"}));
+  KeyCertify out;
+  WARDEN_ASSIGN_OR_RETURN(out.attest, base64Field(value, kWhat, "attest", kMaxQuoteBytes));
+  WARDEN_ASSIGN_OR_RETURN(out.signature, base64Field(value, kWhat, "signature", kMaxSignatureBytes));
+  WARDEN_ASSIGN_OR_RETURN(out.key_public, base64Field(value, kWhat, "public", kMaxPublicBytes));
+  return out;
+}
+
 }  // namespace
 
 std::string_view evidenceKindName(EvidenceKind kind) {
@@ -178,13 +193,16 @@ Result<Evidence> parseEvidence(std::string_view body) {
   WARDEN_ASSIGN_OR_RETURN(std::string kind, stringField(root, kWhat, "kind", 16));
   if (kind == "tpm2-quote") {
     ev.kind = EvidenceKind::kTpm2Quote;
-    WARDEN_RETURN_IF_ERROR(checkFields(root, kWhat, {"nonce", "kind", "quote", "signature", "log"}));
+    WARDEN_RETURN_IF_ERROR(checkFields(root, kWhat, {"nonce", "kind", "quote", "signature", "log", "key_certify"}));
     WARDEN_ASSIGN_OR_RETURN(ev.nonce, nonceField(root, kWhat));
     WARDEN_ASSIGN_OR_RETURN(ev.quote, base64Field(root, kWhat, "quote", kMaxQuoteBytes));
     WARDEN_ASSIGN_OR_RETURN(ev.signature, base64Field(root, kWhat, "signature", kMaxSignatureBytes));
     auto log = root.find("log");
     if (log == root.end()) return invalidArgument("evidence: 'log' is required (an empty array if nothing was measured)");
     WARDEN_ASSIGN_OR_RETURN(ev.log, parseLog(*log));
+    if (auto kc = root.find("key_certify"); kc != root.end() && !kc->is_null()) {
+      WARDEN_ASSIGN_OR_RETURN(ev.key_certify, parseKeyCertify(*kc));
+    }
   } else if (kind == "signed-log") {
     ev.kind = EvidenceKind::kSignedLog;
     WARDEN_RETURN_IF_ERROR(checkFields(root, kWhat, {"nonce", "kind", "payload", "signature", "log"}));

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -22,6 +23,17 @@ enum class EvidenceKind : uint8_t { kTpm2Quote, kSignedLog };
 // evidenceKindName returns the wire name: "tpm2-quote" or "signed-log".
 std::string_view evidenceKindName(EvidenceKind kind);
 
+// KeyCertify is the optional proof that the device key lives in the TPM
+// (docs/attestation.md, "key_certify"): a TPM2_Certify of the device key by
+// the AK, over this round's nonce. Nothing in it is verified yet: see
+// verifyKeyCertify (trust/certify.h).
+struct KeyCertify {
+  std::string attest;      // decoded TPMS_ATTEST bytes (the content of TPM2B_ATTEST)
+  std::string signature;   // decoded marshalled TPMT_SIGNATURE by the AK
+  std::string key_public;  // decoded marshalled TPM2B_PUBLIC of the device key
+  bool operator==(const KeyCertify&) const = default;
+};
+
 // Evidence is one parsed evidence body. Nothing in it is verified yet: see
 // verifyQuote / verifySignedLog (trust/quote.h).
 struct Evidence {
@@ -33,6 +45,7 @@ struct Evidence {
   std::string payload_b64;      // payload as sent
   std::string payload_nonce, spiffe_id, boot_id;  // from the signed-log payload
   std::vector<Measurement> log;
+  std::optional<KeyCertify> key_certify;  // tpm2-quote only; absent from older agents
 };
 
 inline constexpr size_t kMaxEvidenceBytes = 256 * 1024, kMaxLogEntries = 1024;
@@ -42,7 +55,8 @@ inline constexpr size_t kMaxMeasurementNameBytes = 255;
 inline constexpr size_t kNonceBytes = 32;
 
 // parseEvidence parses an evidence body (JSON, at most kMaxEvidenceBytes,
-// at most kMaxLogEntries log entries, no unknown fields). It returns
+// at most kMaxLogEntries log entries, no unknown fields; a tpm2-quote may
+// carry a `key_certify` object {attest, signature, public}). It returns
 // kInvalidArgument with a message naming the offending field for anything
 // malformed (the verifier's `malformed_evidence` refusal).
 core::Result<Evidence> parseEvidence(std::string_view body);

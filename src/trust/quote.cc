@@ -11,6 +11,7 @@
 
 #include "crypto/crypto.h"
 #include "trust/credential.h"
+#include "trust/tpm_public.h"
 
 namespace warden::trust {
 
@@ -42,27 +43,6 @@ bool verifyDigestSignature(EVP_PKEY* key, std::string_view message, std::string_
                                   reinterpret_cast<const unsigned char*>(message.data()), message.size());
   ERR_clear_error();
   return rc == 1;
-}
-
-// ecdsaDer converts a TPM ECDSA signature (r, s as big-endian TPM2B) to the
-// DER ECDSA-Sig-Value OpenSSL verifies; empty on failure.
-std::string ecdsaDer(const TPMS_SIGNATURE_ECDSA& sig) {
-  if (sig.signatureR.size == 0 || sig.signatureR.size > 32 || sig.signatureS.size == 0 || sig.signatureS.size > 32) {
-    return {};
-  }
-  crypto::EcdsaSigPtr ecdsa(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(sig.signatureR.buffer, sig.signatureR.size, nullptr);
-  BIGNUM* s = BN_bin2bn(sig.signatureS.buffer, sig.signatureS.size, nullptr);
-  if (!ecdsa || r == nullptr || s == nullptr || ECDSA_SIG_set0(ecdsa.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return {};
-  }
-  unsigned char* der = nullptr;
-  const int len = i2d_ECDSA_SIG(ecdsa.get(), &der);
-  crypto::OpenSslBytesPtr owned(der);
-  if (len <= 0) return {};
-  return std::string(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
 }
 
 // selectionIsExactly reports whether |sel| selects exactly PCR |pcr| of the
@@ -109,20 +89,10 @@ QuoteResult verifyQuote(const Evidence& ev, const QuoteExpectation& expect) {
     out.check = fail(kReasonBadSignature, "the registered AK is unusable: " + ak.status().message());
     return out;
   }
-  TPMT_SIGNATURE sig{};
-  offset = 0;
-  if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(bytesOf(ev.signature), ev.signature.size(), &offset, &sig) != TSS2_RC_SUCCESS ||
-      offset != ev.signature.size()) {
-    out.check = fail(kReasonBadSignature, "the signature is not a marshalled TPMT_SIGNATURE");
-    return out;
-  }
-  if (sig.sigAlg != TPM2_ALG_ECDSA || sig.signature.ecdsa.hash != TPM2_ALG_SHA256) {
-    out.check = fail(kReasonBadSignature, "the signature is not ECDSA with SHA-256");
-    return out;
-  }
-  const std::string der = ecdsaDer(sig.signature.ecdsa);
-  if (der.empty() || !verifyDigestSignature(ak->get(), ev.quote, der, 0)) {
-    out.check = fail(kReasonBadSignature, "the quote's signature does not verify with the device's registered AK");
+  if (!internal::verifyAkSignature(ak->get(), ev.quote, ev.signature)) {
+    out.check = fail(kReasonBadSignature,
+                     "the quote's signature (a TPMT_SIGNATURE, ECDSA with SHA-256) does not verify with the device's "
+                     "registered AK");
     return out;
   }
   out.reset_count = attest.clockInfo.resetCount;

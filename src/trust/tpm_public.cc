@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
 #include <tss2/tss2_mu.h>
 
 #include "core/byte_reader.h"
@@ -28,7 +30,48 @@ core::Result<crypto::EvpPkeyPtr> keyFromParams(const char* type, OSSL_PARAM_BLD*
   return crypto::EvpPkeyPtr(raw);
 }
 
+// ecdsaDer converts a TPM ECDSA signature (r, s as big-endian TPM2B) to the
+// DER ECDSA-Sig-Value OpenSSL verifies; empty on failure.
+std::string ecdsaDer(const TPMS_SIGNATURE_ECDSA& sig) {
+  if (sig.signatureR.size == 0 || sig.signatureR.size > 32 || sig.signatureS.size == 0 || sig.signatureS.size > 32) {
+    return {};
+  }
+  crypto::EcdsaSigPtr ecdsa(ECDSA_SIG_new());
+  BIGNUM* r = BN_bin2bn(sig.signatureR.buffer, sig.signatureR.size, nullptr);
+  BIGNUM* s = BN_bin2bn(sig.signatureS.buffer, sig.signatureS.size, nullptr);
+  if (!ecdsa || r == nullptr || s == nullptr || ECDSA_SIG_set0(ecdsa.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return {};
+  }
+  unsigned char* der = nullptr;
+  const int len = i2d_ECDSA_SIG(ecdsa.get(), &der);
+  crypto::OpenSslBytesPtr owned(der);
+  if (len <= 0) return {};
+  return std::string(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
+}
+
 }  // namespace
+
+bool verifyAkSignature(EVP_PKEY* ak, std::string_view message, std::string_view marshalled_sig) {
+  TPMT_SIGNATURE sig{};
+  size_t offset = 0;
+  if (ak == nullptr ||
+      Tss2_MU_TPMT_SIGNATURE_Unmarshal(bytesOf(marshalled_sig), marshalled_sig.size(), &offset, &sig) !=
+          TSS2_RC_SUCCESS ||
+      offset != marshalled_sig.size()) {
+    return false;
+  }
+  if (sig.sigAlg != TPM2_ALG_ECDSA || sig.signature.ecdsa.hash != TPM2_ALG_SHA256) return false;
+  const std::string der = ecdsaDer(sig.signature.ecdsa);
+  if (der.empty()) return false;
+  crypto::EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  bool ok = ctx && EVP_DigestVerifyInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, ak, nullptr) == 1 &&
+            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(der.data()), der.size(),
+                             reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  ERR_clear_error();
+  return ok;
+}
 
 core::Result<ParsedPublic> parsePublic(std::string_view tpm2b_public, std::string_view what) {
   core::ByteReader reader(bytesOf(tpm2b_public), tpm2b_public.size());

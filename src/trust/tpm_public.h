@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include <openssl/evp.h>
 #include <tss2/tss2_tpm2_types.h>
 
 #include "core/status.h"
@@ -27,6 +28,11 @@ core::Result<ParsedPublic> parsePublic(std::string_view tpm2b_public, std::strin
 // publicKeyOf converts an RSA or ECC NIST P-256 public area to an EVP_PKEY;
 // kInvalidArgument for other types, bad sizes or a point not on the curve.
 core::Result<crypto::EvpPkeyPtr> publicKeyOf(const TPMT_PUBLIC& area, std::string_view what);
+
+// verifyAkSignature verifies |marshalled_sig| (a TPMT_SIGNATURE: ECDSA with
+// SHA-256, r and s at most 32 bytes each) by |ak| over |message|; false for
+// anything else, including a signature that does not parse exactly.
+bool verifyAkSignature(EVP_PKEY* ak, std::string_view message, std::string_view marshalled_sig);
 
 // tpmName returns nameAlg (big-endian) || SHA-256(marshalled); the caller
 // has checked that nameAlg is SHA-256.

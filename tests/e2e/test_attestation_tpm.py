@@ -10,7 +10,14 @@ TPM, a TPM rolled back to an earlier state (resetCount going back), quotes
 made with tpm2-tools and the device's own AK (replayed evidence, an old quote
 under a fresh nonce, a log that does not replay to the quoted PCR), software
 evidence where the segment requires a TPM or after an AK was registered, and
-an approval revoked for the release the device runs."""
+an approval revoked for the release the device runs.
+
+The device key in the TPM: a device enrolled with `--key-store tpm2` proves
+with each TPM attestation that its key is in the TPM (TPM2_Certify by its AK)
+and shows `key_in_tpm: verified`, until a renewal with a new key; a file key
+attesting with the TPM does not; a proof forged with tpm2-tools (a
+certification of another TPM key by the device's own AK) fails attestation
+with the reason, and leaving the proof out afterwards does not undo that."""
 
 import base64
 import hashlib
@@ -22,7 +29,7 @@ import unittest
 
 from test_attestation_protocol import AttestClient, b64
 from tpm_fixture import SoftTpm
-from warden_fixture import AGENT, Fleet, SubProcess
+from warden_fixture import AGENT, Device, Fleet, SubProcess
 
 POLICY = """
 segments:
@@ -66,6 +73,22 @@ rules:
 """
 
 MODEL = "plc-x200"
+
+# POSTER posts one attestation request over mutual TLS with a device's
+# certificate and key; run with the TPM fixture's environment (OPENSSL_CONF
+# loading the tpm2 provider) it uses a TPM-held key.
+POSTER = """
+import http.client, json, ssl, sys
+ca, cert, key, port, path = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+ctx.load_cert_chain(cert, key)
+conn = http.client.HTTPSConnection("127.0.0.1", int(port), context=ctx, timeout=60)
+conn.request("POST", path, body=sys.stdin.read(), headers={"Content-Type": "application/json"})
+r = conn.getresponse()
+text = r.read().decode()
+print(json.dumps({"status": r.status, "body": json.loads(text) if text else None}))
+"""
 
 
 def sha256_text(data):
@@ -210,9 +233,9 @@ class TpmAttestationTest(unittest.TestCase):
         for t in ("quarantine", "release", "attestation_failed"):
             self.assertIn(t, types)
 
-    def raw_quoter(self, dev):
+    def raw_ak(self, dev):
         """Loads the device's registered AK (A/ak.pub, A/ak.priv) with tpm2-tools, as an attacker on the
-        device could, and returns quote(nonce_bytes) -> (TPMS_ATTEST bytes, TPMT_SIGNATURE bytes)."""
+        device could; returns (path-in-work-dir function, tool function, AK context path)."""
         work = os.path.join(self.fleet.tmp, f"raw-{dev.name}")
         os.makedirs(work, exist_ok=True)
         p = lambda n: os.path.join(work, n)
@@ -225,9 +248,14 @@ class TpmAttestationTest(unittest.TestCase):
         tool("tpm2_load", "-C", p("ek.ctx"), "-u", os.path.join(dev.dir, "ak.pub"),
              "-r", os.path.join(dev.dir, "ak.priv"), "-c", p("ak.ctx"), "-P", "session:" + p("s.ctx"))
         tool("tpm2_flushcontext", p("s.ctx"))
+        return p, tool, p("ak.ctx")
+
+    def raw_quoter(self, dev):
+        """quote(nonce_bytes) -> (TPMS_ATTEST bytes, TPMT_SIGNATURE bytes) by the device's AK, with tpm2-tools."""
+        p, tool, ak = self.raw_ak(dev)
 
         def quote(nonce):
-            tool("tpm2_quote", "-c", p("ak.ctx"), "-l", "sha256:10", "-q", nonce.hex(), "-g", "sha256",
+            tool("tpm2_quote", "-c", ak, "-l", "sha256:10", "-q", nonce.hex(), "-g", "sha256",
                  "-m", p("q.msg"), "-s", p("q.sig"))
             with open(p("q.msg"), "rb") as f, open(p("q.sig"), "rb") as g:
                 return f.read(), g.read()
@@ -347,6 +375,117 @@ class TpmAttestationTest(unittest.TestCase):
         self.assertEqual(self.state(dev.name), "quarantined")
         self.fleet.wait_event(lambda e: e["type"] == "quarantine" and e["resource"] == dev.name
                               and e["actor"] == "trust")
+
+    # --- the device key in the TPM -----------------------------------------------------
+    def enroll_tpm_key(self, name, role="sensor"):
+        """A device whose key is made in self.tpm (`--key-store tpm2`); outside the attestation segments."""
+        added = self.fleet.add_device(name, role)
+        agent_dir = os.path.join(self.fleet.tmp, "agents", name)
+        r = subprocess.run([AGENT, "enroll", "--server", f"https://127.0.0.1:{self.fleet.api_port}",
+                            "--name", name, "--token", added["token"], "--ca-fingerprint", self.fleet.ca_fingerprint,
+                            "--dir", agent_dir, "--key-store", "tpm2", "--tpm", self.tpm.tcti],
+                           capture_output=True, text=True, env=self.agent_env(), timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return Device(self.fleet, name, agent_dir)
+
+    def tpm_post(self, dev, path, body):
+        """POSTs over mutual TLS with the device's TPM-held key (the tpm2 provider); returns (status, body)."""
+        r = subprocess.run(["/usr/bin/python3", "-c", POSTER, os.path.join(self.fleet.dir, "pki", "ca-bundle.pem"),
+                            dev.cert, dev.key, str(self.fleet.api_port), path],
+                           input=json.dumps(body), capture_output=True, text=True, env=self.tpm.env, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        return out["status"], out["body"]
+
+    def key_in_tpm(self, name):
+        shown = self.posture(name)
+        return shown["posture"]["key_in_tpm"], shown
+
+    def test_a_tpm_held_key_is_verified_and_a_renewal_with_a_new_key_must_prove_it_again(self):
+        dev = self.enroll_tpm_key("tpm-key-1")
+        state, shown = self.key_in_tpm(dev.name)
+        self.assertEqual(state, "claimed", shown)
+        self.assertEqual(shown["key_store"], {"claimed": "tpm2", "verified": False})
+        code, verdict = self.attest_once(dev)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        state, shown = self.key_in_tpm(dev.name)
+        self.assertEqual(state, "verified", shown)
+        self.assertEqual(shown["key_store"], {"claimed": "tpm2", "verified": True})
+        self.assertEqual(shown["posture"]["key_proof"]["result"], "verified", shown)
+        self.assertEqual(shown["posture"]["key_location"]["verified"], True, shown)
+        self.fleet.wait_event(lambda e: e["type"] == "key_verified" and e["resource"] == dev.name)
+        r = self.fleet.cli("device", "show", dev.name)
+        self.assertIn("key in TPM:     verified", r.stdout)
+
+        # A renewal makes a new TPM key: proven again only at the next attestation.
+        r = subprocess.run([AGENT, "run", "--dir", dev.dir, "--renew-now", "--once"], capture_output=True,
+                           text=True, env=self.agent_env(), timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        state, shown = self.key_in_tpm(dev.name)
+        self.assertEqual(state, "claimed", shown)
+        self.assertIsNone(shown["posture"]["key_proof"], shown)
+        code, verdict = self.attest_once(dev)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        self.assertEqual(self.key_in_tpm(dev.name)[0], "verified")
+
+    def test_a_file_key_attesting_with_the_tpm_is_not_verified(self):
+        dev = self.fleet.device("file-key-1", "sensor")
+        code, verdict = self.attest_once(dev)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        state, shown = self.key_in_tpm(dev.name)
+        self.assertEqual(state, "not_claimed", shown)
+        self.assertEqual(shown["key_store"], {"claimed": "file", "verified": False})
+
+    def test_a_forged_proof_of_another_tpm_key_fails_attestation(self):
+        dev = self.enroll_tpm_key("tpm-key-forged")
+        code, verdict = self.attest_once(dev)  # registers the AK; the honest proof verifies
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        self.assertEqual(self.key_in_tpm(dev.name)[0], "verified")
+
+        # On the device, with tpm2-tools: another key under the SRK, certified by the device's own AK.
+        p, tool, ak = self.raw_ak(dev)
+        tool("tpm2_create", "-C", "0x81000001", "-G", "ecc256", "-u", p("other.pub"), "-r", p("other.priv"))
+        tool("tpm2_load", "-C", "0x81000001", "-u", p("other.pub"), "-r", p("other.priv"), "-c", p("other.ctx"))
+        tool("tpm2_certify", "-c", p("other.ctx"), "-C", ak, "-g", "sha256", "-o", p("c.attest"), "-s", p("c.sig"))
+        with open(p("c.attest"), "rb") as f, open(p("c.sig"), "rb") as g, open(p("other.pub"), "rb") as h:
+            forged = {"attest": b64(f.read()), "signature": b64(g.read()), "public": b64(h.read())}
+
+        def quote_evidence(text):
+            tool("tpm2_quote", "-c", ak, "-l", "sha256:10", "-q", base64.urlsafe_b64decode(text + "=").hex(),
+                 "-g", "sha256", "-m", p("q.msg"), "-s", p("q.sig"))
+            with open(p("q.msg"), "rb") as f, open(p("q.sig"), "rb") as g:
+                return {"nonce": text, "kind": "tpm2-quote", "quote": b64(f.read()), "signature": b64(g.read()),
+                        "log": []}
+
+        since = self.fleet.events()[-1]["id"]
+        status, challenge = self.tpm_post(dev, "/attest/v1/challenge", {})
+        self.assertEqual(status, 200, challenge)
+        body = quote_evidence(challenge["nonce"])
+        body["key_certify"] = forged
+        status, verdict = self.tpm_post(dev, "/attest/v1/evidence", body)
+        self.assertEqual(status, 200, verdict)
+        self.assertEqual((verdict["result"], verdict["reason"]), ("failed", "foreign_key"), verdict)
+        state, shown = self.key_in_tpm(dev.name)
+        self.assertEqual(state, "failed", shown)
+        self.assertEqual(shown["posture"]["key_proof"]["reason"], "foreign_key", shown)
+        self.assertEqual(shown["key_store"]["verified"], False)
+        self.assertEqual(shown["state"], "quarantined")
+        failed = self.fleet.wait_event(lambda e: e["id"] > since and e["type"] == "attestation_failed"
+                                       and e["resource"] == dev.name)
+        self.assertEqual(failed["reason"], "foreign_key", failed)
+        self.assertIn("not the key of the certificate", failed["detail"]["detail"])
+
+        # Leaving the proof out does not answer the failed one.
+        status, challenge = self.tpm_post(dev, "/attest/v1/challenge", {})
+        status, verdict = self.tpm_post(dev, "/attest/v1/evidence", quote_evidence(challenge["nonce"]))
+        self.assertEqual(status, 200, verdict)
+        self.assertEqual((verdict["result"], verdict["reason"]), ("failed", "key_unproven"), verdict)
+        self.assertEqual(self.key_in_tpm(dev.name)[0], "failed")
+
+        # The honest agent proves the key again.
+        code, verdict = self.attest_once(dev)
+        self.assertEqual((code, verdict["result"]), (0, "ok"), verdict)
+        self.assertEqual(self.key_in_tpm(dev.name)[0], "verified")
 
 
 if __name__ == "__main__":

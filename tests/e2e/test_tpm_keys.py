@@ -183,6 +183,8 @@ print("published", info.is_published())
         self.enroll_tpm("tpm-sensor-5")
         shown = self.fleet.cli_json("device", "show", "tpm-sensor-5")
         self.assertEqual(shown["key_store"], {"claimed": "tpm2", "verified": False})
+        # Proven only by a TPM attestation (test_attestation_tpm.py).
+        self.assertEqual(shown["posture"]["key_in_tpm"], "claimed")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include "agent/tpm_attestor.h"
 #include "core/file_io.h"
 #include "crypto/crypto.h"
+#include "trust/tpm_public.h"
 #include "unit/testing/temp_dir.h"
 #include "trust/evidence.h"
 #include "unit/agent/fake_verifier.h"
@@ -242,7 +243,7 @@ TEST(SoftwareAttestation, SignedLogRoundVerifies) {
   auto a = DeviceAttestor::create(dir.path(), "", fw);
   ASSERT_TRUE(a.isOk()) << a.status().message();
   EXPECT_FALSE((*a)->hasTpm());
-  auto v = (*a)->attestOnce(verifier, DeviceIdentity{key.get(), verifier.spiffe_id});
+  auto v = (*a)->attestOnce(verifier, DeviceIdentity{key.get(), verifier.spiffe_id, ""});
   ASSERT_TRUE(v.isOk()) << v.status().message();
   EXPECT_TRUE(v->ok) << verifier.last_check.reason;
   EXPECT_EQ(verifier.last_evidence["kind"], "signed-log");
@@ -253,7 +254,7 @@ TEST(SoftwareAttestation, SignedLogRoundVerifies) {
   EXPECT_NE((*again)->measuredBoot().bootId(), (*a)->measuredBoot().bootId());
   EXPECT_EQ((*again)->measuredBoot().bootId().size(), 32u);
   // Another device's identity in the payload is caught by the verifier.
-  auto foreign = (*a)->attestOnce(verifier, DeviceIdentity{key.get(), "spiffe://example.org/device/other"});
+  auto foreign = (*a)->attestOnce(verifier, DeviceIdentity{key.get(), "spiffe://example.org/device/other", ""});
   ASSERT_TRUE(foreign.isOk());
   EXPECT_EQ(foreign->reason, "foreign_identity");
   EXPECT_FALSE((*a)->attestOnce(verifier, DeviceIdentity{}).isOk());
@@ -286,6 +287,48 @@ TEST(MeasureFile, MissingImageIsNotFound) {
   ASSERT_FALSE(r.isOk());
   EXPECT_EQ(r.status().code(), core::ErrorCode::kNotFound);
   EXPECT_NE(r.status().message().find("/nonexistent/fw.bin"), std::string::npos);
+}
+
+// A device key made in the TPM (as `enroll --key-store tpm2` does) is
+// certified by the AK in every round, and the proof verifies.
+TEST_F(DeviceAttestorTest, TpmHeldDeviceKeyIsCertifiedInEveryRound) {
+  testing::KeyBlobs key;
+  {
+    testing::TpmKeys keys(tpm_->tcti());
+    ASSERT_TRUE(keys.makeSrk());
+    key = keys.makeKey(testing::kDeviceKeyAttributes);
+    ASSERT_FALSE(key.key_public.empty());
+  }
+  auto parsed = trust::internal::parsePublic(key.key_public, "device key");
+  ASSERT_TRUE(parsed.isOk());
+  auto device_key = trust::internal::publicKeyOf(parsed->area, "device key");
+  ASSERT_TRUE(device_key.isOk());
+  verifier_.device_key = device_key->get();
+  auto a = start();
+  ASSERT_TRUE(a);
+  const DeviceIdentity identity{nullptr, "", testing::tss2PrivateKeyPem(key)};
+  for (int round = 1; round <= 2; ++round) {
+    auto v = a->attestOnce(verifier_, identity);
+    ASSERT_TRUE(v.isOk()) << v.status().message();
+    EXPECT_TRUE(v->ok) << verifier_.last_check.reason << ": " << verifier_.last_check.detail;
+    EXPECT_TRUE(verifier_.last_evidence.contains("key_certify"));
+    EXPECT_EQ(verifier_.keys_certified, round);
+  }
+  // A blob the TPM cannot load: the round goes on without the proof.
+  testing::KeyBlobs broken = key;
+  broken.key_private[5] ^= 0x01;
+  auto v = a->attestOnce(verifier_, DeviceIdentity{nullptr, "", testing::tss2PrivateKeyPem(broken)});
+  ASSERT_TRUE(v.isOk()) << v.status().message();
+  EXPECT_TRUE(v->ok);
+  EXPECT_FALSE(verifier_.last_evidence.contains("key_certify"));
+}
+
+// Without a TPM key (file or PKCS#11 key store) nothing is certified.
+TEST_F(DeviceAttestorTest, FileKeyIsNotCertified) {
+  auto a = start();
+  ASSERT_TRUE(a);
+  attest(*a);
+  EXPECT_FALSE(verifier_.last_evidence.contains("key_certify"));
 }
 
 }  // namespace

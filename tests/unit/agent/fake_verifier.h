@@ -12,6 +12,7 @@
 
 #include "agent/device_attestor.h"
 #include "crypto/crypto.h"
+#include "trust/certify.h"
 #include "trust/credential.h"
 #include "trust/evidence.h"
 #include "trust/quote.h"
@@ -26,13 +27,14 @@ class FakeVerifier : public agent::AttestationApi {
   std::optional<std::string> registered_ak;
   std::optional<uint32_t> last_reset_count;
   std::string ek_ca_pem;         // if set, the EK certificate must chain to it
-  EVP_PKEY* device_key = nullptr;  // for signed-log evidence
+  EVP_PKEY* device_key = nullptr;  // for signed-log evidence and key_certify proofs
   std::string spiffe_id = "spiffe://example.org/device/sensor-1";
   int registrations = 0;
   int fail_with_status = 0;  // answer every request with this status if set
   json pcrs = {10};          // the challenge's selection
   json last_evidence;
   trust::Check last_check;
+  int keys_certified = 0;  // key_certify proofs that verified
 
   core::Result<Reply> post(std::string_view path, const json& body) override {
     if (fail_with_status != 0) return Reply{fail_with_status, {{"error", "nonce_expired"}, {"message", "too late"}}};
@@ -100,6 +102,11 @@ class FakeVerifier : public agent::AttestationApi {
       e.min_reset_count = last_reset_count;
       const trust::QuoteResult r = trust::verifyQuote(*ev, e);
       if (r.check.ok) last_reset_count = r.reset_count;
+      if (r.check.ok && ev->key_certify) {
+        const trust::Check k = trust::verifyKeyCertify(*ev->key_certify, {nonce, *registered_ak, device_key});
+        if (k.ok) ++keys_certified;
+        return verdict(k);
+      }
       return verdict(r.check);
     }
     return verdict(trust::verifySignedLog(*ev, crypto::base64UrlEncode(nonce), spiffe_id, device_key));

@@ -39,6 +39,37 @@ TEST(ApiJson, DeviceShowsItsKeyStoreClaimUnverified) {
   EXPECT_EQ(j["key_store"], nlohmann::json({{"claimed", "tpm2"}, {"verified", false}}));
 }
 
+store::CertRecord certWithKey(std::string fp) {
+  store::CertRecord c;
+  c.serial_hex = "01";
+  c.pubkey_fp = std::move(fp);
+  c.not_after = 4102444800;
+  return c;
+}
+
+TEST(ApiJson, KeyInTpmIsVerifiedOnlyForTheCurrentCertificatesKey) {
+  store::DeviceRecord d;
+  d.name = "tpm-2";
+  d.key_store_claim = "tpm2";
+  EXPECT_EQ(keyInTpmToJson(d, certWithKey("aa"))["key_in_tpm"], "claimed");
+  EXPECT_TRUE(keyInTpmToJson(d, certWithKey("aa"))["key_proof"].is_null());
+  d.key_proof = {"verified", "aa", "", 1800000000};
+  EXPECT_EQ(keyInTpmToJson(d, certWithKey("aa"))["key_in_tpm"], "verified");
+  EXPECT_EQ(keyInTpmToJson(d, certWithKey("aa"))["key_proof"]["result"], "verified");
+  EXPECT_EQ(deviceToJson(d, certWithKey("aa"), false, "warden.local")["key_store"],
+            nlohmann::json({{"claimed", "tpm2"}, {"verified", true}}));
+  // A renewal with a new key: claimed again until proven.
+  EXPECT_EQ(keyInTpmToJson(d, certWithKey("bb"))["key_in_tpm"], "claimed");
+  EXPECT_EQ(deviceToJson(d, certWithKey("bb"), false, "warden.local")["key_store"]["verified"], false);
+  EXPECT_EQ(keyInTpmToJson(d, std::nullopt)["key_in_tpm"], "claimed");
+  d.key_proof = {"failed", "aa", "foreign_key", 1800000000};
+  EXPECT_EQ(keyInTpmToJson(d, certWithKey("aa"))["key_in_tpm"], "failed");
+  EXPECT_EQ(keyInTpmToJson(d, certWithKey("aa"))["key_proof"]["reason"], "foreign_key");
+  d.key_store_claim = "file";
+  d.key_proof = {};
+  EXPECT_EQ(keyInTpmToJson(d, certWithKey("aa"))["key_in_tpm"], "not_claimed");
+}
+
 TEST(ApiJson, DeviceWithCertificateShowsSerialAndExpiry) {
   store::DeviceRecord d;
   d.name = "v";

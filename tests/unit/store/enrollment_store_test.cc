@@ -164,7 +164,7 @@ TEST_F(EnrollmentStoreTest, DeviceCertTtlTakesItsOwnValue) {
 }
 
 TEST_F(EnrollmentStoreTest, NewTokenDropsOpenRequests) {
-  ASSERT_TRUE(store_->insertDeviceWithToken(DeviceRecord{"d1", "sensor", {}, DeviceState::kPending, 0, "", 0}, "h1",
+  ASSERT_TRUE(store_->insertDeviceWithToken(DeviceRecord{"d1", "sensor", {}, DeviceState::kPending, 0, "", 0, {}}, "h1",
                                             kStart + 3600)
                   .isOk());
   EnrollRequestRecord r;

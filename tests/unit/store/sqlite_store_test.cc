@@ -123,6 +123,20 @@ TEST_F(SqliteStoreTest, KeyStoreClaimIsRecorded) {
   EXPECT_EQ(store_->setDeviceKeyStoreClaim("nope", "file").code(), ErrorCode::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, KeyProofIsRecordedAndReplaced) {
+  ASSERT_TRUE(store_->insertDevice(device("tpm-2")).isOk());
+  EXPECT_EQ(store_->getDevice("tpm-2")->key_proof, store::KeyProof{});
+  const store::KeyProof failed{"failed", "ab12", "foreign_key", kStart};
+  ASSERT_TRUE(store_->setDeviceKeyProof("tpm-2", failed).isOk());
+  EXPECT_EQ(store_->getDevice("tpm-2")->key_proof, failed);
+  const store::KeyProof verified{"verified", "cd34", "", kStart + 60};
+  ASSERT_TRUE(store_->setDeviceKeyProof("tpm-2", verified).isOk());
+  EXPECT_EQ((*store_->listDevices())[0].key_proof, verified);
+  EXPECT_EQ(store_->setDeviceKeyProof("tpm-2", store::KeyProof{"maybe", "", "", 0}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->setDeviceKeyProof("nope", verified).code(), ErrorCode::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, NamesAreNeverReused) {
   ASSERT_TRUE(store_->insertDevice(device("temp-1")).isOk());
   Status again = store_->insertDevice(device("temp-1"));

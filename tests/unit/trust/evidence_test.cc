@@ -235,5 +235,59 @@ TEST(ParseEvidence, RefusesMalformedSignedPayloads) {
   EXPECT_NE(errorOf(body).find("unknown field 'quote'"), std::string::npos);
 }
 
+json keyCertify() {
+  return {{"attest", crypto::base64Encode("attest-bytes")},
+          {"signature", crypto::base64Encode("ak-sig")},
+          {"public", crypto::base64Encode("key-public")}};
+}
+
+TEST(Evidence, QuoteWithoutKeyCertifyStillParses) {
+  auto ev = parseEvidence(quoteBody().dump());
+  ASSERT_TRUE(ev.isOk()) << ev.status().message();
+  EXPECT_FALSE(ev->key_certify.has_value());
+  json body = quoteBody();
+  body["key_certify"] = nullptr;
+  ev = parseEvidence(body.dump());
+  ASSERT_TRUE(ev.isOk()) << ev.status().message();
+  EXPECT_FALSE(ev->key_certify.has_value());
+}
+
+TEST(Evidence, QuoteCarriesKeyCertify) {
+  json body = quoteBody();
+  body["key_certify"] = keyCertify();
+  auto ev = parseEvidence(body.dump());
+  ASSERT_TRUE(ev.isOk()) << ev.status().message();
+  ASSERT_TRUE(ev->key_certify.has_value());
+  EXPECT_EQ(ev->key_certify->attest, "attest-bytes");
+  EXPECT_EQ(ev->key_certify->signature, "ak-sig");
+  EXPECT_EQ(ev->key_certify->key_public, "key-public");
+}
+
+TEST(Evidence, MalformedKeyCertifyIsRefused) {
+  json body = quoteBody();
+  body["key_certify"] = "attest";
+  EXPECT_NE(errorOf(body).find("key_certify"), std::string::npos);
+  for (const char* field : {"attest", "signature", "public"}) {
+    body["key_certify"] = keyCertify();
+    body["key_certify"].erase(field);
+    EXPECT_NE(errorOf(body).find(field), std::string::npos) << field;
+    body["key_certify"] = keyCertify();
+    body["key_certify"][field] = "not base64!";
+    EXPECT_NE(errorOf(body).find(field), std::string::npos) << field;
+  }
+  body["key_certify"] = keyCertify();
+  body["key_certify"]["name"] = crypto::base64Encode("x");
+  EXPECT_NE(errorOf(body).find("unknown field 'name'"), std::string::npos);
+  body["key_certify"] = keyCertify();
+  body["key_certify"]["public"] = crypto::base64Encode(std::string(1100, 'k'));
+  EXPECT_NE(errorOf(body).find("longer than"), std::string::npos);
+}
+
+TEST(Evidence, KeyCertifyOnlyWithAQuote) {
+  json body = signedBody(signedPayload());
+  body["key_certify"] = keyCertify();
+  EXPECT_NE(errorOf(body).find("unknown field 'key_certify'"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace warden::trust

@@ -17,7 +17,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
 #include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
 #include <tss2/tss2_tctildr.h>
 
 namespace warden::testing {
@@ -172,6 +175,126 @@ bool SoftTpm::reboot() {
   if (tcti_ctx != nullptr) Tss2_TctiLdr_Finalize(&tcti_ctx);
   if (!ok) ADD_FAILURE() << "TPM2_Startup(CLEAR) after swtpm_ioctl -i failed";
   return ok;
+}
+
+
+namespace {
+
+template <typename T>
+std::string marshalTpm(const T& value, TSS2_RC (*fn)(const T*, uint8_t*, size_t, size_t*)) {
+  std::string out(sizeof(T) + 16, '\0');
+  size_t offset = 0;
+  EXPECT_EQ(fn(&value, reinterpret_cast<uint8_t*>(out.data()), out.size(), &offset), TSS2_RC_SUCCESS);
+  out.resize(offset);
+  return out;
+}
+
+std::string derTlv(uint8_t tag, const std::string& contents) {
+  std::string out(1, static_cast<char>(tag));
+  if (contents.size() < 0x80) {
+    out.push_back(static_cast<char>(contents.size()));
+  } else if (contents.size() < 0x100) {
+    out.push_back(static_cast<char>(0x81));
+    out.push_back(static_cast<char>(contents.size()));
+  } else {
+    out.push_back(static_cast<char>(0x82));
+    out.push_back(static_cast<char>(contents.size() >> 8));
+    out.push_back(static_cast<char>(contents.size() & 0xff));
+  }
+  return out + contents;
+}
+
+}  // namespace
+
+TpmKeys::TpmKeys(const std::string& tcti) {
+  if (Tss2_TctiLdr_Initialize(tcti.c_str(), &tcti_) != TSS2_RC_SUCCESS ||
+      Esys_Initialize(&ctx_, tcti_, nullptr) != TSS2_RC_SUCCESS) {
+    ADD_FAILURE() << "cannot open " << tcti;
+  }
+}
+
+TpmKeys::~TpmKeys() {
+  if (ctx_ != nullptr) Esys_Finalize(&ctx_);
+  if (tcti_ != nullptr) Tss2_TctiLdr_Finalize(&tcti_);
+}
+
+bool TpmKeys::makeSrk() {
+  TPM2B_PUBLIC t{};
+  t.publicArea.type = TPM2_ALG_ECC;
+  t.publicArea.nameAlg = TPM2_ALG_SHA256;
+  t.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                                  TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
+                                  TPMA_OBJECT_DECRYPT;
+  t.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+  t.publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
+  t.publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+  t.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+  t.publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+  t.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  const TPM2B_SENSITIVE_CREATE sensitive{};
+  const TPM2B_DATA outside{};
+  const TPML_PCR_SELECTION pcrs{};
+  ESYS_TR primary = ESYS_TR_NONE;
+  if (Esys_CreatePrimary(ctx_, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &t,
+                         &outside, &pcrs, &primary, nullptr, nullptr, nullptr, nullptr) != TSS2_RC_SUCCESS) {
+    return false;
+  }
+  ESYS_TR persistent = ESYS_TR_NONE;
+  const TSS2_RC rc = Esys_EvictControl(ctx_, ESYS_TR_RH_OWNER, primary, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       kSrkHandle, &persistent);
+  Esys_FlushContext(ctx_, primary);
+  if (rc != TSS2_RC_SUCCESS) return false;
+  Esys_TR_Close(ctx_, &persistent);
+  return true;
+}
+
+KeyBlobs TpmKeys::makeKey(TPMA_OBJECT attributes) {
+  TPM2B_PUBLIC t{};
+  t.publicArea.type = TPM2_ALG_ECC;
+  t.publicArea.nameAlg = TPM2_ALG_SHA256;
+  t.publicArea.objectAttributes = attributes;
+  t.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+  t.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+  t.publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+  t.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  ESYS_TR srk = ESYS_TR_NONE;
+  EXPECT_EQ(Esys_TR_FromTPMPublic(ctx_, kSrkHandle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &srk), TSS2_RC_SUCCESS);
+  const TPM2B_SENSITIVE_CREATE sensitive{};
+  const TPM2B_DATA outside{};
+  const TPML_PCR_SELECTION pcrs{};
+  TPM2B_PRIVATE* priv = nullptr;
+  TPM2B_PUBLIC* pub = nullptr;
+  const TSS2_RC rc = Esys_Create(ctx_, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &t, &outside,
+                                 &pcrs, &priv, &pub, nullptr, nullptr, nullptr);
+  Esys_TR_Close(ctx_, &srk);
+  EXPECT_EQ(rc, TSS2_RC_SUCCESS);
+  KeyBlobs out;
+  if (rc == TSS2_RC_SUCCESS) {
+    out.key_public = marshalTpm(*pub, Tss2_MU_TPM2B_PUBLIC_Marshal);
+    out.key_private = marshalTpm(*priv, Tss2_MU_TPM2B_PRIVATE_Marshal);
+  }
+  Esys_Free(priv);
+  Esys_Free(pub);
+  return out;
+}
+
+std::string tss2PrivateKeyPem(const KeyBlobs& key) {
+  const std::string der =
+      derTlv(0x30, derTlv(0x06, std::string("\x67\x81\x05\x0a\x01\x03", 6)) +
+                       derTlv(0xa0, derTlv(0x01, std::string(1, '\x01'))) +
+                       derTlv(0x02, std::string("\x00\x81\x00\x00\x01", 5)) + derTlv(0x04, key.key_public) +
+                       derTlv(0x04, key.key_private));
+  BIO* b64 = BIO_new(BIO_f_base64());
+  BIO* mem = BIO_new(BIO_s_mem());
+  BIO_push(b64, mem);
+  BIO_write(b64, der.data(), static_cast<int>(der.size()));
+  (void)BIO_flush(b64);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(mem, &data);
+  std::string pem = "-----BEGIN TSS2 PRIVATE KEY-----\n" + std::string(data, static_cast<size_t>(len)) +
+                    "-----END TSS2 PRIVATE KEY-----\n";
+  BIO_free_all(b64);
+  return pem;
 }
 
 }  // namespace warden::testing
