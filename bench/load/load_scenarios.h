@@ -97,4 +97,21 @@ struct EnrollLoadOptions {
 // over a new TLS connection, |concurrency| at a time, and reports the rate.
 int runEnroll(const EnrollLoadOptions& options);
 
+struct RenewStormOptions {
+  std::string api_host = "127.0.0.1";
+  uint16_t api_port = 0;
+  std::string ca, certs;
+  int devices = 0;  // 0: every device of CERTS/devices.txt
+  int concurrency = 64;
+  double max_seconds = 600;  // give up (counting the rest as errors) after this long
+  int mem_pid = 0;           // the server: VmRSS/VmHWM read around the storm, its peak reset before
+  std::vector<int> cpu_pids;
+};
+// runRenewStorm has every device of |certs| (written by `warden-load
+// provision`) renew at once through EST simplereenroll over mutual TLS with
+// its current certificate and a new key, |concurrency| in flight, and
+// reports the time to drain, renewals/s, latency, errors and the server's
+// memory.
+int runRenewStorm(const RenewStormOptions& options);
+
 }  // namespace warden::bench

@@ -91,6 +91,23 @@ int main(int argc, char** argv) {
   e->add_option("--concurrency", enr.concurrency, "enrollments in flight")->check(CLI::Range(1, 4096));
   e->add_option("--cpu-pid", enr.cpu_pids, "read this process's CPU time around the run (repeatable)");
 
+  warden::bench::RenewStormOptions storm;
+  std::string storm_api;
+  auto* rs = app.add_subcommand(
+      "renew-storm",
+      "every device in CERTS renews at once (EST simplereenroll over mutual TLS, new key): time to drain, memory");
+  rs->add_option("--api", storm_api, "EST/API endpoint HOST:PORT or https://HOST:PORT")->required();
+  rs->add_option("--ca", storm.ca, "CA bundle that verifies the server certificate")->required();
+  rs->add_option("--certs", storm.certs, "directory written by `warden-load provision` (enrolled devices)")
+      ->required();
+  rs->add_option("--devices", storm.devices, "renew only the first N devices (default: all)")
+      ->check(CLI::Range(0, 1000000));
+  rs->add_option("--concurrency", storm.concurrency, "renewals in flight")->check(CLI::Range(1, 4096));
+  rs->add_option("--max-seconds", storm.max_seconds, "stop starting renewals after this long (they count as errors)")
+      ->check(CLI::Range(1.0, 3600.0));
+  rs->add_option("--mem-pid", storm.mem_pid, "the server's pid: VmRSS/VmHWM before and after, peak reset before");
+  rs->add_option("--cpu-pid", storm.cpu_pids, "read this process's CPU time around the run (repeatable)");
+
   warden::bench::AttestCutoffOptions att;
   std::string attest_api;
   auto* a = app.add_subcommand("attest-cutoff",
@@ -123,6 +140,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     return warden::bench::runEnroll(enr);
+  }
+  if (rs->parsed()) {
+    if (storm_api.rfind("https://", 0) == 0) storm_api = storm_api.substr(8);
+    while (!storm_api.empty() && storm_api.back() == '/') storm_api.pop_back();
+    if (!splitHostPort(storm_api, storm.api_host, storm.api_port)) {
+      fmt::print(stderr, "warden-load: --api must be HOST:PORT, got '{}'\n", storm_api);
+      return 2;
+    }
+    return warden::bench::runRenewStorm(storm);
   }
   if (a->parsed()) {
     if (!parseTarget(att.target)) return 2;

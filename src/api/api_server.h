@@ -76,6 +76,9 @@ struct ApiConfig {
   // operator: 202 + Retry-After |approval_retry_after| until approved.
   bool approval_manual = false;
   std::chrono::seconds approval_retry_after{60};
+  // At most this many token enrollments and renewals are recorded in one
+  // store transaction (store::GroupCommit); 1: one transaction each.
+  size_t issuance_batch = 64;
   ApiLimits limits;
 };
 

@@ -34,6 +34,7 @@
 #include "identity/registry.h"
 #include "pki/ca_set.h"
 #include "pki/manufacturer_anchors.h"
+#include "store/group_commit.h"
 #include "store/store.h"
 
 namespace warden::gateway {
@@ -239,6 +240,9 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   // |work| is copied; pass a named lambda (see awaitCallback).
   template <typename F>
   asio::awaitable<std::invoke_result_t<F&>> onWorker(const F& work);
+  // commitIssuance records |write| through the group commit and returns its
+  // status once the transaction holding it has committed (or failed).
+  asio::awaitable<core::Status> commitIssuance(const store::IssuanceWrite& write);
   // publishChange pushes the committed change to the gateway and returns
   // once affected live sessions were cut or restricted.
   asio::awaitable<void> publishChange(identity::ChangeScope scope = identity::ChangeScope::all());
@@ -277,6 +281,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   std::unordered_map<uint64_t, beast::tcp_stream*> connections_;
 
   FailureLimiter enroll_failures_;
+  // Token enrollments and renewals are recorded in batches (io thread only).
+  store::GroupCommit issuances_;
   // Identities ("device:NAME", "factory:MANUFACTURER/SERIAL") with an
   // enrollment in flight (io thread only).
   std::unordered_set<std::string> enrolling_;

@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <optional>
 #include <unordered_set>
 
 #include "api/api_server_impl.h"
@@ -44,6 +45,9 @@ struct EnrollOutcome {
   std::string request_id;  // the approval request (kPending, or closed by this issuance)
   bool created = false;    // kPending: the request is new
   bool rebootstrap = false;
+  // kIssued from the token and renewal paths: the write that records the
+  // certificate. Nothing may be answered before it has committed.
+  std::optional<store::IssuanceWrite> write;
 };
 
 ServerResponse estText(http::status status, std::string body) {
@@ -103,6 +107,23 @@ EnrollOutcome outcomeFromIssue(core::Result<identity::IssuedCert> issued) {
   out.not_after = issued->record.not_after;
   return out;
 }
+
+// outcomeFromPrepared maps Registry::prepareEnroll / prepareRenew: kIssued
+// carries the write still to commit.
+EnrollOutcome outcomeFromPrepared(core::Result<identity::PreparedIssue> prepared) {
+  if (!prepared.isOk()) return outcomeFromIssue(prepared.status());
+  store::IssuanceWrite write = std::move(prepared->write);
+  EnrollOutcome out = outcomeFromIssue(std::move(prepared->issued));
+  if (out.kind == EnrollOutcome::Kind::kIssued) out.write = std::move(write);
+  return out;
+}
+
+// isSerialCollision: a (practically impossible) 128-bit serial collision;
+// the request is signed again with a new serial.
+bool isSerialCollision(const core::Status& s) {
+  return s.code() == core::ErrorCode::kAlreadyExists && s.message() == store::kReasonSerialCollision;
+}
+constexpr int kMaxSerialAttempts = 3;
 
 // parseCsr parses and checks an EST request body; on failure |out| is the
 // 400 outcome.
@@ -394,12 +415,25 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
       }
       request_id = gate->request_id;
     }
-    EnrollOutcome issued = outcomeFromIssue(deps_.registry.enroll(name, token, key, issuer, request_id));
+    EnrollOutcome issued = outcomeFromPrepared(
+        deps_.registry.prepareEnroll(name, token, key, issuer, request_id, key_store_claim));
     issued.request_id = request_id;
-    if (issued.kind == EnrollOutcome::Kind::kIssued) recordKeyStoreClaim(deps_.store, name, key_store_claim);
     return issued;
   };
   EnrollOutcome outcome = co_await onWorker(work1);
+  // Signed on the worker; recorded by the group commit (the token is
+  // consumed there, atomically). Answered only after that commit.
+  for (int attempt = 1; outcome.kind == EnrollOutcome::Kind::kIssued && outcome.write; ++attempt) {
+    core::Status committed = co_await commitIssuance(*outcome.write);
+    if (committed.isOk()) break;
+    if (isSerialCollision(committed) && attempt < kMaxSerialAttempts) {
+      outcome = co_await onWorker(work1);
+      continue;
+    }
+    const std::string request_id = outcome.request_id;
+    outcome = outcomeFromIssue(committed);
+    outcome.request_id = request_id;
+  }
 
   switch (outcome.kind) {
     case EnrollOutcome::Kind::kUnauthenticated:
@@ -630,11 +664,19 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
     crypto::X509ReqPtr csr = parseCsr(body, out);
     if (!csr) return out;
     EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
-    EnrollOutcome issued = outcomeFromIssue(deps_.registry.renew(name, serial, key, issuer));
-    if (issued.kind == EnrollOutcome::Kind::kIssued) recordKeyStoreClaim(deps_.store, name, key_store_claim);
-    return issued;
+    return outcomeFromPrepared(deps_.registry.prepareRenew(name, serial, key, issuer, key_store_claim));
   };
   EnrollOutcome outcome = co_await onWorker(work2);
+  // As simpleenroll: answered only after the group commit holding the row.
+  for (int attempt = 1; outcome.kind == EnrollOutcome::Kind::kIssued && outcome.write; ++attempt) {
+    core::Status committed = co_await commitIssuance(*outcome.write);
+    if (committed.isOk()) break;
+    if (isSerialCollision(committed) && attempt < kMaxSerialAttempts) {
+      outcome = co_await onWorker(work2);
+      continue;
+    }
+    outcome = outcomeFromIssue(committed);
+  }
   switch (outcome.kind) {
     case EnrollOutcome::Kind::kUnauthenticated:
     case EnrollOutcome::Kind::kForbidden:

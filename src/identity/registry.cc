@@ -146,6 +146,40 @@ Result<IssuedCert> Registry::renew(std::string_view name, std::string_view old_s
   }
 }
 
+Result<PreparedIssue> Registry::prepareEnroll(std::string_view name, std::string_view token, EVP_PKEY* subject_key,
+                                              const LeafIssuer& issuer, std::string_view request_id,
+                                              std::string_view key_store_claim) {
+  if (token.empty() || token.size() > kMaxTokenLength) {
+    return core::unauthenticated(std::string(store::kReasonTokenMismatch));
+  }
+  std::string hash = hashToken(token);
+  // A bad token never costs a signature.
+  WARDEN_RETURN_IF_ERROR(store_.checkToken(name, hash));
+  WARDEN_ASSIGN_OR_RETURN(IssuedCert issued, issue(name, subject_key, issuer));
+  PreparedIssue out;
+  out.write.kind = store::IssuanceWrite::Kind::kEnrollWithToken;
+  out.write.device = std::string(name);
+  out.write.token_hash_hex = std::move(hash);
+  out.write.request_id = std::string(request_id);
+  out.write.key_store_claim = std::string(key_store_claim);
+  out.write.cert = issued.record;
+  out.issued = std::move(issued);
+  return out;
+}
+
+Result<PreparedIssue> Registry::prepareRenew(std::string_view name, std::string_view old_serial, EVP_PKEY* subject_key,
+                                             const LeafIssuer& issuer, std::string_view key_store_claim) {
+  WARDEN_ASSIGN_OR_RETURN(IssuedCert issued, issue(name, subject_key, issuer));
+  PreparedIssue out;
+  out.write.kind = store::IssuanceWrite::Kind::kRenew;
+  out.write.device = std::string(name);
+  out.write.old_serial = std::string(old_serial);
+  out.write.key_store_claim = std::string(key_store_claim);
+  out.write.cert = issued.record;
+  out.issued = std::move(issued);
+  return out;
+}
+
 Result<bool> Registry::revoke(std::string_view name) { return store_.revokeDevice(name); }
 
 Result<bool> Registry::quarantine(std::string_view name) {

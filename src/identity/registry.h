@@ -51,6 +51,14 @@ struct IssuedCert {
   store::CertRecord record;
 };
 
+// PreparedIssue is a signed certificate not yet recorded, and the store
+// write that records it (Store::commitIssuances, via store::GroupCommit).
+// Until that write has committed the certificate must not leave the server.
+struct PreparedIssue {
+  IssuedCert issued;
+  store::IssuanceWrite write;
+};
+
 // hashToken returns the stored form of |token|: sha256 hex.
 std::string hashToken(std::string_view token);
 
@@ -90,6 +98,18 @@ class Registry {
   // Failures as Store::renewCert (message = reason).
   core::Result<IssuedCert> renew(std::string_view name, std::string_view old_serial, EVP_PKEY* subject_key,
                                  const LeafIssuer& issuer);
+
+  // prepareEnroll is enroll without the write: it pre-checks |token|, signs
+  // and returns the certificate with its IssuanceWrite (kEnrollWithToken,
+  // carrying |key_store_claim|). The write checks the token again and
+  // consumes it atomically. Failures as enroll.
+  core::Result<PreparedIssue> prepareEnroll(std::string_view name, std::string_view token, EVP_PKEY* subject_key,
+                                            const LeafIssuer& issuer, std::string_view request_id,
+                                            std::string_view key_store_claim);
+  // prepareRenew is renew without the write (an IssuanceWrite kRenew of
+  // |old_serial|); the write makes renew's checks. Failures as renew.
+  core::Result<PreparedIssue> prepareRenew(std::string_view name, std::string_view old_serial, EVP_PKEY* subject_key,
+                                           const LeafIssuer& issuer, std::string_view key_store_claim);
 
   // revoke revokes device |name| and all its certificates and unused tokens;
   // returns false if it was already revoked. kNotFound if unknown.

@@ -134,10 +134,13 @@ Result<ServerConfig> parseConfig(const std::string& file, const YAML::Node& root
     for (const auto& s : n) c.server_names.push_back(s.as<std::string>());
   }
   if (auto e = root["enrollment"]) {
-    WARDEN_RETURN_IF_ERROR(checkKeys(file, e, {"token_ttl", "approval", "retry_after", "failures_per_minute"},
+    WARDEN_RETURN_IF_ERROR(checkKeys(file, e, {"token_ttl", "approval", "retry_after", "failures_per_minute", "commit_batch"},
                                      "enrollment"));
     if (auto n = e["failures_per_minute"]) {
       WARDEN_ASSIGN_OR_RETURN(c.enroll_failures_per_minute, numberAt<int64_t>(file, n, 1, 100000));
+    }
+    if (auto n = e["commit_batch"]) {
+      WARDEN_ASSIGN_OR_RETURN(c.enroll_commit_batch, numberAt<int64_t>(file, n, 1, 1024));
     }
     if (auto n = e["approval"]) {
       std::string v = n.as<std::string>();
@@ -322,6 +325,7 @@ enrollment:
   approval: {approval}      # manual: every enrollment waits for `warden device approve`
   retry_after: {retry}      # what a device waiting for approval is told to wait between tries
   failures_per_minute: {fpm}  # failed enrollments per source address, then 429 (successes are never limited)
+  commit_batch: {batch}     # at most this many enrollments/renewals share one store transaction (group commit); 1: off
 
 pki:
   cert_ttl: {certttl}        # lifetime of device certificates (1m to 30d; a manufacturer's or a device's own wins)
@@ -372,6 +376,7 @@ log_level: {log}
                      fmt::arg("crlval", core::formatDuration(c.crl_validity_s)),
                      fmt::arg("rootcrlval", core::formatDuration(c.root_crl_validity_s)),
                      fmt::arg("approval", c.approval_manual ? "manual" : "auto"),
+                     fmt::arg("batch", c.enroll_commit_batch),
                      fmt::arg("retry", core::formatDuration(c.approval_retry_after_s)),
                      fmt::arg("fpm", c.enroll_failures_per_minute),
                      fmt::arg("mps", c.limits.max_packet_size), fmt::arg("mtl", c.limits.max_topic_length),

@@ -63,6 +63,10 @@ struct ServerConfig {
   bool approval_manual = false;          // enrollment.approval: manual
   int64_t approval_retry_after_s = 60;   // enrollment.retry_after
   int64_t enroll_failures_per_minute = 20;  // enrollment.failures_per_minute (per source address)
+  // enrollment.commit_batch: at most this many issuances (simpleenroll,
+  // simplereenroll) share one store transaction (group commit); 1 turns
+  // grouping off.
+  int64_t enroll_commit_batch = 64;
   int64_t event_retention_s = 30 * 86400;
   int64_t upstream_timeout_s = 5;
   MqttLimitsConfig limits;

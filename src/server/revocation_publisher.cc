@@ -75,9 +75,8 @@ core::Result<std::shared_ptr<const pki::PublishedCa>> RevocationPublisher::publi
     const store::CaRecord& record, bool remake_crl) {
   const core::SystemTime now = clock_.now();
   const int64_t now_s = core::unixSeconds(now);
-  WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> live, store_.listCertsIssuedBy(record.name, now_s));
   if (record.state == store::CaState::kRetired) {
-    bool any = std::any_of(live.begin(), live.end(), [](const store::CertRecord& c) { return c.kind != "ocsp"; });
+    WARDEN_ASSIGN_OR_RETURN(bool any, store_.hasUnexpiredCertsIssuedBy(record.name, now_s));
     if (!any) {
       issuing_.erase(record.name);  // nothing left to answer for
       return std::shared_ptr<const pki::PublishedCa>();
@@ -99,9 +98,13 @@ core::Result<std::shared_ptr<const pki::PublishedCa>> RevocationPublisher::publi
   }
   auto p = basePublication(record.name, state.ca->cert.get());
   if (crl_due) {
+    // Only revoked, unexpired rows are read (an index of revoked rows): a
+    // rebuild costs O(revoked), not O(issued). Expired entries are left out
+    // (RFC 5280 §3.3).
+    WARDEN_ASSIGN_OR_RETURN(std::vector<store::CertRecord> revoked, store_.listRevokedCertsIssuedBy(record.name, now_s));
     std::vector<pki::RevokedEntry> entries;
-    for (const store::CertRecord& c : live) {  // expired entries are left out (RFC 5280 §3.3)
-      if (!c.revoked) continue;
+    entries.reserve(revoked.size());
+    for (const store::CertRecord& c : revoked) {
       auto reason = pki::parseCrlReason(c.revocation_reason);
       entries.push_back({c.serial_hex, core::fromUnixSeconds(c.revoked_at), reason.isOk() ? *reason : pki::kNoReason});
     }

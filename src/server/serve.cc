@@ -221,6 +221,7 @@ class ControlPlane {
     ac.pki_url = config_.pkiUrl();
     std::shared_ptr<const pki::CaSet> initial_cas = cas_.get();
     ac.approval_manual = config_.approval_manual;
+    ac.issuance_batch = static_cast<size_t>(config_.enroll_commit_batch);
     ac.approval_retry_after = std::chrono::seconds(config_.approval_retry_after_s);
     ac.limits.enroll_failures_per_window = static_cast<int>(config_.enroll_failures_per_minute);
     ac.limits.enroll_failure_window = std::chrono::seconds(60);

@@ -399,6 +399,11 @@ ALTER TABLE devices ADD COLUMN key_proof_key_fp TEXT NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN key_proof_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN key_proof_at INTEGER NOT NULL DEFAULT 0;
 )sql"},
+    // 8: issue 4 (scale): CRL rebuilds read only the revoked rows of a CA
+    // through a partial index whose size is the number of revoked rows.
+    {8, R"sql(
+CREATE INDEX certs_revoked_by_issuer ON certs(issuer, not_after) WHERE revoked = 1;
+)sql"},
 };
 
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion,
@@ -654,6 +659,40 @@ class SqliteStoreImpl final : public Store {
     std::lock_guard lock(mu_);
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_RETURN_IF_ERROR(enrollWithTokenLocked(device, token_hash_hex, cert, request_id));
+    return txn.commit();
+  }
+
+  Status renewCert(std::string_view device, std::string_view old_serial, const CertRecord& cert) override {
+    std::lock_guard lock(mu_);
+    Transaction txn(db());
+    WARDEN_RETURN_IF_ERROR(txn.begin());
+    WARDEN_RETURN_IF_ERROR(renewCertLocked(device, old_serial, cert));
+    return txn.commit();
+  }
+
+  std::vector<Status> commitIssuances(const std::vector<IssuanceWrite>& writes) override {
+    std::lock_guard lock(mu_);
+    std::vector<Status> out;
+    out.reserve(writes.size());
+    Transaction txn(db());
+    if (Status s = txn.begin(); !s.isOk()) return std::vector<Status>(writes.size(), s);
+    for (const IssuanceWrite& w : writes) {
+      // A savepoint per write: a refused one is undone alone.
+      if (Status s = exec(db(), "SAVEPOINT issuance"); !s.isOk()) return std::vector<Status>(writes.size(), s);
+      Status s = applyIssuanceLocked(w);
+      if (!s.isOk()) {
+        if (Status r = exec(db(), "ROLLBACK TO issuance"); !r.isOk()) return std::vector<Status>(writes.size(), r);
+      }
+      if (Status r = exec(db(), "RELEASE issuance"); !r.isOk()) return std::vector<Status>(writes.size(), r);
+      out.push_back(std::move(s));
+    }
+    if (Status c = txn.commit(); !c.isOk()) return std::vector<Status>(writes.size(), c);
+    return out;
+  }
+
+  Status enrollWithTokenLocked(std::string_view device, std::string_view token_hash_hex, const CertRecord& cert,
+                               std::string_view request_id) {
     WARDEN_ASSIGN_OR_RETURN(DeviceRecord d, checkEnrollableLocked(device));
     WARDEN_ASSIGN_OR_RETURN(int64_t token_id, matchTokenLocked(device, token_hash_hex));
     CertRecord c = cert;
@@ -669,13 +708,10 @@ class SqliteStoreImpl final : public Store {
       st.bind(1, device);
       WARDEN_RETURN_IF_ERROR(st.run());
     }
-    return txn.commit();
+    return Status::ok();
   }
 
-  Status renewCert(std::string_view device, std::string_view old_serial, const CertRecord& cert) override {
-    std::lock_guard lock(mu_);
-    Transaction txn(db());
-    WARDEN_RETURN_IF_ERROR(txn.begin());
+  Status renewCertLocked(std::string_view device, std::string_view old_serial, const CertRecord& cert) {
     WARDEN_ASSIGN_OR_RETURN(std::optional<DeviceRecord> d, findDeviceLocked(device));
     if (!d) return unauth(kReasonUnknownDevice);
     if (d->state == DeviceState::kRevoked) return unauth(kReasonDeviceRevoked);
@@ -687,8 +723,22 @@ class SqliteStoreImpl final : public Store {
     CertRecord c = cert;
     c.device = std::string(device);
     c.kind = "device";
-    WARDEN_RETURN_IF_ERROR(insertCertLocked(c));
-    return txn.commit();
+    return insertCertLocked(c);
+  }
+
+  Status applyIssuanceLocked(const IssuanceWrite& w) {
+    if (w.kind == IssuanceWrite::Kind::kRenew) {
+      WARDEN_RETURN_IF_ERROR(renewCertLocked(w.device, w.old_serial, w.cert));
+    } else {
+      WARDEN_RETURN_IF_ERROR(enrollWithTokenLocked(w.device, w.token_hash_hex, w.cert, w.request_id));
+    }
+    if (w.key_store_claim == "file" || w.key_store_claim == "pkcs11" || w.key_store_claim == "tpm2") {
+      WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+          db(), "UPDATE devices SET key_store_claim = ? WHERE name = ?"));
+      st.bind(1, w.key_store_claim).bind(2, w.device);
+      WARDEN_RETURN_IF_ERROR(st.run());
+    }
+    return Status::ok();
   }
 
   Status insertCert(const CertRecord& cert) override {
@@ -812,6 +862,26 @@ class SqliteStoreImpl final : public Store {
         db(), fmt::format("SELECT {} FROM certs WHERE issuer = ? AND not_after > ? ORDER BY rowid", kCertColumns)));
     st.bind(1, issuer).bind(2, not_after_after);
     return collectCerts(st);
+  }
+
+  Result<std::vector<CertRecord>> listRevokedCertsIssuedBy(std::string_view issuer, int64_t not_after_after) override {
+    std::lock_guard lock(mu_);
+    // "revoked = 1" exactly as in the partial index certs_revoked_by_issuer,
+    // so that SQLite can use it.
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), fmt::format("SELECT {} FROM certs INDEXED BY certs_revoked_by_issuer "
+                          "WHERE issuer = ? AND not_after > ? AND revoked = 1 ORDER BY rowid", kCertColumns)));
+    st.bind(1, issuer).bind(2, not_after_after);
+    return collectCerts(st);
+  }
+
+  Result<bool> hasUnexpiredCertsIssuedBy(std::string_view issuer, int64_t now_s) override {
+    std::lock_guard lock(mu_);
+    WARDEN_ASSIGN_OR_RETURN(Statement st, Statement::prepare(
+        db(), "SELECT EXISTS(SELECT 1 FROM certs WHERE issuer = ? AND not_after > ? AND kind != 'ocsp')"));
+    st.bind(1, issuer).bind(2, now_s);
+    WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
+    return row && st.int64(0) != 0;
   }
 
   Result<std::vector<CertRecord>> listCertsExpiring(int64_t from, int64_t to) override {

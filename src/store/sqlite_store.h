@@ -13,7 +13,7 @@
 namespace warden::store {
 
 // kSchemaVersion is the newest schema version this binary knows.
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
 
 class SqliteStore {
  public:

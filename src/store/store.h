@@ -251,6 +251,22 @@ inline constexpr std::string_view kReasonSerialCollision = "serial_collision";
 inline constexpr std::string_view kReasonDuplicateIdentity = "duplicate_identity";
 inline constexpr std::string_view kReasonNameTaken = "name_taken";
 
+// IssuanceWrite is one certificate issuance waiting to be recorded by
+// Store::commitIssuances (a group commit): an enrollment with a token or a
+// renewal, checked and applied exactly as enrollWithToken / renewCert would.
+struct IssuanceWrite {
+  enum class Kind { kEnrollWithToken, kRenew };
+  Kind kind = Kind::kEnrollWithToken;
+  std::string device;
+  std::string token_hash_hex;  // kEnrollWithToken: sha256 hex of the presented token
+  std::string request_id;      // kEnrollWithToken: an approved enrollment request to close, or ""
+  std::string old_serial;      // kRenew: the certificate the device authenticated with
+  // key_store_claim ("file", "pkcs11", "tpm2"; anything else is ignored) is
+  // recorded with the certificate, in the same transaction.
+  std::string key_store_claim;
+  CertRecord cert;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -311,6 +327,15 @@ class Store {
   virtual core::Status renewCert(std::string_view device, std::string_view old_serial,
                                  const CertRecord& cert) = 0;
 
+  // commitIssuances records |writes| in ONE transaction, so a batch costs
+  // one fsync however many requests it holds (a group commit). Each write
+  // runs inside its own savepoint with the checks of enrollWithToken or
+  // renewCert: one that fails is rolled back alone and gets that method's
+  // status (same codes and reasons), the others stay. If the transaction
+  // cannot begin or commit, every write gets that error and none is applied.
+  // Returns one status per write, in order; writes are applied in order.
+  virtual std::vector<core::Status> commitIssuances(const std::vector<IssuanceWrite>& writes) = 0;
+
   // --- certificates ----------------------------------------------------
   // insertCert records any certificate (e.g. kind "user" for the operator,
   // "gateway"); kAlreadyExists "serial_collision" if the serial exists,
@@ -348,6 +373,16 @@ class Store {
   // > |not_after_after|, oldest first (CRL entries, retirement checks).
   virtual core::Result<std::vector<CertRecord>> listCertsIssuedBy(std::string_view issuer,
                                                                   int64_t not_after_after) = 0;
+  // listRevokedCertsIssuedBy returns the revoked certificates of CA
+  // |issuer| with not_after > |not_after_after|, oldest first: the entries
+  // of its CRL. It reads an index of revoked rows only (migration 8), so a
+  // CRL rebuild costs O(revoked), not O(issued).
+  virtual core::Result<std::vector<CertRecord>> listRevokedCertsIssuedBy(std::string_view issuer,
+                                                                         int64_t not_after_after) = 0;
+  // hasUnexpiredCertsIssuedBy reports whether CA |issuer| has a certificate
+  // other than an OCSP responder's with not_after > |now| (revoked or not):
+  // while it has, its CRL and OCSP must stay published.
+  virtual core::Result<bool> hasUnexpiredCertsIssuedBy(std::string_view issuer, int64_t now) = 0;
   // listCertsExpiring returns every certificate (all kinds, revoked ones
   // included) with |from| < not_after <= |to|, soonest expiry first.
   virtual core::Result<std::vector<CertRecord>> listCertsExpiring(int64_t from, int64_t to) = 0;

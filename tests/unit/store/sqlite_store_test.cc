@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/clock.h"
@@ -833,6 +834,158 @@ TEST_F(PostureStoreTest, EventsAboutOnePrincipal) {
   EXPECT_LT(list[0].id, list[1].id);
   EXPECT_EQ(std::move(store_->listEventsAbout("spiffe://warden.local/device/plc-1", 1)).value().size(), 1u);
 }
+
+}  // namespace
+}  // namespace warden::store
+
+namespace warden::store {
+namespace {
+
+// --- revoked-only CRL query (migration 6) ---------------------------------------
+
+TEST_F(SqliteStoreTest, RevokedCertsOfIssuerListsExactlyRevokedUnexpired) {
+  auto add = [&](const std::string& serial, const std::string& issuer, int64_t not_after, const std::string& kind) {
+    CertRecord c = cert(serial, "p-" + serial, "fp-" + serial, not_after);
+    c.kind = kind;
+    c.issuer = issuer;
+    ASSERT_TRUE(store_->insertCert(c).isOk());
+  };
+  add("01", "issuing-1", kStart + 1000, "service");  // revoked, unexpired: listed
+  add("02", "issuing-1", kStart + 1000, "service");  // valid: not listed
+  add("03", "issuing-1", kStart + 10, "service");    // revoked, expired at kStart + 10: dropped
+  add("04", "issuing-2", kStart + 1000, "service");  // revoked, another CA: not listed
+  add("05", "issuing-1", kStart + 2000, "user");     // revoked, unexpired: listed
+  for (const char* s : {"01", "03", "04", "05"}) ASSERT_TRUE(store_->revokeCert(s, "keyCompromise").isOk());
+
+  auto at = [&](int64_t now) {
+    std::vector<std::string> serials;
+    auto list = store_->listRevokedCertsIssuedBy("issuing-1", now);
+    EXPECT_TRUE(list.isOk()) << list.status().toString();
+    if (list.isOk()) {
+      for (const CertRecord& c : *list) {
+        EXPECT_TRUE(c.revoked);
+        EXPECT_EQ(c.revocation_reason, "keyCompromise");
+        serials.push_back(c.serial_hex);
+      }
+    }
+    return serials;
+  };
+  EXPECT_EQ(at(kStart), (std::vector<std::string>{"01", "03", "05"}));
+  EXPECT_EQ(at(kStart + 10), (std::vector<std::string>{"01", "05"}));  // expired entries leave the CRL
+  EXPECT_EQ(at(kStart + 1000), (std::vector<std::string>{"05"}));
+  EXPECT_TRUE(at(kStart + 2000).empty());
+}
+
+TEST_F(SqliteStoreTest, RevokedCertsIndexHoldsOnlyRevokedRows) {
+  // The CRL query reads a partial index of revoked rows, so its cost follows
+  // the number of revocations, not of issued certificates.
+  for (int i = 0; i < 50; ++i) {
+    CertRecord c = cert(fmt::format("{:02x}", i), fmt::format("d{}", i), fmt::format("k{}", i));
+    c.kind = "service";
+    c.issuer = "issuing-1";
+    ASSERT_TRUE(store_->insertCert(c).isOk());
+  }
+  ASSERT_TRUE(store_->revokeCert("07", "").isOk());
+  ASSERT_TRUE(store_->revokeCert("2a", "").isOk());
+  const std::string path = dir_.file("warden.db");
+  EXPECT_EQ(sqlScalar(path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
+                            "'certs_revoked_by_issuer' AND sql LIKE '%WHERE revoked = 1%'"),
+            1);
+  EXPECT_EQ(sqlScalar(path, "SELECT COUNT(*) FROM certs INDEXED BY certs_revoked_by_issuer WHERE issuer = "
+                            "'issuing-1' AND revoked = 1"),
+            2);
+  auto list = store_->listRevokedCertsIssuedBy("issuing-1", kStart);
+  ASSERT_TRUE(list.isOk()) << list.status().toString();
+  EXPECT_EQ(list->size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, UnexpiredCertsOfIssuerIgnoreOcspResponders) {
+  CertRecord o = cert("01", "ocsp-issuing-1", "fo", kStart + 1000);
+  o.kind = "ocsp";
+  o.issuer = "issuing-1";
+  ASSERT_TRUE(store_->insertCert(o).isOk());
+  EXPECT_FALSE(*store_->hasUnexpiredCertsIssuedBy("issuing-1", kStart));
+  CertRecord s = cert("02", "gw", "fs", kStart + 100);
+  s.kind = "service";
+  s.issuer = "issuing-1";
+  ASSERT_TRUE(store_->insertCert(s).isOk());
+  ASSERT_TRUE(store_->revokeCert("02", "").isOk());
+  EXPECT_TRUE(*store_->hasUnexpiredCertsIssuedBy("issuing-1", kStart));  // revoked still counts: CRL needed
+  EXPECT_FALSE(*store_->hasUnexpiredCertsIssuedBy("issuing-1", kStart + 100));
+  EXPECT_FALSE(*store_->hasUnexpiredCertsIssuedBy("issuing-2", kStart));
+}
+
+// --- group commit: commitIssuances ------------------------------------------------
+
+IssuanceWrite enrollWrite(const std::string& device, const std::string& token, CertRecord cert,
+                          const std::string& claim = "") {
+  IssuanceWrite w;
+  w.kind = IssuanceWrite::Kind::kEnrollWithToken;
+  w.device = device;
+  w.token_hash_hex = crypto::sha256Hex(token);
+  w.key_store_claim = claim;
+  w.cert = std::move(cert);
+  return w;
+}
+
+TEST_F(SqliteStoreTest, CommitIssuancesAppliesABatchInOneTransaction) {
+  addWithToken("d1", "t1");
+  addWithToken("d2", "t2");
+  addWithToken("d3", "t3");
+  ASSERT_TRUE(store_->enrollWithToken("d3", hash("t3"), cert("30", "d3", "k3")).isOk());
+  IssuanceWrite renew;
+  renew.kind = IssuanceWrite::Kind::kRenew;
+  renew.device = "d3";
+  renew.old_serial = "30";
+  renew.key_store_claim = "tpm2";
+  renew.cert = cert("31", "d3", "k3b");
+  std::vector<Status> st = store_->commitIssuances(
+      {enrollWrite("d1", "t1", cert("10", "d1", "k1"), "file"), enrollWrite("d2", "t2", cert("20", "d2", "k2")),
+       renew});
+  ASSERT_EQ(st.size(), 3u);
+  for (const Status& s : st) EXPECT_TRUE(s.isOk()) << s.toString();
+  EXPECT_EQ(store_->getDevice("d1")->state, DeviceState::kActive);
+  EXPECT_EQ(store_->getDevice("d1")->key_store_claim, "file");
+  EXPECT_EQ(store_->getDevice("d3")->key_store_claim, "tpm2");
+  EXPECT_TRUE(store_->findCert("10").isOk());
+  EXPECT_TRUE(store_->findCert("20").isOk());
+  EXPECT_TRUE(store_->findCert("31").isOk());
+  // Tokens were consumed in the transaction.
+  EXPECT_EQ(store_->checkToken("d1", hash("t1")).message(), kReasonTokenUsed);
+}
+
+TEST_F(SqliteStoreTest, CommitIssuancesRefusedWriteLeavesTheOthers) {
+  addWithToken("d1", "t1");
+  addWithToken("d2", "t2");
+  addWithToken("d3", "t3");
+  std::vector<Status> st = store_->commitIssuances({
+      enrollWrite("d1", "t1", cert("10", "d1", "k1")),
+      enrollWrite("d2", "wrong", cert("20", "d2", "k2"), "file"),  // token_mismatch
+      enrollWrite("d3", "t3", cert("10", "d3", "k3")),             // serial of the first write: collision
+      enrollWrite("ghost", "t", cert("40", "ghost", "k4")),        // unknown_device
+      enrollWrite("d3", "t3", cert("30", "d3", "k1")),             // key of d1: key_reuse
+  });
+  ASSERT_EQ(st.size(), 5u);
+  EXPECT_TRUE(st[0].isOk()) << st[0].toString();
+  EXPECT_EQ(st[1].message(), kReasonTokenMismatch);
+  EXPECT_EQ(st[2].message(), kReasonSerialCollision);
+  EXPECT_EQ(st[3].message(), kReasonUnknownDevice);
+  EXPECT_EQ(st[4].message(), kReasonKeyReuse);
+  EXPECT_TRUE(store_->findCert("10").isOk());
+  EXPECT_EQ(store_->findCert("10")->device, "d1");
+  EXPECT_EQ(store_->findCert("30").status().code(), ErrorCode::kNotFound);
+  // Refused writes changed nothing: no claim, tokens still usable, devices pending.
+  EXPECT_EQ(store_->getDevice("d2")->key_store_claim, "");
+  EXPECT_EQ(store_->getDevice("d2")->state, DeviceState::kPending);
+  EXPECT_TRUE(store_->checkToken("d3", hash("t3")).isOk());
+  // A later write of the same batch sees the earlier ones (d3 again, new serial and key).
+  std::vector<Status> again = store_->commitIssuances(
+      {enrollWrite("d3", "t3", cert("31", "d3", "k3")), enrollWrite("d3", "t3", cert("32", "d3", "k3c"))});
+  EXPECT_TRUE(again[0].isOk()) << again[0].toString();
+  EXPECT_EQ(again[1].message(), kReasonTokenUsed);
+}
+
+TEST_F(SqliteStoreTest, CommitIssuancesOfNothingIsOk) { EXPECT_TRUE(store_->commitIssuances({}).empty()); }
 
 }  // namespace
 }  // namespace warden::store
