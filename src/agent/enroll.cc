@@ -144,9 +144,11 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   if (!s.isOk()) return localFailure(Status(s.code(), fmt::format("cannot create {}: {}", o.dir, s.message())));
   AgentConfig agent_config{url.text, o.name, chain.pin(), key_store, o.tpm, o.key_uri};
   // The key a previous run left waiting for approval, if any (it is reused).
-  std::string waiting_key = key_store == keystore::KeyStoreKind::kFile   ? pendingKeyPath(o.dir)
-                            : key_store == keystore::KeyStoreKind::kTpm2 ? paths.nextKey()
-                                                                         : std::string();
+  // A token key has no file: it waits in the token, under its fixed label.
+  const std::string waiting_file = key_store == keystore::KeyStoreKind::kFile   ? pendingKeyPath(o.dir)
+                                   : key_store == keystore::KeyStoreKind::kTpm2 ? paths.nextKey()
+                                                                                : std::string();
+  std::string waiting_key = waiting_file;
   if (!waiting_key.empty() && ::access(waiting_key.c_str(), F_OK) != 0) waiting_key.clear();
   auto device_keys = DeviceKeyStore::open(agent_config, paths);
   if (!device_keys.isOk()) return localFailure(device_keys.status());
@@ -193,9 +195,9 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
     if (key_store == keystore::KeyStoreKind::kFile) WARDEN_RETURN_IF_ERROR(keepPendingKey(o.dir, key.get()));
     auto wait = std::clamp(*answer.retry_after, std::chrono::seconds(1), std::chrono::seconds(300));
     if (std::chrono::steady_clock::now() + wait > deadline) {
-      const std::string kept = key_store == keystore::KeyStoreKind::kFile   ? pendingKeyPath(o.dir)
-                               : key_store == keystore::KeyStoreKind::kTpm2 ? paths.nextKey() + " (TPM-wrapped)"
-                                                                            : "the token (" + o.key_uri + ")";
+      const std::string kept = key_store == keystore::KeyStoreKind::kTpm2 ? waiting_file + " (TPM-wrapped)"
+                               : waiting_file.empty()                     ? "the token (" + o.key_uri + ")"
+                                                                          : waiting_file;
       return core::failedPrecondition(fmt::format(
           "the enrollment request still awaits approval ({}); run the same command again later: the key is kept in {}",
           answer.message, kept));
