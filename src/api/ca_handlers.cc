@@ -357,8 +357,7 @@ asio::awaitable<ServerResponse> ApiServer::Impl::caRotate(const OperatorIdentity
       X509* parent = root ? root->root.get() : cas->root.get();
       // What a client that still pins the old root needs to reach the
       // active root: its NewWithOld, presented after the issuing CA.
-      X509* link = root ? root->new_with_old.get() : nullptr;
-      if (!root) link = cas->rootLink();
+      X509* link = root ? root->new_with_old.get() : cas->rootLink();
       WARDEN_RETURN_IF_ERROR(pki::verifyChain(ca.cert.get(), {}, {parent}, deps_.clock.now()));
       if (crypto::subjectKeyIdHex(ca.cert.get()) == crypto::subjectKeyIdHex(cas->active()->cert.get())) {
         return core::invalidArgument("the new CA has the key of the active one: a rotation needs a new key");
