@@ -53,6 +53,10 @@ std::string sha256Hex(std::string_view bytes);
 std::string caFingerprint(X509* root);
 // publicKeyFingerprint returns the sha256 hex of |key|'s SubjectPublicKeyInfo DER.
 std::string publicKeyFingerprint(EVP_PKEY* key);
+// setCertificatePublicKey makes |key| the subject public key of |cert| (the
+// same DER and the same in-memory key as X509_set_pubkey, faster for EC keys;
+// see crypto.cc).
+Status setCertificatePublicKey(X509* cert, EVP_PKEY* key);
 
 // randomBytes returns |n| bytes from RAND_bytes; aborts only if the RNG is broken.
 std::string randomBytes(size_t n);

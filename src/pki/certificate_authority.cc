@@ -190,9 +190,7 @@ Result<X509Ptr> newCertificate(EVP_PKEY* subject_key) {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) return core::internalError("cannot allocate certificate");
   WARDEN_RETURN_IF_ERROR(setRandomSerial(cert.get()));
-  if (X509_set_pubkey(cert.get(), subject_key) != 1) {
-    return core::invalidArgument("cannot use the subject public key: " + openSslErrorString());
-  }
+  WARDEN_RETURN_IF_ERROR(crypto::setCertificatePublicKey(cert.get(), subject_key));
   return cert;
 }
 

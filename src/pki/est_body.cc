@@ -66,8 +66,12 @@ core::Status checkCsr(X509_REQ* csr) {
     return core::invalidArgument(fmt::format("EC curve {} is not accepted: use an EC P-256 key ({})",
                                              curve.empty() ? "with explicit parameters" : curve, kCsrAttrsHint));
   }
+  // On a prime-order curve like P-256 (cofactor 1) a point on the curve has
+  // order n: the quick check (on the curve, in range, not infinity) is the
+  // full one without its scalar multiplication by n, which cost as much as
+  // the CSR's signature check.
   crypto::EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
     ERR_clear_error();
     return core::invalidArgument("CSR public key is not a valid EC point");
   }

@@ -4,6 +4,11 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "core/clock.h"
 
@@ -145,6 +150,77 @@ TEST(Keys, PrivateKeyPemRoundTripPreservesPublicKey) {
   EXPECT_EQ(publicKeyFingerprint(key->get()).size(), 64u);
   EXPECT_FALSE(privateKeyFromPem("junk").isOk());
   EXPECT_FALSE(privateKeyFromPem("").isOk());
+}
+
+// genericSpki is OpenSSL's own SubjectPublicKeyInfo DER of |key|.
+std::string genericSpki(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(key, &der);
+  OpenSslBytesPtr owned(der);
+  return len > 0 ? std::string(reinterpret_cast<const char*>(der), static_cast<size_t>(len)) : std::string();
+}
+
+// certSpki is the SubjectPublicKeyInfo DER of a certificate whose key was
+// set by setCertificatePublicKey; it also checks the in-memory key.
+std::string certSpki(EVP_PKEY* key) {
+  X509Ptr cert(X509_new());
+  if (!setCertificatePublicKey(cert.get(), key).isOk()) return {};
+  EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(cert.get()), key), 1);
+  unsigned char* der = nullptr;
+  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert.get()), &der);
+  OpenSslBytesPtr owned(der);
+  return len > 0 ? std::string(reinterpret_cast<const char*>(der), static_cast<size_t>(len)) : std::string();
+}
+
+// The EC fast paths (crypto.cc) produce exactly OpenSSL's own encoding.
+TEST(Keys, EcPublicKeyInfoIsOpenSslsOwnEncoding) {
+  for (const char* curve : {"P-256", "P-384", "P-521"}) {
+    // Many keys: some points end in zero bytes, which a bit string without
+    // an explicit "0 unused bits" would lose.
+    for (int i = 0; i < 64; ++i) {
+      EvpPkeyPtr key(EVP_EC_gen(curve));
+      ASSERT_TRUE(key);
+      const std::string generic = genericSpki(key.get());
+      ASSERT_FALSE(generic.empty());
+      ASSERT_EQ(publicKeyFingerprint(key.get()), sha256Hex(generic)) << curve;
+      ASSERT_EQ(certSpki(key.get()), generic) << curve;
+    }
+  }
+  // A key set to compressed points is encoded compressed on every path; a
+  // key read back from that encoding is encoded as OpenSSL encodes it.
+  EvpPkeyPtr key(EVP_EC_gen("P-256"));
+  ASSERT_TRUE(key);
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(key.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"), 1);
+  const std::string compressed = genericSpki(key.get());
+  EXPECT_EQ(compressed.size(), 59u);  // 26 bytes of header + a 33-byte point
+  EXPECT_EQ(publicKeyFingerprint(key.get()), sha256Hex(compressed));
+  EXPECT_EQ(certSpki(key.get()), compressed);
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(compressed.data());
+  EvpPkeyPtr back(d2i_PUBKEY(nullptr, &p, static_cast<long>(compressed.size())));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(publicKeyFingerprint(back.get()), sha256Hex(genericSpki(back.get())));
+  EXPECT_EQ(certSpki(back.get()), genericSpki(back.get()));
+  // Explicit curve parameters: encoded as OpenSSL encodes them.
+  EvpPkeyPtr explicit_params(EVP_EC_gen("P-256"));
+  ASSERT_TRUE(explicit_params);
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(explicit_params.get(), OSSL_PKEY_PARAM_EC_ENCODING,
+                                           OSSL_PKEY_EC_ENCODING_EXPLICIT),
+            1);
+  EXPECT_GT(genericSpki(explicit_params.get()).size(), 91u);
+  EXPECT_EQ(publicKeyFingerprint(explicit_params.get()), sha256Hex(genericSpki(explicit_params.get())));
+  EXPECT_EQ(certSpki(explicit_params.get()), genericSpki(explicit_params.get()));
+}
+
+TEST(Keys, OtherKeysKeepOpenSslsEncoding) {
+  EvpPkeyPtr ed(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  ASSERT_TRUE(ed);
+  EXPECT_EQ(publicKeyFingerprint(ed.get()), sha256Hex(genericSpki(ed.get())));
+  EXPECT_EQ(certSpki(ed.get()), genericSpki(ed.get()));
+  EvpPkeyPtr rsa(EVP_RSA_gen(2048));
+  ASSERT_TRUE(rsa);
+  EXPECT_EQ(publicKeyFingerprint(rsa.get()), sha256Hex(genericSpki(rsa.get())));
+  EXPECT_EQ(certSpki(rsa.get()), genericSpki(rsa.get()));
+  EXPECT_FALSE(setCertificatePublicKey(nullptr, rsa.get()).isOk());
 }
 
 // makeCert builds a certificate with OpenSSL directly (this test binary links
