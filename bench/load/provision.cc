@@ -40,13 +40,14 @@ core::Status provision(const ProvisionOptions& o) {
 
   const std::string trust_domain = config.trust_domain;
   const core::Seconds lifetime{config.cert_ttl_s};
-  identity::LeafIssuer issuer = [&](EVP_PKEY* key, const std::string& name) {
+  identity::LeafIssuer issuer = [&](EVP_PKEY* key, const std::string& name) -> core::Result<identity::IssuedLeaf> {
     pki::LeafProfile profile;
     profile.common_name = name;
     profile.uri_sans = {core::makeSpiffeId(trust_domain, core::PrincipalKind::kDevice, name)};
     profile.client_auth = true;
     profile.lifetime = lifetime;
-    return pki::issueLeaf(issuing, key, profile, clock);
+    WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr cert, pki::issueLeaf(issuing, key, profile, clock));
+    return identity::IssuedLeaf{std::move(cert), issuing.name};
   };
 
   if (!o.policy_file.empty()) {

@@ -239,7 +239,7 @@ ServerResponse ApiServer::Impl::estPending(const std::string& request_id) const 
 }
 
 identity::LeafIssuer ApiServer::Impl::deviceLeafIssuer(int64_t manufacturer_ttl_s) const {
-  return [this, manufacturer_ttl_s](EVP_PKEY* key, const std::string& device) -> core::Result<crypto::X509Ptr> {
+  return [this, manufacturer_ttl_s](EVP_PKEY* key, const std::string& device) -> core::Result<identity::IssuedLeaf> {
     // Runs on the worker: the lifetime is device > manufacturer > fleet.
     auto ttls = deps_.store.certTtls(device);
     if (!ttls.isOk()) return ttls.status();
@@ -256,7 +256,8 @@ identity::LeafIssuer ApiServer::Impl::deviceLeafIssuer(int64_t manufacturer_ttl_
     // The active issuing CA at the moment of signing: after `ca rotate`,
     // new certificates come from the new CA at once.
     std::shared_ptr<const pki::CaSet> cas = cas_->get();
-    return pki::issueLeaf(*cas->active(), key, profile, deps_.clock);
+    WARDEN_ASSIGN_OR_RETURN(crypto::X509Ptr cert, pki::issueLeaf(*cas->active(), key, profile, deps_.clock));
+    return identity::IssuedLeaf{std::move(cert), cas->active()->name};
   };
 }
 

@@ -81,10 +81,11 @@ Result<IssuedCert> Registry::issue(std::string_view name, EVP_PKEY* subject_key,
   const std::string fp = crypto::publicKeyFingerprint(subject_key);
   WARDEN_ASSIGN_OR_RETURN(bool reused, store_.pubkeyCertifiedToOtherDevice(fp, name));
   if (reused) return core::alreadyExists(std::string(store::kReasonKeyReuse));
-  auto cert = issuer(subject_key, std::string(name));
-  if (!cert.isOk()) return cert.status();
+  auto leaf = issuer(subject_key, std::string(name));
+  if (!leaf.isOk()) return leaf.status();
   IssuedCert out;
-  out.cert = std::move(cert).value();
+  out.cert = std::move(leaf->cert);
+  out.record.issuer = std::move(leaf->ca_name);
   X509* x = out.cert.get();
   out.record.serial_hex = crypto::serialHex(x);
   out.record.device = std::string(name);

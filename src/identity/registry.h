@@ -40,10 +40,18 @@ struct NewToken {
   int64_t expires_at = 0;
 };
 
+// IssuedLeaf is a signed leaf and the inventory name of the CA that signed
+// it ("issuing-2"; "" when the signer is not in an inventory, and the store
+// then finds it from the certificate's AKI).
+struct IssuedLeaf {
+  crypto::X509Ptr cert;
+  std::string ca_name;
+};
+
 // LeafIssuer signs |subject_key| (public key only) into a leaf certificate
 // for device |name| (the server wiring binds the issuing CA, trust domain and
 // lifetime, e.g. via pki::issueLeaf).
-using LeafIssuer = std::function<core::Result<crypto::X509Ptr>(EVP_PKEY* subject_key, const std::string& name)>;
+using LeafIssuer = std::function<core::Result<IssuedLeaf>(EVP_PKEY* subject_key, const std::string& name)>;
 
 // IssuedCert is an enrolled or renewed certificate and its store record.
 struct IssuedCert {

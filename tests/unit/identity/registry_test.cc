@@ -32,7 +32,7 @@ class TestIssuer {
   TestIssuer() : key_(std::move(crypto::generateEcKey()).value()) {}
 
   LeafIssuer issuer(const core::Clock& clock) {
-    return [this, &clock](EVP_PKEY* subject, const std::string& name) -> core::Result<crypto::X509Ptr> {
+    return [this, &clock](EVP_PKEY* subject, const std::string& name) -> core::Result<IssuedLeaf> {
       ++calls;
       crypto::X509Ptr x(X509_new());
       X509_set_version(x.get(), 2);
@@ -52,11 +52,12 @@ class TestIssuer {
       X509_set_issuer_name(x.get(), subj);
       X509_set_pubkey(x.get(), subject);
       if (X509_sign(x.get(), key_.get(), EVP_sha256()) == 0) return core::internalError("sign failed");
-      return x;
+      return IssuedLeaf{std::move(x), ca_name};
     };
   }
 
   int calls = 0;
+  std::string ca_name;  // reported as the signer's inventory name
   std::string fixed_serial;
   bool reuse_fixed_forever = false;
 
@@ -146,6 +147,17 @@ TEST_F(RegistryTest, EnrollActivatesAndRecordsCertificate) {
   EXPECT_EQ(c->record.serial_hex, crypto::serialHex(c->cert.get()));
   EXPECT_EQ(store_->getDevice("d1")->state, store::DeviceState::kActive);
   EXPECT_EQ(store_->findCert(c->record.serial_hex)->pem, crypto::certToPem(c->cert.get()));
+  EXPECT_EQ(store_->findCert(c->record.serial_hex)->issuer, "");  // a signer outside any inventory
+}
+
+TEST_F(RegistryTest, EnrollRecordsTheSignersInventoryName) {
+  NewDevice d = add("d1");
+  auto key = newKey();
+  ca_.ca_name = "issuing-7";
+  auto c = registry_->enroll("d1", d.token, key.get(), ca_.issuer(clock_));
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->record.issuer, "issuing-7");
+  EXPECT_EQ(store_->findCert(c->record.serial_hex)->issuer, "issuing-7");
 }
 
 TEST_F(RegistryTest, TokenIsSingleUse) {
@@ -231,7 +243,7 @@ TEST_F(RegistryTest, PersistentSerialCollisionGivesUp) {
 TEST_F(RegistryTest, IssuerFailureLeavesTokenUnused) {
   NewDevice d = add("d1");
   auto key = newKey();
-  LeafIssuer failing = [](EVP_PKEY*, const std::string&) -> core::Result<crypto::X509Ptr> {
+  LeafIssuer failing = [](EVP_PKEY*, const std::string&) -> core::Result<IssuedLeaf> {
     return core::internalError("CA unavailable");
   };
   EXPECT_EQ(registry_->enroll("d1", d.token, key.get(), failing).status().code(), ErrorCode::kInternal);
@@ -424,6 +436,20 @@ TEST(DeviceTable, IteratesFindsAndCopiesOnWrite) {
   EXPECT_EQ(b.size(), 1000u);
   EXPECT_EQ(a.size(), 1000u);
   EXPECT_EQ(b.find("missing"), b.end());
+  // A copy of a copy: writes reach neither ancestor, and every entry of
+  // every table stays reachable by iteration.
+  DeviceTable c = b;
+  for (int i = 0; i < 1000; i += 7) c["n" + std::to_string(i)].role = "third";
+  size_t changed = 0, total = 0;
+  for (const auto& [name, entry] : c) {
+    ++total;
+    if (entry.role == "third") ++changed;
+  }
+  EXPECT_EQ(total, 1000u);
+  EXPECT_EQ(changed, 143u);  // 0, 7, ..., 994 (n6 was erased but 6 is not a multiple of 7)
+  EXPECT_EQ(b.find("n7")->second.role, "r");
+  EXPECT_EQ(a.find("n7")->second.role, "r");
+  EXPECT_EQ(b.find("n5")->second.role, "changed");
 }
 
 }  // namespace
