@@ -41,15 +41,18 @@ struct DeviceEntry {
 };
 
 // DeviceTable maps device names to entries, split into kShards hash shards
-// held by shared_ptr. Copying a table copies shard pointers, not entries,
-// and writing through a copy clones only the shard it touches: a snapshot
-// for a change to one device costs O(fleet / kShards), not O(fleet), and
-// every snapshot still reads like an unordered_map. Writers (operator[],
-// emplace, erase) are for building a table before it is published; a
-// published FleetState is const.
+// held by shared_ptr, grouped in kBlocks blocks also held by shared_ptr.
+// Copying a table copies kBlocks block pointers, not entries, and writing
+// through a copy clones only the block and the shard it touches: a snapshot
+// for a change to one device costs O(kBlocks + kShardsPerBlock + fleet /
+// kShards), not O(fleet), and every snapshot still reads like an
+// unordered_map. Writers (operator[], emplace, erase) are for building a
+// table before it is published; a published FleetState is const.
 class DeviceTable {
  public:
-  static constexpr size_t kShards = 4096;
+  static constexpr size_t kBlocks = 64;
+  static constexpr size_t kShardsPerBlock = 64;
+  static constexpr size_t kShards = kBlocks * kShardsPerBlock;
   using Shard = std::unordered_map<std::string, DeviceEntry>;
   using value_type = Shard::value_type;
 
@@ -82,8 +85,8 @@ class DeviceTable {
         : table_(table), shard_(shard), it_(it) {}
     // settle moves past the end of empty or finished shards.
     void settle() {
-      while (shard_ < kShards && (!table_->shards_[shard_] || it_ == table_->shards_[shard_]->end())) {
-        if (++shard_ < kShards && table_->shards_[shard_]) it_ = table_->shards_[shard_]->begin();
+      while (shard_ < kShards && (table_->shard(shard_) == nullptr || it_ == table_->shard(shard_)->end())) {
+        if (++shard_ < kShards && table_->shard(shard_) != nullptr) it_ = table_->shard(shard_)->begin();
       }
     }
     const DeviceTable* table_ = nullptr;
@@ -92,7 +95,7 @@ class DeviceTable {
   };
 
   const_iterator begin() const {
-    const_iterator it(this, 0, shards_[0] ? shards_[0]->begin() : Shard::const_iterator{});
+    const_iterator it(this, 0, shard(0) != nullptr ? shard(0)->begin() : Shard::const_iterator{});
     it.settle();
     return it;
   }
@@ -102,9 +105,10 @@ class DeviceTable {
 
   const_iterator find(const std::string& name) const {
     const size_t s = shardOf(name);
-    if (!shards_[s]) return end();
-    auto it = shards_[s]->find(name);
-    return it == shards_[s]->end() ? end() : const_iterator(this, s, it);
+    const Shard* sh = shard(s);
+    if (sh == nullptr) return end();
+    auto it = sh->find(name);
+    return it == sh->end() ? end() : const_iterator(this, s, it);
   }
   size_t count(const std::string& name) const { return find(name) == end() ? 0 : 1; }
 
@@ -120,24 +124,40 @@ class DeviceTable {
   // erase removes |name|; false if it was not there.
   bool erase(const std::string& name) {
     const size_t s = shardOf(name);
-    if (!shards_[s] || shards_[s]->count(name) == 0) return false;
+    const Shard* sh = shard(s);
+    if (sh == nullptr || sh->count(name) == 0) return false;
     writable(s).erase(name);
     --size_;
     return true;
   }
 
  private:
+  using Block = std::array<std::shared_ptr<Shard>, kShardsPerBlock>;
+
   static size_t shardOf(const std::string& name) { return std::hash<std::string>{}(name) % kShards; }
+  const Shard* shard(size_t s) const {
+    const auto& block = blocks_[s / kShardsPerBlock];
+    return block ? (*block)[s % kShardsPerBlock].get() : nullptr;
+  }
+  // writable returns shard |s| for writing, cloning first whatever another
+  // table shares (copy on write: other tables keep theirs).
   Shard& writable(size_t s) {
-    if (!shards_[s]) {
-      shards_[s] = std::make_shared<Shard>();
-    } else if (shards_[s].use_count() > 1) {
-      shards_[s] = std::make_shared<Shard>(*shards_[s]);  // copy on write: other tables keep theirs
+    auto& block = blocks_[s / kShardsPerBlock];
+    if (!block) {
+      block = std::make_shared<Block>();
+    } else if (block.use_count() > 1) {
+      block = std::make_shared<Block>(*block);
     }
-    return *shards_[s];
+    auto& sh = (*block)[s % kShardsPerBlock];
+    if (!sh) {
+      sh = std::make_shared<Shard>();
+    } else if (sh.use_count() > 1) {
+      sh = std::make_shared<Shard>(*sh);
+    }
+    return *sh;
   }
 
-  std::array<std::shared_ptr<Shard>, kShards> shards_{};
+  std::array<std::shared_ptr<Block>, kBlocks> blocks_{};
   size_t size_ = 0;
 };
 

@@ -2,6 +2,7 @@
 // one process. One I/O thread runs every listener and session; one worker
 // thread runs everything that may block (the store, CA signing), so the I/O
 // thread never waits on a disk.
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -326,22 +327,52 @@ class ControlPlane {
   // publishChange rebuilds the snapshot after a committed change and lets the
   // gateway re-evaluate the live sessions |scope| concerns before |done|
   // runs. The single worker serializes rebuilds, so snapshots are published
-  // in commit order, each built on the one before (last_built_).
+  // in commit order, each built on the one before (last_built_). Changes
+  // that arrive while a rebuild is loading wait for the next one and share
+  // it: a burst of enrollments costs a rebuild per load, not one each.
   void publishChange(gateway::Gateway& gateway, identity::ChangeScope scope, std::function<void()> done) {
+    asio::dispatch(io_, [this, &gateway, scope = std::move(scope), done = std::move(done)]() mutable {
+      if (!change_pending_) {
+        pending_scope_ = std::move(scope);
+        change_pending_ = true;
+      } else if (scope.everything) {
+        pending_scope_ = identity::ChangeScope::all();
+      } else if (!pending_scope_.everything) {
+        for (std::string& name : scope.devices) pending_scope_.devices.push_back(std::move(name));
+      }
+      if (done) change_waiters_.push_back(std::move(done));
+      if (!change_loading_) startChange(gateway);
+    });
+  }
+
+  // startChange loads the snapshot for every change pending (io thread).
+  void startChange(gateway::Gateway& gateway) {
+    change_loading_ = true;
+    change_pending_ = false;
+    auto scope = std::make_shared<identity::ChangeScope>(std::move(pending_scope_));
+    pending_scope_ = identity::ChangeScope::all();
+    std::sort(scope->devices.begin(), scope->devices.end());
+    scope->devices.erase(std::unique(scope->devices.begin(), scope->devices.end()), scope->devices.end());
+    auto waiters = std::make_shared<std::vector<std::function<void()>>>(std::move(change_waiters_));
+    change_waiters_.clear();
     auto result = std::make_shared<Result<std::shared_ptr<const gateway::DecisionSnapshot>>>(
         core::internalError("not loaded"));
-    auto shared_scope = std::make_shared<identity::ChangeScope>(std::move(scope));
-    runBlocking([this, result, shared_scope] { *result = loadSnapshot(*shared_scope); },
-                [this, result, shared_scope, &gateway, done = std::move(done)]() mutable {
+    runBlocking([this, result, scope] { *result = loadSnapshot(*scope); },
+                [this, result, scope, waiters, &gateway] {
+                  change_loading_ = false;
+                  auto all_done = [waiters] {
+                    for (auto& done : *waiters) done();
+                  };
                   if (!result->isOk()) {
                     // The change is committed; keep enforcing the last good snapshot
                     // and say so loudly (fail closed happens on the next good load).
                     spdlog::error("cannot rebuild the decision snapshot: {}", result->status().message());
-                    done();
-                    return;
+                    all_done();
+                  } else {
+                    snapshots_.set(result->value());
+                    gateway.reevaluate(*scope, std::move(all_done));
                   }
-                  snapshots_.set(result->value());
-                  gateway.reevaluate(*shared_scope, std::move(done));
+                  if (change_pending_) startChange(gateway);
                 });
   }
 
@@ -449,6 +480,11 @@ class ControlPlane {
   api::ApiServer* api_ = nullptr;
   std::optional<asio::steady_timer> refresh_timer_, coalesce_timer_;
   std::vector<std::function<void()>> rebuild_waiters_;  // io thread
+  // publishChange's coalescing (io thread): the changes waiting for the
+  // next snapshot load, and whether one is loading.
+  identity::ChangeScope pending_scope_;
+  std::vector<std::function<void()>> change_waiters_;
+  bool change_pending_ = false, change_loading_ = false;
   bool rebuild_scheduled_ = false, rebuild_in_flight_ = false, remake_crls_ = false;
   std::chrono::steady_clock::time_point last_rebuild_start_{};
   gateway::SnapshotHolder snapshots_;
