@@ -252,6 +252,9 @@ Result<SslCtxPtr> makeServerTlsContext(const TlsFiles& files, ClientCertMode mod
   // sessions live at most 1 h and ticket keys rotate every 30 min.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_timeout(ctx.get(), kTlsSessionLifetimeSeconds);
+  // One TLS 1.3 ticket per handshake, not OpenSSL's two: a device holds one
+  // connection at a time, and each ticket costs an encryption and a MAC.
+  if (SSL_CTX_set_num_tickets(ctx.get(), 1) != 1) return core::internalError("cannot set the number of tickets");
   auto* ring = new TicketKeyRing(clock);  // owned by the SSL_CTX ex_data from here on
   if (SSL_CTX_set_ex_data(ctx.get(), ticketKeyRingIndex(), ring) != 1) {
     delete ring;
