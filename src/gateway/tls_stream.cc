@@ -178,7 +178,16 @@ asio::awaitable<TlsStream::ErrorCode> TlsStream::handshake(Role role) {
     ERR_clear_error();
     bio_->last_errno = 0;
     int r = SSL_do_handshake(ssl_);
-    if (r == 1) co_return ErrorCode();
+    if (r == 1) {
+      // The handshake's flights (certificate chains) grew the read buffer to
+      // 2-4 KiB; a session that now idles keeps only the minimum. Not while
+      // it still holds bytes OpenSSL has not read (the peer's first records).
+      if (bio_->in_len == 0 && in_.size() > kMinRead) {
+        in_.resize(kMinRead);
+        in_.shrink_to_fit();
+      }
+      co_return ErrorCode();
+    }
     int err = SSL_get_error(ssl_, r);
     if (err == SSL_ERROR_WANT_READ) {
       auto [rec, n] = co_await socket_.async_read_some(prepareRead(), kNoThrow);
