@@ -4,6 +4,7 @@ gateway."""
 
 import os
 import subprocess
+import time
 import unittest
 
 import certs
@@ -71,6 +72,23 @@ class TlsAdmissionTest(FleetTestCase):
         r = self.fleet.run("mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.fleet.mqtt_port),
                            "--cafile", self.sensor.ca, "-i", "tls-sensor", "-t", "a", "-m", "x")
         self.assertNotEqual(r.returncode, 0)
+
+    def test_session_tickets_gateway_one_api_none(self):
+        """The gateway issues one TLS 1.3 ticket per full handshake (devices
+        may resume); the API listener issues none (EST and admin clients never
+        resume, and a ticket costs the handshake a copy of the session)."""
+        def tickets(port, extra):
+            p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3",
+                                  "-CAfile", self.sensor.ca, *extra],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)  # the tickets follow the handshake at once; then close stdin and let s_client go
+            out, _ = p.communicate(input="", timeout=30)
+            self.assertIn("Verify return code: 0 (ok)", out)
+            return out.count("Post-Handshake New Session Ticket arrived")
+        gw = ["-cert", self.sensor.cert, "-key", self.sensor.key]
+        self.assertEqual(tickets(self.fleet.mqtt_port, gw), 1)
+        self.assertEqual(tickets(self.fleet.api_port, []), 0)
+        self.assertEqual(tickets(self.fleet.api_port, gw), 0)
 
     def test_tls_1_1_and_cbc_are_refused(self):
         r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.fleet.mqtt_port}",
