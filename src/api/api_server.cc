@@ -319,8 +319,14 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
   if (peer.cert) {
     // Record which anchor validates the certificate, for full and resumed
     // handshakes alike; none (a manufacturer removed meanwhile): ignore it.
-    peer.anchor = pki::classifyClientCertificate(peer.cert.get(), SSL_get_peer_cert_chain(stream.native_handle()),
-                                                 fleet_store_.get(), manufacturer_anchors_.get());
+    // A full handshake on the current context (its store is fleet_store_'s
+    // CAs) already verified the chain against the fleet: not twice.
+    if (ctx == ssl_ctx_ && pki::verifiedByOwnStore(stream.native_handle())) {
+      peer.anchor.kind = pki::ClientAnchor::Kind::kFleet;
+    } else {
+      peer.anchor = pki::classifyClientCertificate(peer.cert.get(), SSL_get_peer_cert_chain(stream.native_handle()),
+                                                   fleet_store_.get(), manufacturer_anchors_.get());
+    }
     if (peer.anchor.kind == pki::ClientAnchor::Kind::kNone) peer.cert.reset();
   }
 

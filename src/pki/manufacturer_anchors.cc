@@ -40,11 +40,23 @@ bool verifyWith(X509_STORE* store, X509* leaf, STACK_OF(X509)* untrusted) {
   return ok;
 }
 
+// ownStoreIndex is the SSL ex_data slot that records a full handshake whose
+// client chain verified against the SSL_CTX's own store.
+int ownStoreIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 // verifyClientCallback replaces X509_verify_cert for the server's client
 // certificates: the SSL_CTX's own store first, then the manufacturers'.
 int verifyClientCallback(X509_STORE_CTX* ctx, void* arg) {
   auto* holder = static_cast<AnchorsHolder*>(arg);
-  if (X509_verify_cert(ctx) == 1) return 1;
+  if (X509_verify_cert(ctx) == 1) {
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    // Any non-null pointer marks it; the slot holds no object.
+    if (ssl != nullptr && ownStoreIndex() >= 0) SSL_set_ex_data(ssl, ownStoreIndex(), ssl);
+    return 1;
+  }
   const int err = X509_STORE_CTX_get_error(ctx);
   if (holder != nullptr && holder->anchors) {
     X509* leaf = X509_STORE_CTX_get0_cert(ctx);
@@ -133,6 +145,11 @@ core::Status installManufacturerAnchors(SSL_CTX* ctx, std::shared_ptr<Manufactur
   }
   SSL_CTX_set_cert_verify_callback(ctx, verifyClientCallback, holder);
   return core::Status::ok();
+}
+
+bool verifiedByOwnStore(SSL* ssl) {
+  return ssl != nullptr && ownStoreIndex() >= 0 && SSL_session_reused(ssl) == 0 &&
+         SSL_get_ex_data(ssl, ownStoreIndex()) != nullptr && SSL_get_verify_result(ssl) == X509_V_OK;
 }
 
 ClientAnchor classifyClientCertificate(X509* leaf, STACK_OF(X509)* chain, X509_STORE* fleet,

@@ -72,6 +72,14 @@ core::Status checkManufacturerCa(std::string_view pem);
 // context keeps |anchors| alive.
 core::Status installManufacturerAnchors(SSL_CTX* ctx, std::shared_ptr<ManufacturerAnchors> anchors);
 
+// verifiedByOwnStore reports whether |ssl| completed a full (not resumed)
+// handshake in which its client chain verified against its SSL_CTX's own
+// store (set by the callback installManufacturerAnchors installs). A
+// server whose SSL_CTX store holds exactly its fleet's CAs, and that has
+// not replaced the context since the connection began, then knows the
+// anchor is the fleet's without verifying the chain again.
+bool verifiedByOwnStore(SSL* ssl);
+
 // classifyClientCertificate decides which anchor validates |leaf| (with the
 // peer's |chain|, may be null): |fleet| (the server's own CAs) first, then
 // |anchors|. kNone if neither does: the caller must then ignore the
