@@ -9,8 +9,9 @@
 // when a client certificate does not verify against that store, tries each
 // manufacturer's anchors on their own, so a factory certificate completes
 // the handshake. Which anchor validated a client certificate is then decided
-// after the handshake by classifyClientCertificate (full or resumed
-// handshakes alike), and each endpoint accepts only the anchors it allows.
+// after the handshake (full or resumed handshakes alike: verifiedByOwnStore
+// for a full one the context's own store verified, classifyClientCertificate
+// otherwise), and each endpoint accepts only the anchors it allows.
 
 #include <memory>
 #include <mutex>
