@@ -645,7 +645,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<DeviceRecord>> listDevices() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl, key_proof_result, key_proof_key_fp, key_proof_reason, key_proof_at FROM devices ORDER BY name"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl, key_proof_result, key_proof_key_fp, key_proof_reason, key_proof_at FROM devices ORDER BY name"));
     std::vector<DeviceRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -673,8 +674,9 @@ class SqliteStoreImpl final : public Store {
       return core::invalidArgument("a key proof's result is verified or failed");
     }
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE devices SET key_proof_result = ?, key_proof_key_fp = ?, key_proof_reason = ?, key_proof_at = ? "
-              "WHERE name = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "UPDATE devices SET key_proof_result = ?, key_proof_key_fp = ?, key_proof_reason = ?, key_proof_at = ? "
+        "WHERE name = ?"));
     st.bind(1, proof.result).bind(2, proof.key_fp).bind(3, proof.reason).bind(4, proof.at).bind(5, name);
     WARDEN_RETURN_IF_ERROR(st.run());
     if (sqlite3_changes(db()) == 0) return core::notFound(fmt::format("device '{}' not found", name));
@@ -710,7 +712,8 @@ class SqliteStoreImpl final : public Store {
     WARDEN_RETURN_IF_ERROR(del.run());
     // A new token starts enrollment afresh: open approval requests (pending,
     // approved or denied) are dropped.
-    WARDEN_ASSIGN_OR_RETURN(Statement reqs, prepare("DELETE FROM enroll_requests WHERE device = ? AND state != 'issued'"));
+    WARDEN_ASSIGN_OR_RETURN(Statement reqs, prepare(
+        "DELETE FROM enroll_requests WHERE device = ? AND state != 'issued'"));
     reqs.bind(1, device);
     WARDEN_RETURN_IF_ERROR(reqs.run());
     WARDEN_RETURN_IF_ERROR(insertTokenLocked(device, token_hash_hex, expires_at));
@@ -826,14 +829,16 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<CertRecord>> listCerts(std::string_view device) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM certs WHERE principal = ? ORDER BY rowid", kCertColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM certs WHERE principal = ? ORDER BY rowid", kCertColumns)));
     st.bind(1, device);
     return collectCerts(st);
   }
 
   Result<std::optional<CertRecord>> latestCert(std::string_view device) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM certs WHERE principal = ? ORDER BY rowid DESC LIMIT 1", kCertColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM certs WHERE principal = ? ORDER BY rowid DESC LIMIT 1", kCertColumns)));
     st.bind(1, device);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<CertRecord>();
@@ -842,7 +847,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<CertRecord>> listValidCerts(int64_t now_s) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM certs WHERE revoked = 0 AND not_after > ? ORDER BY rowid", kCertColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM certs WHERE revoked = 0 AND not_after > ? ORDER BY rowid", kCertColumns)));
     st.bind(1, now_s);
     return collectCerts(st);
   }
@@ -850,8 +856,9 @@ class SqliteStoreImpl final : public Store {
   Result<std::vector<CertRecord>> listValidCertsOf(std::string_view principal, std::string_view kind,
                                                    int64_t now_s) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM certs WHERE principal = ? AND kind = ? AND revoked = 0 AND not_after > ? "
-                          "ORDER BY rowid", kCertColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM certs WHERE principal = ? AND kind = ? AND revoked = 0 AND not_after > ? "
+                    "ORDER BY rowid", kCertColumns)));
     st.bind(1, principal);
     st.bind(2, kind);
     st.bind(3, now_s);
@@ -868,7 +875,8 @@ class SqliteStoreImpl final : public Store {
     WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE devices SET state = 'revoked' WHERE name = ?"));
     st.bind(1, device);
     WARDEN_RETURN_IF_ERROR(st.run());
-    WARDEN_ASSIGN_OR_RETURN(Statement certs, prepare("UPDATE certs SET revoked = 1, revoked_at = ? WHERE principal = ? AND kind = 'device' AND revoked = 0"));
+    WARDEN_ASSIGN_OR_RETURN(Statement certs, prepare(
+        "UPDATE certs SET revoked = 1, revoked_at = ? WHERE principal = ? AND kind = 'device' AND revoked = 0"));
     certs.bind(1, now()).bind(2, device);
     WARDEN_RETURN_IF_ERROR(certs.run());
     WARDEN_ASSIGN_OR_RETURN(Statement tokens, prepare("DELETE FROM tokens WHERE device = ? AND used = 0"));
@@ -885,7 +893,8 @@ class SqliteStoreImpl final : public Store {
     WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> c, findCertLocked(serial_hex));
     if (!c) return core::notFound(fmt::format("no certificate with serial {} was issued by this server", serial_hex));
     if (c->revoked) return std::make_pair(std::move(*c), false);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE certs SET revoked = 1, revoked_at = ?, revocation_reason = ? WHERE serial = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "UPDATE certs SET revoked = 1, revoked_at = ?, revocation_reason = ? WHERE serial = ?"));
     st.bind(1, now()).bind(2, reason).bind(3, serial_hex);
     WARDEN_RETURN_IF_ERROR(st.run());
     WARDEN_ASSIGN_OR_RETURN(std::optional<CertRecord> after, findCertLocked(serial_hex));
@@ -898,12 +907,14 @@ class SqliteStoreImpl final : public Store {
     std::lock_guard lock(mu_);
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
-    WARDEN_ASSIGN_OR_RETURN(Statement sel, prepare(fmt::format("SELECT {} FROM certs WHERE issuer = ? AND revoked = 0 AND not_after > ? AND kind != 'ocsp' "
-                          "ORDER BY rowid",
+    WARDEN_ASSIGN_OR_RETURN(Statement sel, prepare(
+        fmt::format("SELECT {} FROM certs WHERE issuer = ? AND revoked = 0 AND not_after > ? AND kind != 'ocsp' "
+                    "ORDER BY rowid",
                           kCertColumns)));
     sel.bind(1, issuer).bind(2, now_s);
     WARDEN_ASSIGN_OR_RETURN(std::vector<CertRecord> certs, collectCerts(sel));
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE certs SET revoked = 1, revoked_at = ?, revocation_reason = ? WHERE serial = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "UPDATE certs SET revoked = 1, revoked_at = ?, revocation_reason = ? WHERE serial = ?"));
     for (CertRecord& c : certs) {
       st.bind(1, now()).bind(2, reason).bind(3, c.serial_hex);
       WARDEN_RETURN_IF_ERROR(st.run());
@@ -918,7 +929,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<CertRecord>> listCertsIssuedBy(std::string_view issuer, int64_t not_after_after) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM certs WHERE issuer = ? AND not_after > ? ORDER BY rowid", kCertColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM certs WHERE issuer = ? AND not_after > ? ORDER BY rowid", kCertColumns)));
     st.bind(1, issuer).bind(2, not_after_after);
     return collectCerts(st);
   }
@@ -935,7 +947,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<bool> hasUnexpiredCertsIssuedBy(std::string_view issuer, int64_t now_s) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT EXISTS(SELECT 1 FROM certs WHERE issuer = ? AND not_after > ? AND kind != 'ocsp')"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT EXISTS(SELECT 1 FROM certs WHERE issuer = ? AND not_after > ? AND kind != 'ocsp')"));
     st.bind(1, issuer).bind(2, now_s);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     return row && st.int64(0) != 0;
@@ -943,7 +956,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<CertRecord>> listCertsExpiring(int64_t from, int64_t to) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM certs WHERE not_after > ? AND not_after <= ? ORDER BY not_after, rowid",
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM certs WHERE not_after > ? AND not_after <= ? ORDER BY not_after, rowid",
                           kCertColumns)));
     st.bind(1, from).bind(2, to);
     return collectCerts(st);
@@ -962,8 +976,9 @@ class SqliteStoreImpl final : public Store {
     if (exists) {
       return core::alreadyExists(fmt::format("CA '{}' (or one with the same key) is already in the inventory", ca.name));
     }
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO cas(name, kind, state, key_id, cert_pem, key_ref, created_at, retired_at) "
-              "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO cas(name, kind, state, key_id, cert_pem, key_ref, created_at, retired_at) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
     st.bind(1, ca.name).bind(2, ca.kind).bind(3, caStateName(ca.state)).bind(4, ca.key_id).bind(5, ca.cert_pem);
     st.bind(6, ca.key_ref).bind(7, ca.created_at != 0 ? ca.created_at : now()).bind(8, ca.retired_at);
     WARDEN_RETURN_IF_ERROR(st.run());
@@ -972,7 +987,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<CaRecord>> listCas() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM cas ORDER BY created_at, rowid", kCaColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM cas ORDER BY created_at, rowid", kCaColumns)));
     std::vector<CaRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -1013,7 +1029,8 @@ class SqliteStoreImpl final : public Store {
     dup.bind(1, cross.name);
     WARDEN_ASSIGN_OR_RETURN(bool exists, dup.step());
     if (exists) return core::alreadyExists(fmt::format("cross certificate '{}' is already recorded", cross.name));
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO ca_cross_certs(name, subject_ca, issuer_ca, cert_pem, created_at) VALUES(?, ?, ?, ?, ?)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO ca_cross_certs(name, subject_ca, issuer_ca, cert_pem, created_at) VALUES(?, ?, ?, ?, ?)"));
     st.bind(1, cross.name).bind(2, cross.subject_ca).bind(3, cross.issuer_ca).bind(4, cross.cert_pem);
     st.bind(5, cross.created_at != 0 ? cross.created_at : now());
     WARDEN_RETURN_IF_ERROR(st.run());
@@ -1022,7 +1039,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<CrossCertRecord>> listCrossCerts() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT name, subject_ca, issuer_ca, cert_pem, created_at FROM ca_cross_certs ORDER BY created_at, rowid"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT name, subject_ca, issuer_ca, cert_pem, created_at FROM ca_cross_certs ORDER BY created_at, rowid"));
     std::vector<CrossCertRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -1093,12 +1111,14 @@ class SqliteStoreImpl final : public Store {
     WARDEN_RETURN_IF_ERROR(txn.begin());
     WARDEN_ASSIGN_OR_RETURN(std::optional<ManufacturerRecord> existing, findManufacturerLocked(m.name));
     if (existing) return core::alreadyExists(fmt::format("manufacturer '{}' already exists", m.name));
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO manufacturers(name, ca_pem, role, labels_json, name_prefix, approval, cert_ttl, "
-              "auto_register, created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO manufacturers(name, ca_pem, role, labels_json, name_prefix, approval, cert_ttl, "
+        "auto_register, created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     st.bind(1, m.name).bind(2, m.ca_pem).bind(3, m.role).bind(4, labelsToJson(m.labels)).bind(5, m.name_prefix);
     st.bind(6, m.approval).bind(7, m.cert_ttl_s).bind(8, m.auto_register).bind(9, m.created_at != 0 ? m.created_at : now());
     WARDEN_RETURN_IF_ERROR(st.run());
-    WARDEN_ASSIGN_OR_RETURN(Statement ser, prepare("INSERT OR IGNORE INTO manufacturer_serials(manufacturer, serial_number) VALUES(?, ?)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement ser, prepare(
+        "INSERT OR IGNORE INTO manufacturer_serials(manufacturer, serial_number) VALUES(?, ?)"));
     for (const std::string& serial : m.serials) {
       ser.bind(1, m.name).bind(2, serial);
       WARDEN_RETURN_IF_ERROR(ser.run());
@@ -1114,7 +1134,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<ManufacturerRecord>> listManufacturers() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM manufacturers ORDER BY name", kManufacturerColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM manufacturers ORDER BY name", kManufacturerColumns)));
     std::vector<ManufacturerRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -1142,8 +1163,9 @@ class SqliteStoreImpl final : public Store {
 
   Status insertTpmCa(const TpmCaRecord& ca) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO tpm_cas(fingerprint, subject, pem, not_after, added_at, added_by) "
-              "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO NOTHING"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO tpm_cas(fingerprint, subject, pem, not_after, added_at, added_by) "
+        "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO NOTHING"));
     st.bind(1, ca.fingerprint).bind(2, ca.subject).bind(3, ca.pem).bind(4, ca.not_after);
     st.bind(5, ca.added_at != 0 ? ca.added_at : now()).bind(6, ca.added_by);
     WARDEN_RETURN_IF_ERROR(st.run());
@@ -1155,7 +1177,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<TpmCaRecord>> listTpmCas() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT fingerprint, subject, pem, not_after, added_at, added_by FROM tpm_cas ORDER BY added_at, fingerprint"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT fingerprint, subject, pem, not_after, added_at, added_by FROM tpm_cas ORDER BY added_at, fingerprint"));
     std::vector<TpmCaRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -1201,7 +1224,8 @@ class SqliteStoreImpl final : public Store {
           "(warden tpm-ek remove {})", device, current->ek_fingerprint, device));
     }
     if (current && current->ek_fingerprint == ek_fingerprint) return txn.commit();
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT OR REPLACE INTO device_tpms(device, ek_fingerprint, ek_source) VALUES(?, ?, 'operator')"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT OR REPLACE INTO device_tpms(device, ek_fingerprint, ek_source) VALUES(?, ?, 'operator')"));
     st.bind(1, device).bind(2, ek_fingerprint);
     WARDEN_RETURN_IF_ERROR(st.run());
     return txn.commit();
@@ -1217,8 +1241,9 @@ class SqliteStoreImpl final : public Store {
       return core::alreadyExists(fmt::format("device '{}' is bound to another TPM (EK {})", t.device,
                                              current->ek_fingerprint));
     }
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT OR REPLACE INTO device_tpms(device, ek_fingerprint, ek_source, ak_public, ak_name, "
-              "ak_registered_at, last_reset_count) VALUES(?, ?, ?, ?, ?, ?, -1)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT OR REPLACE INTO device_tpms(device, ek_fingerprint, ek_source, ak_public, ak_name, "
+        "ak_registered_at, last_reset_count) VALUES(?, ?, ?, ?, ?, ?, -1)"));
     st.bind(1, t.device).bind(2, t.ek_fingerprint).bind(3, t.ek_source).bind(4, t.ak_public).bind(5, t.ak_name);
     st.bind(6, t.ak_registered_at != 0 ? t.ak_registered_at : now());
     WARDEN_RETURN_IF_ERROR(st.run());
@@ -1244,7 +1269,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<bool> manufacturerAllowsSerial(std::string_view name, std::string_view serial_number) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT 1 FROM manufacturer_serials WHERE manufacturer = ? AND serial_number = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT 1 FROM manufacturer_serials WHERE manufacturer = ? AND serial_number = ?"));
     st.bind(1, name).bind(2, serial_number);
     return st.step();
   }
@@ -1268,7 +1294,8 @@ class SqliteStoreImpl final : public Store {
       DeviceRecord d = e.device;
       d.state = DeviceState::kActive;
       WARDEN_RETURN_IF_ERROR(insertDeviceLocked(d));
-      WARDEN_ASSIGN_OR_RETURN(Statement bind, prepare("INSERT INTO factory_identities(manufacturer, serial_number, device, created_at) VALUES(?, ?, ?, ?)"));
+      WARDEN_ASSIGN_OR_RETURN(Statement bind, prepare(
+          "INSERT INTO factory_identities(manufacturer, serial_number, device, created_at) VALUES(?, ?, ?, ?)"));
       bind.bind(1, e.manufacturer).bind(2, e.serial_number).bind(3, name).bind(4, now());
       WARDEN_RETURN_IF_ERROR(bind.run());
     } else {
@@ -1278,7 +1305,8 @@ class SqliteStoreImpl final : public Store {
       if (d->state == DeviceState::kRevoked) return unauth(kReasonDeviceRevoked);
       WARDEN_ASSIGN_OR_RETURN(bool valid, hasValidCertLocked(name));
       if (valid) return core::alreadyExists(std::string(kReasonDuplicateIdentity));
-      WARDEN_ASSIGN_OR_RETURN(Statement old, prepare("UPDATE certs SET revoked = 1, revoked_at = ? WHERE principal = ? AND kind = 'device' AND revoked = 0"));
+      WARDEN_ASSIGN_OR_RETURN(Statement old, prepare(
+          "UPDATE certs SET revoked = 1, revoked_at = ? WHERE principal = ? AND kind = 'device' AND revoked = 0"));
       old.bind(1, now()).bind(2, name);
       WARDEN_RETURN_IF_ERROR(old.run());
       if (d->state == DeviceState::kPending) {
@@ -1304,8 +1332,9 @@ class SqliteStoreImpl final : public Store {
     std::lock_guard lock(mu_);
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO enroll_requests(id, device, manufacturer, serial_number, pubkey_fp, state, created_at, "
-              "expires_at, remote) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, ?)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO enroll_requests(id, device, manufacturer, serial_number, pubkey_fp, state, created_at, "
+        "expires_at, remote) VALUES(?, ?, ?, ?, ?, 'pending', ?, ?, ?)"));
     st.bind(1, r.id).bind(2, r.device).bind(3, r.manufacturer).bind(4, r.serial_number).bind(5, r.pubkey_fp);
     st.bind(6, r.created_at != 0 ? r.created_at : now()).bind(7, r.expires_at).bind(8, r.remote);
     WARDEN_RETURN_IF_ERROR(st.run());
@@ -1314,8 +1343,9 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::optional<EnrollRequestRecord>> openEnrollRequest(std::string_view device) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM enroll_requests WHERE device = ? AND state != 'issued' AND expires_at > ? "
-                          "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM enroll_requests WHERE device = ? AND state != 'issued' AND expires_at > ? "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
                           kRequestColumns)));
     st.bind(1, device).bind(2, now());
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -1326,8 +1356,9 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<EnrollRequestRecord>> listEnrollRequests() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM enroll_requests WHERE state IN ('pending', 'approved') AND expires_at > ? "
-                          "ORDER BY created_at, rowid",
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM enroll_requests WHERE state IN ('pending', 'approved') AND expires_at > ? "
+                    "ORDER BY created_at, rowid",
                           kRequestColumns)));
     st.bind(1, now());
     std::vector<EnrollRequestRecord> out;
@@ -1344,7 +1375,8 @@ class SqliteStoreImpl final : public Store {
     std::lock_guard lock(mu_);
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
-    WARDEN_ASSIGN_OR_RETURN(Statement find, prepare(fmt::format("SELECT {} FROM enroll_requests WHERE id = ?", kRequestColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement find, prepare(
+        fmt::format("SELECT {} FROM enroll_requests WHERE id = ?", kRequestColumns)));
     find.bind(1, id);
     WARDEN_ASSIGN_OR_RETURN(bool row, find.step());
     if (!row) return core::notFound(fmt::format("no enrollment request '{}'; `warden device pending` lists them", id));
@@ -1366,7 +1398,8 @@ class SqliteStoreImpl final : public Store {
     r.state = approve ? EnrollRequestState::kApproved : EnrollRequestState::kDenied;
     r.decided_at = now();
     r.decided_by = std::string(actor);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE enroll_requests SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "UPDATE enroll_requests SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?"));
     st.bind(1, enrollRequestStateName(r.state)).bind(2, r.decided_at).bind(3, r.decided_by).bind(4, id);
     WARDEN_RETURN_IF_ERROR(st.run());
     WARDEN_RETURN_IF_ERROR(txn.commit());
@@ -1397,7 +1430,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::optional<PolicyVersion>> activePolicy() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT version, text, created_at, actor FROM policies ORDER BY version DESC LIMIT 1"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT version, text, created_at, actor FROM policies ORDER BY version DESC LIMIT 1"));
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<PolicyVersion>();
     return std::optional<PolicyVersion>(policyVersionFromRow(st));
@@ -1405,7 +1439,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::optional<PolicyVersion>> policyVersion(int64_t version) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT version, text, created_at, actor FROM policies WHERE version = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT version, text, created_at, actor FROM policies WHERE version = ?"));
     st.bind(1, version);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<PolicyVersion>();
@@ -1414,7 +1449,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<PolicyVersion>> listPolicyVersions(size_t limit) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT version, created_at, actor FROM policies ORDER BY version DESC LIMIT ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT version, created_at, actor FROM policies ORDER BY version DESC LIMIT ?"));
     st.bind(1, static_cast<int64_t>(limit));
     std::vector<PolicyVersion> out;
     while (true) {
@@ -1434,7 +1470,8 @@ class SqliteStoreImpl final : public Store {
     if (batch.empty()) return batch;
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO events(time, type, principal, actor, action, resource, decision, rule, reason, detail_json) "
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO events(time, type, principal, actor, action, resource, decision, rule, reason, detail_json) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     for (EventRecord& e : batch) {
       if (e.time == 0) e.time = now();
@@ -1497,7 +1534,8 @@ class SqliteStoreImpl final : public Store {
     std::lock_guard lock(mu_);
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
-    WARDEN_ASSIGN_OR_RETURN(Statement find, prepare("SELECT version, revoked_at FROM firmware_approvals WHERE digest = ? AND model = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement find, prepare(
+        "SELECT version, revoked_at FROM firmware_approvals WHERE digest = ? AND model = ?"));
     find.bind(1, a.digest).bind(2, a.model);
     WARDEN_ASSIGN_OR_RETURN(bool row, find.step());
     if (row && find.int64(1) == 0) {
@@ -1506,9 +1544,10 @@ class SqliteStoreImpl final : public Store {
                                                   "that approval first to record another version",
                                                   a.digest, a.model, find.text(0)));
     }
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO firmware_approvals(digest, model, version, approved_at, approved_by) VALUES(?, ?, ?, ?, ?) "
-              "ON CONFLICT(digest, model) DO UPDATE SET version = excluded.version, approved_at = "
-              "excluded.approved_at, approved_by = excluded.approved_by, revoked_at = 0, revoked_by = ''"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO firmware_approvals(digest, model, version, approved_at, approved_by) VALUES(?, ?, ?, ?, ?) "
+        "ON CONFLICT(digest, model) DO UPDATE SET version = excluded.version, approved_at = "
+        "excluded.approved_at, approved_by = excluded.approved_by, revoked_at = 0, revoked_by = ''"));
     st.bind(1, a.digest).bind(2, a.model).bind(3, a.version).bind(4, a.approved_at != 0 ? a.approved_at : now());
     st.bind(5, a.approved_by);
     WARDEN_RETURN_IF_ERROR(st.run());
@@ -1524,7 +1563,8 @@ class SqliteStoreImpl final : public Store {
     WARDEN_RETURN_IF_ERROR(txn.begin());
     std::string where = "digest = ? AND revoked_at = 0";
     if (model) where += " AND model = ?";
-    WARDEN_ASSIGN_OR_RETURN(Statement sel, prepare(fmt::format("SELECT {} FROM firmware_approvals WHERE {} ORDER BY model", kFirmwareColumns, where)));
+    WARDEN_ASSIGN_OR_RETURN(Statement sel, prepare(
+        fmt::format("SELECT {} FROM firmware_approvals WHERE {} ORDER BY model", kFirmwareColumns, where)));
     sel.bind(1, digest);
     if (model) sel.bind(2, *model);
     std::vector<FirmwareApproval> out;
@@ -1538,7 +1578,8 @@ class SqliteStoreImpl final : public Store {
                                         model ? fmt::format(" for model '{}'", *model) : std::string()));
     }
     const int64_t t = now();
-    WARDEN_ASSIGN_OR_RETURN(Statement upd, prepare("UPDATE firmware_approvals SET revoked_at = ?, revoked_by = ? WHERE digest = ? AND model = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement upd, prepare(
+        "UPDATE firmware_approvals SET revoked_at = ?, revoked_by = ? WHERE digest = ? AND model = ?"));
     for (FirmwareApproval& a : out) {
       upd.bind(1, t).bind(2, actor).bind(3, a.digest).bind(4, a.model);
       WARDEN_RETURN_IF_ERROR(upd.run());
@@ -1552,7 +1593,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<FirmwareApproval>> listFirmware() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM firmware_approvals ORDER BY model, digest", kFirmwareColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM firmware_approvals ORDER BY model, digest", kFirmwareColumns)));
     std::vector<FirmwareApproval> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -1582,8 +1624,9 @@ class SqliteStoreImpl final : public Store {
     }
     std::string reasons;
     for (const std::string& r : p.quarantine_reasons) reasons += (reasons.empty() ? "" : ",") + r;
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("INSERT OR REPLACE INTO postures({}) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                          "?, ?)",
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("INSERT OR REPLACE INTO postures({}) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?)",
                           kPostureColumns)));
     st.bind(1, p.device).bind(2, p.attested_at).bind(3, p.assurance).bind(4, p.result).bind(5, p.reason);
     st.bind(6, p.detail).bind(7, p.boot).bind(8, p.log_json).bind(9, p.last_good_at).bind(10, p.last_good_assurance);
@@ -1596,7 +1639,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::optional<PostureRecord>> getPosture(std::string_view device) override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM postures WHERE device = ?", kPostureColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM postures WHERE device = ?", kPostureColumns)));
     st.bind(1, device);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<PostureRecord>();
@@ -1605,7 +1649,8 @@ class SqliteStoreImpl final : public Store {
 
   Result<std::vector<PostureRecord>> listPostures() override {
     std::lock_guard lock(mu_);
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM postures ORDER BY device", kPostureColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM postures ORDER BY device", kPostureColumns)));
     std::vector<PostureRecord> out;
     while (true) {
       WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
@@ -1620,8 +1665,9 @@ class SqliteStoreImpl final : public Store {
     std::vector<EventRecord> out;
     if (limit == 0) return out;
     const int64_t lim = static_cast<int64_t>(std::min<size_t>(limit, static_cast<size_t>(INT64_MAX)));
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT * FROM (SELECT {} FROM events WHERE principal = ? ORDER BY id DESC LIMIT ?) "
-                          "ORDER BY id ASC",
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT * FROM (SELECT {} FROM events WHERE principal = ? ORDER BY id DESC LIMIT ?) "
+                    "ORDER BY id ASC",
                           kEventColumns)));
     st.bind(1, principal).bind(2, lim);
     while (true) {
@@ -1645,7 +1691,8 @@ class SqliteStoreImpl final : public Store {
     std::lock_guard lock(mu_);
     Transaction txn(db());
     WARDEN_RETURN_IF_ERROR(txn.begin());
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     st.bind(1, key).bind(2, value);
     WARDEN_RETURN_IF_ERROR(st.run());
     return txn.commit();
@@ -1674,7 +1721,8 @@ class SqliteStoreImpl final : public Store {
   }
 
   Result<std::optional<DeviceRecord>> findDeviceLocked(std::string_view name) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl, key_proof_result, key_proof_key_fp, key_proof_reason, key_proof_at FROM devices WHERE name = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT name, role, labels_json, state, created_at, key_store_claim, cert_ttl, key_proof_result, key_proof_key_fp, key_proof_reason, key_proof_at FROM devices WHERE name = ?"));
     st.bind(1, name);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<DeviceRecord>();
@@ -1691,7 +1739,8 @@ class SqliteStoreImpl final : public Store {
       return core::alreadyExists(fmt::format(
           "device name '{}' is already taken (names are never reused, even after revocation)", device.name));
     }
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO devices(name, role, labels_json, state, created_at, cert_ttl) VALUES(?, ?, ?, ?, ?, ?)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO devices(name, role, labels_json, state, created_at, cert_ttl) VALUES(?, ?, ?, ?, ?, ?)"));
     st.bind(1, device.name).bind(2, device.role).bind(3, labelsToJson(device.labels));
     st.bind(4, deviceStateName(device.state)).bind(5, device.created_at != 0 ? device.created_at : now());
     st.bind(6, device.cert_ttl_s);
@@ -1714,7 +1763,8 @@ class SqliteStoreImpl final : public Store {
   }
 
   Result<std::optional<ManufacturerRecord>> findManufacturerLocked(std::string_view name) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(fmt::format("SELECT {} FROM manufacturers WHERE name = ?", kManufacturerColumns)));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        fmt::format("SELECT {} FROM manufacturers WHERE name = ?", kManufacturerColumns)));
     st.bind(1, name);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<ManufacturerRecord>();
@@ -1723,8 +1773,9 @@ class SqliteStoreImpl final : public Store {
   }
 
   Result<std::optional<DeviceTpmRecord>> deviceTpmLocked(std::string_view device) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT device, ek_fingerprint, ek_source, ak_public, ak_name, ak_registered_at, last_reset_count "
-              "FROM device_tpms WHERE device = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT device, ek_fingerprint, ek_source, ak_public, ak_name, ak_registered_at, last_reset_count "
+        "FROM device_tpms WHERE device = ?"));
     st.bind(1, device);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<DeviceTpmRecord>();
@@ -1745,7 +1796,8 @@ class SqliteStoreImpl final : public Store {
   }
 
   Result<std::optional<std::string>> factoryDeviceLocked(std::string_view manufacturer, std::string_view serial) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT device FROM factory_identities WHERE manufacturer = ? AND serial_number = ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT device FROM factory_identities WHERE manufacturer = ? AND serial_number = ?"));
     st.bind(1, manufacturer).bind(2, serial);
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) return std::optional<std::string>();
@@ -1753,7 +1805,8 @@ class SqliteStoreImpl final : public Store {
   }
 
   Result<bool> hasValidCertLocked(std::string_view device) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT 1 FROM certs WHERE principal = ? AND kind = 'device' AND revoked = 0 AND not_after > ? LIMIT 1"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT 1 FROM certs WHERE principal = ? AND kind = 'device' AND revoked = 0 AND not_after > ? LIMIT 1"));
     st.bind(1, device).bind(2, now());
     return st.step();
   }
@@ -1788,8 +1841,9 @@ class SqliteStoreImpl final : public Store {
   // closeRequestLocked marks approved request |id| of |device| for key
   // |pubkey_fp| issued (inside the issuing transaction).
   Status closeRequestLocked(std::string_view id, std::string_view device, std::string_view pubkey_fp) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE enroll_requests SET state = 'issued' WHERE id = ? AND device = ? AND pubkey_fp = ? "
-              "AND state = 'approved' AND expires_at > ?"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "UPDATE enroll_requests SET state = 'issued' WHERE id = ? AND device = ? AND pubkey_fp = ? "
+        "AND state = 'approved' AND expires_at > ?"));
     st.bind(1, id).bind(2, device).bind(3, pubkey_fp).bind(4, now());
     WARDEN_RETURN_IF_ERROR(st.run());
     if (sqlite3_changes(db()) != 1) {
@@ -1799,7 +1853,8 @@ class SqliteStoreImpl final : public Store {
   }
 
   Status insertTokenLocked(std::string_view device, std::string_view hash_hex, int64_t expires_at) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO tokens(device, hash, expires_at, used, created_at) VALUES(?, ?, ?, 0, ?)"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO tokens(device, hash, expires_at, used, created_at) VALUES(?, ?, ?, 0, ?)"));
     st.bind(1, device).bind(2, hash_hex).bind(3, expires_at).bind(4, now());
     return st.run();
   }
@@ -1816,7 +1871,8 @@ class SqliteStoreImpl final : public Store {
   // equals |hash_hex|. Every stored hash is compared in constant time (no
   // early exit), so timing reveals at most how many tokens exist.
   Result<int64_t> matchTokenLocked(std::string_view device, std::string_view hash_hex) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT id, hash, expires_at, used FROM tokens WHERE device = ? ORDER BY id"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT id, hash, expires_at, used FROM tokens WHERE device = ? ORDER BY id"));
     st.bind(1, device);
     bool any = false;
     std::optional<int64_t> match_id;
@@ -1849,7 +1905,8 @@ class SqliteStoreImpl final : public Store {
   }
 
   Result<bool> keyHeldByOtherLocked(std::string_view pubkey_fp, std::string_view principal, std::string_view kind) {
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT 1 FROM certs WHERE pubkey_fp = ? AND NOT (principal = ? AND kind = ?) LIMIT 1"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT 1 FROM certs WHERE pubkey_fp = ? AND NOT (principal = ? AND kind = ?) LIMIT 1"));
     st.bind(1, pubkey_fp).bind(2, principal).bind(3, kind);
     return st.step();
   }
@@ -1868,7 +1925,8 @@ class SqliteStoreImpl final : public Store {
     if (issuer.empty()) {
       WARDEN_ASSIGN_OR_RETURN(issuer, issuerOfLocked(c.pem));
     }
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO certs(serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem, "
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "INSERT INTO certs(serial, principal, kind, pubkey_fp, not_before, not_after, revoked, revoked_at, pem, "
         "issuer, revocation_reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     st.bind(1, c.serial_hex).bind(2, c.device).bind(3, c.kind).bind(4, c.pubkey_fp).bind(5, c.not_before);
     st.bind(6, c.not_after).bind(7, c.revoked).bind(8, c.revoked_at).bind(9, c.pem).bind(10, issuer);
@@ -1932,8 +1990,9 @@ Status SqliteStoreImpl::migrate() {
   }
   if (current == 0) {
     // A database with tables but no migration record is not ours.
-    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT IN "
-              "('schema_migrations', 'sqlite_sequence')"));
+    WARDEN_ASSIGN_OR_RETURN(Statement st, prepare(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT IN "
+        "('schema_migrations', 'sqlite_sequence')"));
     WARDEN_ASSIGN_OR_RETURN(bool row, st.step());
     if (row && st.int64(0) != 0) {
       return core::dataLoss("the database has tables but no Warden schema version: it is not a Warden database");
