@@ -243,6 +243,10 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   // commitIssuance records |write| through the group commit and returns its
   // status once the transaction holding it has committed (or failed).
   asio::awaitable<core::Status> commitIssuance(const store::IssuanceWrite& write);
+  // signAndRecord runs the EST signing job |sign| on the worker and records
+  // the certificate it issued through commitIssuance (est_handlers.cc).
+  template <typename F>
+  asio::awaitable<std::invoke_result_t<F&>> signAndRecord(const F& sign);
   // publishChange pushes the committed change to the gateway and returns
   // once affected live sessions were cut or restricted.
   asio::awaitable<void> publishChange(identity::ChangeScope scope = identity::ChangeScope::all());

@@ -147,6 +147,27 @@ crypto::X509ReqPtr parseCsr(const std::string& body, EnrollOutcome& out) {
 
 }  // namespace
 
+// signAndRecord: the certificate leaves the server only after the group
+// commit holding its row; a serial collision signs again (at most
+// kMaxSerialAttempts times), any other refusal of the commit becomes the
+// outcome, which keeps its approval request id.
+template <typename F>
+asio::awaitable<std::invoke_result_t<F&>> ApiServer::Impl::signAndRecord(const F& sign) {
+  EnrollOutcome outcome = co_await onWorker(sign);
+  for (int attempt = 1; outcome.kind == EnrollOutcome::Kind::kIssued && outcome.write; ++attempt) {
+    core::Status committed = co_await commitIssuance(*outcome.write);
+    if (committed.isOk()) break;
+    if (isSerialCollision(committed) && attempt < kMaxSerialAttempts) {
+      outcome = co_await onWorker(sign);
+      continue;
+    }
+    const std::string request_id = outcome.request_id;
+    outcome = outcomeFromIssue(committed);
+    outcome.request_id = request_id;
+  }
+  co_return outcome;
+}
+
 ServerResponse ApiServer::Impl::estCacerts() const {
   // RFC 7030 §4.1.3: certs-only PKCS#7, base64 encoded.
   ServerResponse res = textResponse(http::status::ok, kPkcs7Mime, cacertsBody());
@@ -421,20 +442,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
     issued.request_id = request_id;
     return issued;
   };
-  EnrollOutcome outcome = co_await onWorker(work1);
   // Signed on the worker; recorded by the group commit (the token is
   // consumed there, atomically). Answered only after that commit.
-  for (int attempt = 1; outcome.kind == EnrollOutcome::Kind::kIssued && outcome.write; ++attempt) {
-    core::Status committed = co_await commitIssuance(*outcome.write);
-    if (committed.isOk()) break;
-    if (isSerialCollision(committed) && attempt < kMaxSerialAttempts) {
-      outcome = co_await onWorker(work1);
-      continue;
-    }
-    const std::string request_id = outcome.request_id;
-    outcome = outcomeFromIssue(committed);
-    outcome.request_id = request_id;
-  }
+  EnrollOutcome outcome = co_await signAndRecord(work1);
 
   switch (outcome.kind) {
     case EnrollOutcome::Kind::kUnauthenticated:
@@ -667,17 +677,8 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
     EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
     return outcomeFromPrepared(deps_.registry.prepareRenew(name, serial, key, issuer, key_store_claim));
   };
-  EnrollOutcome outcome = co_await onWorker(work2);
   // As simpleenroll: answered only after the group commit holding the row.
-  for (int attempt = 1; outcome.kind == EnrollOutcome::Kind::kIssued && outcome.write; ++attempt) {
-    core::Status committed = co_await commitIssuance(*outcome.write);
-    if (committed.isOk()) break;
-    if (isSerialCollision(committed) && attempt < kMaxSerialAttempts) {
-      outcome = co_await onWorker(work2);
-      continue;
-    }
-    outcome = outcomeFromIssue(committed);
-  }
+  EnrollOutcome outcome = co_await signAndRecord(work2);
   switch (outcome.kind) {
     case EnrollOutcome::Kind::kUnauthenticated:
     case EnrollOutcome::Kind::kForbidden:
