@@ -109,31 +109,20 @@ int enroll(const EnrollLoadOptions& o) {
   tcp::endpoint ep(asio::ip::make_address(o.api_host), o.api_port);
   Tally tally;
   tally.latencies.reserve(all.size());
-  std::vector<int64_t> cpu_before;
-  for (int pid : o.cpu_pids) cpu_before.push_back(cpuTicks(pid));
+  const CpuMeter cpu(o.cpu_pids);
   const int64_t t0 = nowNs();
   for (int w = 0; w < o.concurrency; ++w) asio::co_spawn(io, worker(*ctx, ep, o.api_host, all, tally), asio::detached);
   io.run();
   const double seconds = static_cast<double>(nowNs() - t0) / 1e9;
-  std::string cpu;
-  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  for (size_t k = 0; k < o.cpu_pids.size(); ++k) {
-    cpu += fmt::format(" cpu_s_{}={:.2f}", o.cpu_pids[k], static_cast<double>(cpuTicks(o.cpu_pids[k]) - cpu_before[k]) / tick);
-  }
   std::sort(tally.latencies.begin(), tally.latencies.end());
-  int refused = 0;
-  std::string statuses;
-  for (const auto& [status, n] : tally.by_status) {
-    refused += n;
-    statuses += fmt::format("{}{}x{}", statuses.empty() ? "" : ",", n, status);
-  }
+  const StatusSummary refused = summarizeStatuses(tally.by_status);
   if (!tally.first_error.empty()) fmt::print(stderr, "first failure: {}\n", tally.first_error);
   fmt::print("RESULT enroll count={} ok={} refused={} statuses={} transport_errors={} concurrency={} seconds={:.3f} "
              "rate={:.1f} p50_ms={:.2f} p99_ms={:.2f}{}\n",
-             all.size(), tally.latencies.size(), refused, statuses.empty() ? "none" : statuses, tally.transport_errors,
+             all.size(), tally.latencies.size(), refused.refused, refused.text, tally.transport_errors,
              o.concurrency, seconds, static_cast<double>(tally.latencies.size()) / seconds,
              static_cast<double>(percentileNs(tally.latencies, 0.50)) / 1e6,
-             static_cast<double>(percentileNs(tally.latencies, 0.99)) / 1e6, cpu);
+             static_cast<double>(percentileNs(tally.latencies, 0.99)) / 1e6, cpu.fields());
   return tally.latencies.size() == all.size() ? 0 : 1;
 }
 

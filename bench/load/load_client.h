@@ -6,6 +6,7 @@
 // scenario that started the coroutine; they never leave the tool.
 
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -13,10 +14,12 @@
 #include <cmath>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio.hpp>
@@ -59,6 +62,44 @@ inline int64_t cpuTicks(int pid) {
     if (i == 15) stime = std::stoll(field);
   }
   return utime + stime;
+}
+
+// CpuMeter reads the CPU time of |pids| when made; fields() returns what
+// they used since, as the RESULT lines' " cpu_s_PID=S" fields.
+class CpuMeter {
+ public:
+  explicit CpuMeter(std::vector<int> pids) : pids_(std::move(pids)) {
+    for (int pid : pids_) before_.push_back(cpuTicks(pid));
+  }
+  std::string fields() const {
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    std::string out;
+    for (size_t k = 0; k < pids_.size(); ++k) {
+      out += fmt::format(" cpu_s_{}={:.2f}", pids_[k], static_cast<double>(cpuTicks(pids_[k]) - before_[k]) / tick);
+    }
+    return out;
+  }
+
+ private:
+  std::vector<int> pids_;
+  std::vector<int64_t> before_;
+};
+
+// StatusSummary counts the non-200 answers of a run and lists them as
+// "20x401,1x429" ("none" when there were none).
+struct StatusSummary {
+  int refused = 0;
+  std::string text = "none";
+};
+inline StatusSummary summarizeStatuses(const std::map<unsigned, int>& by_status) {
+  StatusSummary out;
+  std::string text;
+  for (const auto& [status, n] : by_status) {
+    out.refused += n;
+    text += fmt::format("{}{}x{}", text.empty() ? "" : ",", n, status);
+  }
+  if (!text.empty()) out.text = std::move(text);
+  return out;
 }
 
 // readDeviceNames returns the names listed in CERTS/devices.txt.

@@ -169,8 +169,7 @@ int renewStorm(const RenewStormOptions& o) {
     hwm_before = statusKb(o.mem_pid, "VmHWM");
     reset = resetPeak(o.mem_pid);
   }
-  std::vector<int64_t> cpu_before;
-  for (int pid : o.cpu_pids) cpu_before.push_back(cpuTicks(pid));
+  const CpuMeter cpu(o.cpu_pids);
   const int64_t t0 = nowNs();
   const int64_t deadline = t0 + static_cast<int64_t>(o.max_seconds * 1e9);
   for (int w = 0; w < o.concurrency; ++w) {
@@ -178,29 +177,19 @@ int renewStorm(const RenewStormOptions& o) {
   }
   io.run();
   const double seconds = static_cast<double>(nowNs() - t0) / 1e9;
-  std::string extra;
-  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  for (size_t k = 0; k < o.cpu_pids.size(); ++k) {
-    extra += fmt::format(" cpu_s_{}={:.2f}", o.cpu_pids[k],
-                         static_cast<double>(cpuTicks(o.cpu_pids[k]) - cpu_before[k]) / tick);
-  }
+  std::string extra = cpu.fields();
   if (o.mem_pid > 0) {
     extra += fmt::format(" rss_before_kb={} rss_after_kb={} hwm_before_kb={} hwm_storm_kb={}{}", rss_before,
                          statusKb(o.mem_pid, "VmRSS"), hwm_before, statusKb(o.mem_pid, "VmHWM"),
                          reset ? "" : " hwm_reset=failed");
   }
   std::sort(tally.latencies.begin(), tally.latencies.end());
-  int refused = 0;
-  std::string statuses;
-  for (const auto& [status, n] : tally.by_status) {
-    refused += n;
-    statuses += fmt::format("{}{}x{}", statuses.empty() ? "" : ",", n, status);
-  }
-  const int errors = refused + tally.transport_errors + tally.bad_bodies;
+  const StatusSummary refused = summarizeStatuses(tally.by_status);
+  const int errors = refused.refused + tally.transport_errors + tally.bad_bodies;
   if (!tally.first_error.empty()) fmt::print(stderr, "first failure: {}\n", tally.first_error);
   fmt::print("RESULT renew-storm devices={} ok={} errors={} statuses={} transport_errors={} concurrency={} "
              "seconds={:.3f} rate={:.1f} p50_ms={:.2f} p99_ms={:.2f} max_ms={:.2f}{}\n",
-             all.size(), tally.latencies.size(), errors, statuses.empty() ? "none" : statuses,
+             all.size(), tally.latencies.size(), errors, refused.text,
              tally.transport_errors, o.concurrency, seconds, static_cast<double>(tally.latencies.size()) / seconds,
              static_cast<double>(percentileNs(tally.latencies, 0.50)) / 1e6,
              static_cast<double>(percentileNs(tally.latencies, 0.99)) / 1e6,
