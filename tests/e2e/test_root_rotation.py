@@ -108,18 +108,6 @@ class FakeEstServer:
 
 class RootRotationTest(FleetTestCase):
 
-    def live(self, dev, client_id=None):
-        c = self.closing(self.fleet.paho(dev, client_id=client_id))
-        self.assertEqual(c.rc_value(c.connack[0]), 0, f"{dev.name} could not connect")
-        return c
-
-    def flows(self, sensor_client, sensor, controller_client, tag):
-        topic = f"factory/telemetry/{sensor.name}/t"
-        before = len(controller_client.wait_messages(0, timeout=0))
-        sensor_client.publish(topic, tag.encode(), qos=1)
-        got = controller_client.wait_messages(before + 1, timeout=10, topic=topic)
-        return any(m.payload == tag.encode() for m in got)
-
     def short_lived(self, name, role):
         added = self.fleet.cli_json("device", "add", name, "--role", role, "--cert-ttl", "2m")
         return self.fleet.enroll(name, added["token"])

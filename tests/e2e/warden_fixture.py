@@ -443,3 +443,18 @@ class FleetTestCase(unittest.TestCase):
     def closing(self, obj):
         self.addCleanup(obj.close)
         return obj
+
+    def live(self, dev, client_id=None):
+        """A connected paho MQTT 5 client of |dev|, closed after the test."""
+        c = self.closing(self.fleet.paho(dev, client_id=client_id))
+        self.assertEqual(c.rc_value(c.connack[0]), 0, f"{dev.name} could not connect")
+        return c
+
+    def flows(self, sensor_client, sensor, controller_client, tag):
+        """Whether |tag|, published QoS 1 by |sensor| on its telemetry topic,
+        reaches |controller_client| within 10 s."""
+        topic = f"factory/telemetry/{sensor.name}/t"
+        before = len(controller_client.wait_messages(0, timeout=0))
+        sensor_client.publish(topic, tag.encode(), qos=1)
+        got = controller_client.wait_messages(before + 1, timeout=10, topic=topic)
+        return any(m.payload == tag.encode() for m in got)
