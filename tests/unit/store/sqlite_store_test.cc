@@ -66,6 +66,16 @@ class SqliteStoreTest : public ::testing::Test {
     return d;
   }
 
+  // rootCa is a root CA record of the inventory (placeholder PEM).
+  static CaRecord rootCa() {
+    CaRecord root;
+    root.name = "root";
+    root.kind = "root";
+    root.key_id = "aa";
+    root.cert_pem = "pem";
+    return root;
+  }
+
   CertRecord cert(const std::string& serial, const std::string& device, const std::string& fp,
                   int64_t not_after = kStart + 86400) {
     CertRecord c;
@@ -580,11 +590,7 @@ TEST(SqliteStoreOpenTest, NonDatabaseFileIsRefused) {
 // --- CA inventory and certificate revocation (migration 2) -------------------
 
 TEST_F(SqliteStoreTest, CrossCertificatesLinkTwoRootsOfTheInventory) {
-  CaRecord root;
-  root.name = "root";
-  root.kind = "root";
-  root.key_id = "aa";
-  root.cert_pem = "pem";
+  const CaRecord root = rootCa();
   ASSERT_TRUE(store_->insertCa(root).isOk());
   CaRecord root2 = root;
   root2.name = "root-2";
@@ -608,11 +614,7 @@ TEST_F(SqliteStoreTest, CrossCertificatesLinkTwoRootsOfTheInventory) {
 }
 
 TEST_F(SqliteStoreTest, CaInventoryRecordsStatesAndCrlNumbers) {
-  CaRecord root;
-  root.name = "root";
-  root.kind = "root";
-  root.key_id = "aa";
-  root.cert_pem = "pem";
+  const CaRecord root = rootCa();
   ASSERT_TRUE(store_->insertCa(root).isOk());
   CaRecord issuing = root;
   issuing.name = "issuing-1";
