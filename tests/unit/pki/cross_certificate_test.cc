@@ -48,6 +48,21 @@ class CrossCertificateTest : public ::testing::Test {
 
   std::string oldPin() const { return crypto::caFingerprint(old_root_.cert.get()); }
 
+  // expectLinkRefused: an agent pinned to the old root, given the old root,
+  // the new root and |link| as a NewWithOld, moves nowhere and names the
+  // refusal (its reason contains |why|).
+  void expectLinkRefused(X509Ptr link, const std::string& why) {
+    std::vector<X509Ptr> certs;
+    certs.push_back(ref(old_root_.cert.get()));
+    certs.push_back(ref(new_root_.cert.get()));
+    certs.push_back(std::move(link));
+    auto sel = selectRoots(certs, oldPin(), clock_.now());
+    ASSERT_TRUE(sel.isOk());
+    EXPECT_FALSE(sel->successor);
+    ASSERT_EQ(sel->refused.size(), 1u);
+    EXPECT_NE(sel->refused[0].find(why), std::string::npos) << sel->refused[0];
+  }
+
   core::ManualClock clock_{core::fromUnixSeconds(1'780'000'000)};
   CaMaterial old_root_, new_root_, new_issuing_;
 };
@@ -136,15 +151,7 @@ TEST_F(CrossCertificateTest, NewWithOldSignedByAnotherKeyIsRefused) {
   ASSERT_EQ(X509_NAME_cmp(X509_get_issuer_name(forged.get()), X509_get_subject_name(old_root_.cert.get())), 0);
   EXPECT_EQ(checkCrossCertificate(forged.get(), new_root_.cert.get(), old_root_.cert.get(), clock_.now()).code(),
             ErrorCode::kUnauthenticated);
-  std::vector<X509Ptr> certs;
-  certs.push_back(ref(old_root_.cert.get()));
-  certs.push_back(ref(new_root_.cert.get()));
-  certs.push_back(std::move(forged));
-  auto sel = selectRoots(certs, oldPin(), clock_.now());
-  ASSERT_TRUE(sel.isOk());
-  EXPECT_FALSE(sel->successor);
-  ASSERT_EQ(sel->refused.size(), 1u);
-  EXPECT_NE(sel->refused[0].find("signature"), std::string::npos) << sel->refused[0];
+  expectLinkRefused(std::move(forged), "signature");
 }
 
 TEST_F(CrossCertificateTest, NewWithOldForAnotherKeyIsRefused) {
@@ -153,16 +160,8 @@ TEST_F(CrossCertificateTest, NewWithOldForAnotherKeyIsRefused) {
   CaMaterial other = make(createRootCa("td Warden Root CA 2", 10 * kYear, clock_));
   X509Ptr link = cross(old_root_, other.cert.get());
   EXPECT_FALSE(checkCrossCertificate(link.get(), new_root_.cert.get(), old_root_.cert.get(), clock_.now()).isOk());
-  std::vector<X509Ptr> certs;
-  certs.push_back(ref(old_root_.cert.get()));
-  certs.push_back(ref(new_root_.cert.get()));
-  certs.push_back(std::move(link));
-  auto sel = selectRoots(certs, oldPin(), clock_.now());
-  ASSERT_TRUE(sel.isOk());
   // |other| is not in the bundle, so the only candidate is new_root_, refused.
-  EXPECT_FALSE(sel->successor);
-  ASSERT_EQ(sel->refused.size(), 1u);
-  EXPECT_NE(sel->refused[0].find("another key"), std::string::npos) << sel->refused[0];
+  expectLinkRefused(std::move(link), "another key");
 }
 
 TEST_F(CrossCertificateTest, NewWithOldForAnotherSubjectIsRefused) {
@@ -172,15 +171,7 @@ TEST_F(CrossCertificateTest, NewWithOldForAnotherSubjectIsRefused) {
       make(createRootCa("td Somebody Else", 10 * kYear, clock_, crypto::EvpPkeyPtr(new_root_.key.get())));
   X509Ptr link = cross(old_root_, renamed.cert.get());
   EXPECT_FALSE(checkCrossCertificate(link.get(), new_root_.cert.get(), old_root_.cert.get(), clock_.now()).isOk());
-  std::vector<X509Ptr> certs;
-  certs.push_back(ref(old_root_.cert.get()));
-  certs.push_back(ref(new_root_.cert.get()));
-  certs.push_back(std::move(link));
-  auto sel = selectRoots(certs, oldPin(), clock_.now());
-  ASSERT_TRUE(sel.isOk());
-  EXPECT_FALSE(sel->successor);
-  ASSERT_EQ(sel->refused.size(), 1u);
-  EXPECT_NE(sel->refused[0].find("subject"), std::string::npos) << sel->refused[0];
+  expectLinkRefused(std::move(link), "subject");
 }
 
 TEST_F(CrossCertificateTest, ExpiredNewWithOldIsRefused) {
