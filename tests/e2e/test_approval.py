@@ -54,6 +54,16 @@ class ApprovalTest(FleetTestCase):
         return self.curl("-u", f"{name}:{token}", "-H", "Content-Type: application/pkcs10", "--data-binary",
                          f"@{b64}", f"{self.url}/simpleenroll")
 
+    def factory_device(self, d, org, maker, prefix, serial, *extra):
+        """A manufacturer |maker| (CA "/O=|org|/CN=|org| CA", auto-registering
+        devices |prefix|<serial>) and one factory identity of it, under |d|:
+        returns its (cert, key)."""
+        ca = FactoryCa(os.path.join(d, "ca"), subject=f"/O={org}/CN={org} CA")
+        r = self.fleet.cli("manufacturer", "add", maker, "--ca", ca.cert, "--auto-register", "--role",
+                           "sensor", "--name-prefix", prefix, *extra)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return ca.idevid(os.path.join(d, "dev"), serial)
+
     def pending(self, device):
         return [r for r in self.fleet.cli_json("device", "pending") if r["device"] == device]
 
@@ -119,11 +129,7 @@ class ApprovalTest(FleetTestCase):
 
     def test_after_a_denial_only_a_new_key_asks_again(self):
         d = self.tmpdir()
-        ca = FactoryCa(os.path.join(d, "ca"), subject="/O=Denied/CN=Denied CA")
-        r = self.fleet.cli("manufacturer", "add", "deniedmaker", "--ca", ca.cert, "--auto-register", "--role",
-                           "sensor", "--name-prefix", "den-")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        cert, key = ca.idevid(os.path.join(d, "dev"), "d1")
+        cert, key = self.factory_device(d, "Denied", "deniedmaker", "den-", "d1")
 
         def enroll(b64):
             return self.curl("--cert", cert, "--key", key, "-H", "Content-Type: application/pkcs10",
@@ -217,11 +223,7 @@ class ApprovalTest(FleetTestCase):
 
     def test_manufacturer_with_auto_approval_skips_the_fleet_setting(self):
         d = self.tmpdir()
-        ca = FactoryCa(os.path.join(d, "ca"), subject="/O=Auto/CN=Auto CA")
-        r = self.fleet.cli("manufacturer", "add", "automaker", "--ca", ca.cert, "--auto-register", "--role",
-                           "sensor", "--name-prefix", "auto-", "--approval", "auto")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        cert, key = ca.idevid(os.path.join(d, "dev"), "a1")
+        cert, key = self.factory_device(d, "Auto", "automaker", "auto-", "a1", "--approval", "auto")
         _, b64 = self.csr(os.path.join(d, "csr"))
         code, _, body = self.curl("--cert", cert, "--key", key, "-H", "Content-Type: application/pkcs10",
                                   "--data-binary", f"@{b64}", f"{self.url}/simpleenroll")
@@ -229,11 +231,7 @@ class ApprovalTest(FleetTestCase):
 
     def test_factory_identity_waits_for_approval_under_the_fleet_setting(self):
         d = self.tmpdir()
-        ca = FactoryCa(os.path.join(d, "ca"), subject="/O=Manual/CN=Manual CA")
-        r = self.fleet.cli("manufacturer", "add", "manualmaker", "--ca", ca.cert, "--auto-register", "--role",
-                           "sensor", "--name-prefix", "man-")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        cert, key = ca.idevid(os.path.join(d, "dev"), "m1")
+        cert, key = self.factory_device(d, "Manual", "manualmaker", "man-", "m1")
         _, b64 = self.csr(os.path.join(d, "csr"))
         enroll = ["--cert", cert, "--key", key, "-H", "Content-Type: application/pkcs10", "--data-binary", f"@{b64}",
                   f"{self.url}/simpleenroll"]
