@@ -76,9 +76,7 @@ Status keepPendingKey(const std::string& dir, EVP_PKEY* key) {
   if (core::readFile(pendingKeyPath(dir), 64 * 1024).isOk()) return Status::ok();
   Status s = core::makePrivateDir(dir);
   if (!s.isOk()) return localFailure(s);
-  WARDEN_ASSIGN_OR_RETURN(std::string pem, crypto::privateKeyToPem(key));
-  Status written = core::writeFileAtomic(pendingKeyPath(dir), pem, 0600);
-  std::fill(pem.begin(), pem.end(), '\0');
+  Status written = crypto::writePrivateKeyFile(pendingKeyPath(dir), key);
   return written.isOk() ? written : localFailure(written);
 }
 
@@ -219,9 +217,7 @@ Result<Enrolled> enroll(const EnrollOptions& o, const api::ServerUrl& url, keyst
   std::string config = renderAgentConfig(agent_config);
   Status written;
   if (key_store == keystore::KeyStoreKind::kFile) {
-    WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(key.get()));
-    written = core::writeFileAtomic(paths.key(), key_pem, 0600);
-    std::fill(key_pem.begin(), key_pem.end(), '\0');
+    written = crypto::writePrivateKeyFile(paths.key(), key.get());
   } else if (key_store == keystore::KeyStoreKind::kTpm2) {
     if (::rename(paths.nextKey().c_str(), paths.key().c_str()) != 0) {
       written = core::failedPrecondition(fmt::format("cannot rename {} to {}", paths.nextKey(), paths.key()));

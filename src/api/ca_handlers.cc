@@ -300,10 +300,8 @@ core::Result<std::string> ApiServer::Impl::issueGatewayCert(const pki::CaMateria
   rec.pem = crypto::certToPem(cert.get());
   rec.issuer = ca.name;
   WARDEN_RETURN_IF_ERROR(deps_.store.insertCert(rec));
-  WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(key.get()));
   // Key first: the TLS contexts are rebuilt only after both are written.
-  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_key_file, key_pem, 0600));
-  OPENSSL_cleanse(key_pem.data(), key_pem.size());
+  WARDEN_RETURN_IF_ERROR(crypto::writePrivateKeyFile(config_.server_key_file, key.get()));
   std::vector<X509*> presented{cert.get(), ca.cert.get()};
   if (link != nullptr) presented.push_back(link);
   WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(config_.server_cert_file, crypto::certsToPem(presented), 0644));

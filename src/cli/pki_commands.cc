@@ -206,10 +206,7 @@ core::Status writeNewKey(const std::string& path, EVP_PKEY* key) {
         "another file with --new-root-key)",
         path));
   }
-  WARDEN_ASSIGN_OR_RETURN(std::string pem, crypto::privateKeyToPem(key));
-  core::Status written = core::writeFileAtomic(path, pem, 0600);
-  OPENSSL_cleanse(pem.data(), pem.size());
-  return written;
+  return crypto::writePrivateKeyFile(path, key);
 }
 
 // RootRolloverMaterial is what `ca rotate --root` makes offline: the new
@@ -317,9 +314,7 @@ int caRotate(const PkiFlags& f, const GlobalFlags& global) {
     if (key_ref.empty()) {
       std::error_code ec;
       key_ref = std::filesystem::absolute(paths.ca_key(name), ec).lexically_normal().string();
-      WARDEN_ASSIGN_OR_RETURN(std::string key_pem, crypto::privateKeyToPem(ca.key.get()));
-      WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(key_ref, key_pem, 0600));
-      OPENSSL_cleanse(key_pem.data(), key_pem.size());
+      WARDEN_RETURN_IF_ERROR(crypto::writePrivateKeyFile(key_ref, ca.key.get()));
     }
     WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.ca_cert(name), crypto::certToPem(ca.cert.get()), 0644));
 
@@ -345,9 +340,7 @@ int caRotate(const PkiFlags& f, const GlobalFlags& global) {
                          {"old_with_new_pem", crypto::certToPem(rollover->old_with_new.get())}};
     }
     WARDEN_ASSIGN_OR_RETURN(json rotated, s.client->call("POST", "/v1/cas", request));
-    WARDEN_ASSIGN_OR_RETURN(std::string op_key_pem, crypto::privateKeyToPem(op_key.get()));
-    WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(paths.admin_key(), op_key_pem, 0600));
-    OPENSSL_cleanse(op_key_pem.data(), op_key_pem.size());
+    WARDEN_RETURN_IF_ERROR(crypto::writePrivateKeyFile(paths.admin_key(), op_key.get()));
     WARDEN_RETURN_IF_ERROR(
         core::writeFileAtomic(paths.admin_cert(), crypto::certsToPem({op_cert.get(), ca.cert.get()}), 0644));
     json out = {{"name", name},

@@ -18,6 +18,8 @@
 
 #include <fmt/format.h>
 
+#include "core/file_io.h"
+
 namespace warden::crypto {
 namespace {
 
@@ -265,6 +267,13 @@ Result<std::string> privateKeyToPem(EVP_PKEY* key) {
     return core::internalError("cannot serialize private key: " + openSslErrorString());
   }
   return bioContents(bio.get());
+}
+
+Status writePrivateKeyFile(const std::string& path, EVP_PKEY* key) {
+  WARDEN_ASSIGN_OR_RETURN(std::string pem, privateKeyToPem(key));
+  Status written = core::writeFileAtomic(path, pem, 0600);
+  OPENSSL_cleanse(pem.data(), pem.size());
+  return written;
 }
 
 Result<EvpPkeyPtr> privateKeyFromPem(std::string_view pem) {

@@ -28,6 +28,9 @@ Result<EvpPkeyPtr> generateEcKey(int nid = NID_X9_62_prime256v1);
 // privateKeyToPem returns |key| as unencrypted PKCS#8 PEM ("BEGIN PRIVATE KEY").
 // The caller owns the secret and should write it 0600.
 Result<std::string> privateKeyToPem(EVP_PKEY* key);
+// writePrivateKeyFile writes |key| as unencrypted PKCS#8 PEM to |path|
+// (atomically, mode 0600) and wipes the PEM from memory, also on failure.
+Status writePrivateKeyFile(const std::string& path, EVP_PKEY* key);
 // privateKeyFromPem parses a PKCS#8 / traditional EC private key PEM.
 Result<EvpPkeyPtr> privateKeyFromPem(std::string_view pem);
 // publicKeyToPem returns the SubjectPublicKeyInfo of |key| as PEM.

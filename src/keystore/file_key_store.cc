@@ -27,10 +27,7 @@ core::Result<PrivateKey> FileKeyStore::generate(std::string_view reference) {
     return core::alreadyExists(fmt::format("{} already exists; refusing to overwrite a key", path));
   }
   WARDEN_ASSIGN_OR_RETURN(crypto::EvpPkeyPtr key, crypto::generateEcKey());
-  WARDEN_ASSIGN_OR_RETURN(std::string pem, crypto::privateKeyToPem(key.get()));
-  core::Status written = core::writeFileAtomic(path, pem, 0600);
-  std::fill(pem.begin(), pem.end(), '\0');
-  WARDEN_RETURN_IF_ERROR(written);
+  WARDEN_RETURN_IF_ERROR(crypto::writePrivateKeyFile(path, key.get()));
   return PrivateKey(std::move(key), KeyStoreKind::kFile, path);
 }
 

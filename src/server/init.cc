@@ -45,9 +45,7 @@ bool isIpAddress(const std::string& s) {
 // writeKeyAndCert writes |key| (0600) and |chain| (0644) to the given paths.
 Status writeKeyAndCert(const std::string& key_path, EVP_PKEY* key, const std::string& cert_path,
                        const std::vector<X509*>& chain) {
-  auto pem = crypto::privateKeyToPem(key);
-  if (!pem.isOk()) return pem.status();
-  WARDEN_RETURN_IF_ERROR(core::writeFileAtomic(key_path, pem.value(), 0600));
+  WARDEN_RETURN_IF_ERROR(crypto::writePrivateKeyFile(key_path, key));
   return core::writeFileAtomic(cert_path, crypto::certsToPem(chain), 0644);
 }
 

@@ -1,5 +1,7 @@
 #include "crypto/crypto.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <string>
 
@@ -11,6 +13,8 @@
 #include <openssl/x509.h>
 
 #include "core/clock.h"
+#include "core/file_io.h"
+#include "unit/testing/temp_dir.h"
 
 namespace warden::crypto {
 namespace {
@@ -150,6 +154,24 @@ TEST(Keys, PrivateKeyPemRoundTripPreservesPublicKey) {
   EXPECT_EQ(publicKeyFingerprint(key->get()).size(), 64u);
   EXPECT_FALSE(privateKeyFromPem("junk").isOk());
   EXPECT_FALSE(privateKeyFromPem("").isOk());
+}
+
+TEST(Keys, PrivateKeyFileIsWrittenOwnerOnlyAndReadsBack) {
+  testing::TempDir dir("warden-crypto-key");
+  auto key = generateEcKey();
+  ASSERT_TRUE(key.isOk());
+  const std::string path = dir.file("k.pem");
+  ASSERT_TRUE(writePrivateKeyFile(path, key->get()).isOk());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto back = privateKeyFromPem(core::readFile(path, 64 * 1024).value());
+  ASSERT_TRUE(back.isOk());
+  EXPECT_EQ(EVP_PKEY_eq(key->get(), back->get()), 1);
+  // A path that cannot be written is an error, and nothing appears there.
+  const std::string missing = dir.file("no-such-dir/k.pem");
+  EXPECT_FALSE(writePrivateKeyFile(missing, key->get()).isOk());
+  EXPECT_FALSE(core::readFile(missing, 64 * 1024).isOk());
 }
 
 // genericSpki is OpenSSL's own SubjectPublicKeyInfo DER of |key|.
