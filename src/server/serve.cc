@@ -332,13 +332,12 @@ class ControlPlane {
   // it: a burst of enrollments costs a rebuild per load, not one each.
   void publishChange(gateway::Gateway& gateway, identity::ChangeScope scope, std::function<void()> done) {
     asio::dispatch(io_, [this, &gateway, scope = std::move(scope), done = std::move(done)]() mutable {
-      if (!change_pending_) {
+      if (!pending_scope_) {
         pending_scope_ = std::move(scope);
-        change_pending_ = true;
       } else if (scope.everything) {
         pending_scope_ = identity::ChangeScope::all();
-      } else if (!pending_scope_.everything) {
-        for (std::string& name : scope.devices) pending_scope_.devices.push_back(std::move(name));
+      } else if (!pending_scope_->everything) {
+        for (std::string& name : scope.devices) pending_scope_->devices.push_back(std::move(name));
       }
       if (done) change_waiters_.push_back(std::move(done));
       if (!change_loading_) startChange(gateway);
@@ -348,9 +347,8 @@ class ControlPlane {
   // startChange loads the snapshot for every change pending (io thread).
   void startChange(gateway::Gateway& gateway) {
     change_loading_ = true;
-    change_pending_ = false;
-    auto scope = std::make_shared<identity::ChangeScope>(std::move(pending_scope_));
-    pending_scope_ = identity::ChangeScope::all();
+    auto scope = std::make_shared<identity::ChangeScope>(std::move(*pending_scope_));
+    pending_scope_.reset();
     std::sort(scope->devices.begin(), scope->devices.end());
     scope->devices.erase(std::unique(scope->devices.begin(), scope->devices.end()), scope->devices.end());
     auto waiters = std::make_shared<std::vector<std::function<void()>>>(std::move(change_waiters_));
@@ -372,7 +370,7 @@ class ControlPlane {
                     snapshots_.set(result->value());
                     gateway.reevaluate(*scope, std::move(all_done));
                   }
-                  if (change_pending_) startChange(gateway);
+                  if (pending_scope_) startChange(gateway);
                 });
   }
 
@@ -480,11 +478,12 @@ class ControlPlane {
   api::ApiServer* api_ = nullptr;
   std::optional<asio::steady_timer> refresh_timer_, coalesce_timer_;
   std::vector<std::function<void()>> rebuild_waiters_;  // io thread
-  // publishChange's coalescing (io thread): the changes waiting for the
-  // next snapshot load, and whether one is loading.
-  identity::ChangeScope pending_scope_;
+  // publishChange's coalescing (io thread): the merged scope of the changes
+  // waiting for the next snapshot load (none: nothing waits), their
+  // completions, and whether a load is running.
+  std::optional<identity::ChangeScope> pending_scope_;
   std::vector<std::function<void()>> change_waiters_;
-  bool change_pending_ = false, change_loading_ = false;
+  bool change_loading_ = false;
   bool rebuild_scheduled_ = false, rebuild_in_flight_ = false, remake_crls_ = false;
   std::chrono::steady_clock::time_point last_rebuild_start_{};
   gateway::SnapshotHolder snapshots_;
