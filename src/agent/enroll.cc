@@ -31,15 +31,9 @@ using core::Status;
 
 std::vector<crypto::X509Ptr> copies(const api::CaChain& chain) {
   std::vector<crypto::X509Ptr> out;
-  X509_up_ref(chain.root.get());
-  out.emplace_back(chain.root.get());
-  for (const auto& c : chain.other_roots) {  // the root pinned before a rollover
-    X509_up_ref(c.get());
-    out.emplace_back(c.get());
-  }
-  for (const auto& c : chain.intermediates) {
-    X509_up_ref(c.get());
-    out.emplace_back(c.get());
+  for (X509* c : chain.certs()) {
+    X509_up_ref(c);
+    out.emplace_back(c);
   }
   return out;
 }

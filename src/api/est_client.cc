@@ -54,13 +54,15 @@ Status estStatus(const HttpResponse& resp, std::string_view what) {
 
 }  // namespace
 
-std::string CaChain::pem() const {
+std::vector<X509*> CaChain::certs() const {
   std::vector<X509*> all;
   all.push_back(root.get());
   for (const auto& c : other_roots) all.push_back(c.get());
   for (const auto& c : intermediates) all.push_back(c.get());
-  return crypto::certsToPem(all);
+  return all;
 }
+
+std::string CaChain::pem() const { return crypto::certsToPem(certs()); }
 
 std::string CaChain::pin() const { return root ? crypto::caFingerprint(root.get()) : std::string(); }
 

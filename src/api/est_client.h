@@ -30,8 +30,9 @@ struct CaChain {
   // refused_roots says why newer roots in the answer were not believed
   // (pki::RootSelection::refused); the pin stays.
   std::vector<std::string> refused_roots;
-  // pem returns root first, then the other roots and the intermediates (the
-  // content of ca.pem).
+  // certs returns root first, then the other roots and the intermediates
+  // (not owned); pem returns them as PEM (the content of ca.pem).
+  std::vector<X509*> certs() const;
   std::string pem() const;
   // pin returns crypto::caFingerprint(root).
   std::string pin() const;
