@@ -10,9 +10,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -196,7 +198,7 @@ class StatementCache {
 
   Result<Statement> prepare(std::string_view sql) {
     std::lock_guard lock(mu_);
-    auto it = entries_.find(std::string(sql));
+    auto it = entries_.find(sql);
     if (it == entries_.end()) {
       if (entries_.size() >= kMaxEntries) return Statement::prepare(db_, sql);
       sqlite3_stmt* raw = nullptr;
@@ -225,9 +227,15 @@ class StatementCache {
     sqlite3_stmt* stmt = nullptr;
     std::atomic<bool> in_use{false};
   };
+  // Looked up by string_view, without building a std::string per call.
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view sql) const noexcept { return std::hash<std::string_view>{}(sql); }
+  };
   sqlite3* db_;
   std::mutex mu_;
-  std::unordered_map<std::string, Entry> entries_;  // nodes never move: borrowed flags stay valid
+  // Nodes never move: borrowed flags stay valid.
+  std::unordered_map<std::string, Entry, SqlHash, std::equal_to<>> entries_;
 };
 
 Status exec(sqlite3* db, const char* sql) {
