@@ -125,24 +125,18 @@ bool isSerialCollision(const core::Status& s) {
 }
 constexpr int kMaxSerialAttempts = 3;
 
-// parseCsr parses and checks an EST request body; on failure |out| is the
-// 400 outcome.
-crypto::X509ReqPtr parseCsr(const std::string& body, EnrollOutcome& out) {
-  auto csr = pki::parseEstCsrBody(body);
-  if (!csr.isOk()) {
+// csrKey parses and checks an EST request body and returns its public key,
+// the only part of a request the server uses (subject and extensions are
+// ignored); on failure |out| is the 400 outcome.
+crypto::EvpPkeyPtr csrKey(const std::string& body, EnrollOutcome& out) {
+  auto key = pki::checkedCsrKey(body);
+  if (!key.isOk()) {
     out.kind = EnrollOutcome::Kind::kBadRequest;
     out.reason = std::string(monitor::reason::kBadCsr);
-    out.message = csr.status().message();
+    out.message = key.status().message();
     return nullptr;
   }
-  core::Status checked = pki::checkCsr(csr->get());
-  if (!checked.isOk()) {
-    out.kind = EnrollOutcome::Kind::kBadRequest;
-    out.reason = std::string(monitor::reason::kBadCsr);
-    out.message = checked.message();
-    return nullptr;
-  }
-  return std::move(csr).value();
+  return std::move(key).value();
 }
 
 }  // namespace
@@ -411,10 +405,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleEnroll(const ServerReq
       }
       return out;
     }
-    crypto::X509ReqPtr csr = parseCsr(body, out);
-    if (!csr) return out;
-    // Only the CSR's public key is used; subject and extensions are ignored.
-    EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
+    crypto::EvpPkeyPtr csr_key = csrKey(body, out);
+    if (!csr_key) return out;
+    EVP_PKEY* key = csr_key.get();
     std::string request_id;
     if (manual) {
       auto gate = gateApproval(deps_.store, deps_.clock, name, crypto::publicKeyFingerprint(key), "", "", remote);
@@ -562,9 +555,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estFactoryEnroll(const ServerRe
       }
       if (existing.status().code() != core::ErrorCode::kNotFound) return internal(existing.status());
     }
-    crypto::X509ReqPtr csr = parseCsr(body, out);
-    if (!csr) return out;
-    EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
+    crypto::EvpPkeyPtr csr_key = csrKey(body, out);
+    if (!csr_key) return out;
+    EVP_PKEY* key = csr_key.get();
     std::string request_id;
     if (manual) {
       auto gate = gateApproval(deps_.store, deps_.clock, name, crypto::publicKeyFingerprint(key), m.name, serial, remote);
@@ -672,9 +665,9 @@ asio::awaitable<ServerResponse> ApiServer::Impl::estSimpleReenroll(const ServerR
   std::string key_store_claim(req[kKeyStoreHeader]);
   auto work2 = [this, name, serial, body = req.body(), issuer, key_store_claim]() -> EnrollOutcome {
     EnrollOutcome out;
-    crypto::X509ReqPtr csr = parseCsr(body, out);
-    if (!csr) return out;
-    EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
+    crypto::EvpPkeyPtr csr_key = csrKey(body, out);
+    if (!csr_key) return out;
+    EVP_PKEY* key = csr_key.get();
     return outcomeFromPrepared(deps_.registry.prepareRenew(name, serial, key, issuer, key_store_claim));
   };
   // As simpleenroll: answered only after the group commit holding the row.

@@ -13,6 +13,7 @@
 
 namespace warden::pki {
 
+using crypto::EvpPkeyPtr;
 using crypto::X509Ptr;
 using crypto::X509ReqPtr;
 
@@ -34,6 +35,15 @@ core::Result<X509ReqPtr> parseEstCsrBody(std::string_view body);
 // ecdsa-with-SHA384: sign it with ECDSA and SHA-256 (...)" or "CSR signature
 // is invalid".
 core::Status checkCsr(X509_REQ* csr);
+
+// checkedCsrKey is parseEstCsrBody and checkCsr in one, for the server, which
+// takes only the public key from a request: it returns the key of a request
+// both accept, and otherwise their error. A request in the form Warden's
+// agent, `openssl req` and csrattrs produce (a P-256 key with an
+// uncompressed point, ecdsa-with-SHA256, version 1) is read without building
+// OpenSSL 3.0's key decoder (see est_body.cc); any other request goes
+// through parseEstCsrBody and checkCsr themselves.
+core::Result<EvpPkeyPtr> checkedCsrKey(std::string_view body);
 
 // pkcs7CertsOnly returns base64 (64-column lines, "\n"-terminated) of a DER
 // PKCS#7 SignedData with no signers holding |certs| in order (RFC 7030 §4.1.3,

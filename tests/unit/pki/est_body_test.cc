@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
 #include <openssl/pkcs7.h>
 
 #include "core/file_io.h"
@@ -19,11 +20,19 @@ using testing::estBody;
 using testing::keygen;
 using testing::makeCsr;
 
+// reasonFor returns "ok" or the refusal of |body| by parseEstCsrBody and
+// checkCsr, after checking that checkedCsrKey, the server's route, gives the
+// same answer and the same key.
 std::string reasonFor(std::string_view body) {
+  auto key = checkedCsrKey(body);
   auto csr = parseEstCsrBody(body);
-  if (!csr) return csr.status().message();
-  core::Status st = checkCsr(csr->get());
-  return st.isOk() ? "ok" : st.message();
+  core::Status st = csr.isOk() ? checkCsr(csr->get()) : csr.status();
+  std::string full = st.isOk() ? "ok" : st.message();
+  EXPECT_EQ(key.isOk() ? "ok" : key.status().message(), full) << "checkedCsrKey and parse + check disagree";
+  if (key.isOk() && st.isOk()) {
+    EXPECT_EQ(EVP_PKEY_eq(key->get(), X509_REQ_get0_pubkey(csr->get())), 1);
+  }
+  return full;
 }
 
 // run executes |cmd| with /bin/sh and returns its stdout; |rc| gets the exit status.
@@ -139,6 +148,53 @@ TEST(ParseEstCsrBody, RefusesJunkNotBase64TooLargeEmptyAndTrailingBytes) {
   auto root = createRootCa("r", std::chrono::hours(24), clock);
   ASSERT_TRUE(root.isOk());
   EXPECT_EQ(reasonFor(crypto::base64Encode(crypto::certToDer(root->cert.get()))), "request body is not a DER PKCS#10 CSR");
+}
+
+TEST(CheckedCsrKey, ReturnsTheRequestsKeyInTheFormItsFingerprintNeeds) {
+  auto key = keygen("EC", "P-256");
+  auto csr = makeCsr(key.get(), EVP_sha256());
+  auto got = checkedCsrKey(estBody(csr.get()));
+  ASSERT_TRUE(got.isOk()) << got.status().toString();
+  EXPECT_EQ(EVP_PKEY_eq(got->get(), key.get()), 1);
+  // Pending requests are bound to this fingerprint, and certificates carry the key.
+  EXPECT_EQ(crypto::publicKeyFingerprint(got->get()), crypto::publicKeyFingerprint(key.get()));
+  auto cert = crypto::X509Ptr(X509_new());
+  ASSERT_TRUE(crypto::setCertificatePublicKey(cert.get(), got->get()).isOk());
+  EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(cert.get()), key.get()), 1);
+}
+
+TEST(CheckedCsrKey, ReadsOtherFormsTheFullWay) {
+  // A compressed point is valid and accepted, through parseEstCsrBody.
+  auto key = keygen("EC", "P-256");
+  unsigned char point[65];
+  size_t len = 0;
+  ASSERT_EQ(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof point, &len), 1);
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(key.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                           OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED),
+            1);
+  auto compressed = makeCsr(key.get(), EVP_sha256());
+  ASSERT_EQ(testing::csrDer(compressed.get()).find(std::string(reinterpret_cast<const char*>(point), len)),
+            std::string::npos);
+  EXPECT_EQ(reasonFor(estBody(compressed.get())), "ok");
+  // A request claiming version 2: the same answer both ways, whatever OpenSSL makes of it.
+  auto plain = keygen("EC", "P-256");
+  auto v2 = makeCsr(plain.get(), EVP_sha256());
+  ASSERT_EQ(X509_REQ_set_version(v2.get(), 1), 1);
+  ASSERT_GT(X509_REQ_sign(v2.get(), plain.get(), EVP_sha256()), 0);
+  (void)reasonFor(estBody(v2.get()));
+}
+
+TEST(CheckedCsrKey, RefusesAPointOffTheCurve) {
+  auto key = keygen("EC", "P-256");
+  auto csr = makeCsr(key.get(), EVP_sha256());
+  std::string der = testing::csrDer(csr.get());
+  unsigned char point[65];
+  size_t len = 0;
+  ASSERT_EQ(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof point, &len), 1);
+  auto pos = der.find(std::string(reinterpret_cast<const char*>(point), len));
+  ASSERT_NE(pos, std::string::npos);
+  der[pos + len - 1] ^= 0x01;  // the last byte of Y: no longer on the curve
+  EXPECT_NE(reasonFor(crypto::base64Encode(der)), "ok");
 }
 
 class Pkcs7Test : public ::testing::Test {
