@@ -179,17 +179,25 @@ activate = 1
         })
         self._start_abrmd()
 
-    def _start_swtpm(self):
-        self.port, self.ctrl_port = _free_port_pair()
+    def _start_swtpm(self, attempts=5):
         # Not self.env: its OPENSSL_CONF loads the tpm2 provider, which makes
         # swtpm's seccomp filter kill it (SIGSYS) when it restarts.
         env = {k: v for k, v in os.environ.items() if k != "OPENSSL_CONF"}
-        self.swtpm = self._spawn("swtpm", [
-            "swtpm", "socket", "--tpm2",
-            "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
-            "--ctrl", f"type=tcp,port={self.ctrl_port},bindaddr=127.0.0.1",
-            "--tpmstate", f"dir={self.state_dir}", "--flags", "not-need-init,startup-clear"], env=env)
-        _wait_port(self.ctrl_port, self.swtpm, "swtpm")
+        for attempt in range(1, attempts + 1):
+            self.port, self.ctrl_port = _free_port_pair()
+            self.swtpm = self._spawn("swtpm", [
+                "swtpm", "socket", "--tpm2",
+                "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
+                "--ctrl", f"type=tcp,port={self.ctrl_port},bindaddr=127.0.0.1",
+                "--tpmstate", f"dir={self.state_dir}", "--flags", "not-need-init,startup-clear"], env=env)
+            try:
+                _wait_port(self.ctrl_port, self.swtpm, "swtpm")
+                return
+            except RuntimeError:
+                # The ports were free when picked; a process started in
+                # parallel may have bound one first. Try others.
+                if self.swtpm.poll() is None or attempt == attempts:
+                    raise
 
     def _start_abrmd(self):
         env = dict(self.env)

@@ -124,10 +124,29 @@ bool SoftTpm::setup() {
 }
 
 bool SoftTpm::startSwtpm() {
+  // The ports are free when picked but may be taken by a test running in
+  // parallel before swtpm binds them: then try other ones.
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    std::string log;
+    switch (launchSwtpm(log)) {
+      case Launch::kListening:
+        return true;
+      case Launch::kPortTaken:
+        if (attempt < kAttempts) continue;
+        [[fallthrough]];
+      case Launch::kFailed:
+        ADD_FAILURE() << log;
+        return false;
+    }
+  }
+}
+
+SoftTpm::Launch SoftTpm::launchSwtpm(std::string& error) {
   port_ = freePortPair();
   if (port_ == 0) {
-    ADD_FAILURE() << "no two consecutive free ports";
-    return false;
+    error = "no two consecutive free ports";
+    return Launch::kFailed;
   }
   const std::string server = "type=tcp,port=" + std::to_string(port_);
   const std::string ctrl = "type=tcp,port=" + std::to_string(port_ + 1);
@@ -147,14 +166,15 @@ bool SoftTpm::startSwtpm() {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      ADD_FAILURE() << "swtpm exited: " << readText(log);
-      return false;
+      const std::string text = readText(log);
+      error = "swtpm exited: " + text;
+      return text.find("Address already in use") != std::string::npos ? Launch::kPortTaken : Launch::kFailed;
     }
-    if (canConnect(port_)) return true;
+    if (canConnect(port_)) return Launch::kListening;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
-  ADD_FAILURE() << "swtpm does not listen on " << port_;
-  return false;
+  error = "swtpm does not listen on " + std::to_string(port_);
+  return Launch::kFailed;
 }
 
 std::string SoftTpm::tcti() const { return "swtpm:host=127.0.0.1,port=" + std::to_string(port_); }

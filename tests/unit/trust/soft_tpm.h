@@ -35,7 +35,11 @@ class SoftTpm {
 
  private:
   bool setup();
+  // startSwtpm starts swtpm on two fresh ports, with other ports if a
+  // parallel test took them first (launchSwtpm: one try, |error| on failure).
   bool startSwtpm();
+  enum class Launch { kListening, kPortTaken, kFailed };
+  Launch launchSwtpm(std::string& error);
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;
