@@ -1,5 +1,10 @@
 // `warden device add|token|list|show|set|revoke|quarantine|release|pending|approve|deny`.
 
+#include <algorithm>
+#include <atomic>
+#include <optional>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "cli/cli_context.h"
@@ -24,6 +29,7 @@ std::string footer(const char* examples) { return std::string("\nExamples:\n") +
 struct DeviceFlags {
   ClientFlags client;
   std::string name;
+  std::vector<std::string> names;  // revoke, quarantine, release
   std::string role;
   std::vector<std::string> labels;
   std::string ttl;
@@ -206,36 +212,86 @@ int deviceDecide(const DeviceFlags& f, const GlobalFlags& global, bool approve) 
   });
 }
 
+// Several devices named to revoke, quarantine or release are changed this
+// many at a time: a revocation is answered once the CRL that lists it is
+// published, at most once a second, and requests sent together share it.
+constexpr size_t kMaxConcurrentStateChanges = 64;
+
+// stateChange makes one device's change over |s| and returns {name, state, changed}.
+core::Result<json> stateChange(Session& s, const std::string& name, std::string_view verb) {
+  WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("POST", fmt::format("/v1/devices/{}/{}", name, verb), json::object()));
+  json out = {{"name", name}, {"state", nullptr}, {"changed", nullptr}};
+  if (answer.is_object()) {
+    if (answer.contains("state")) out["state"] = answer["state"];
+    if (answer.contains("changed")) out["changed"] = answer["changed"];
+  }
+  return out;
+}
+
+void printStateChange(const json& out, std::string_view verb, bool as_json) {
+  if (as_json) {
+    printJson(out);
+    return;
+  }
+  const std::string name = out["name"].get<std::string>();
+  std::string state = out["state"].is_string() ? out["state"].get<std::string>() : std::string(verb);
+  bool changed = !out["changed"].is_boolean() || out["changed"].get<bool>();
+  if (!changed) {
+    printOut(fmt::format("device {} is already {}; nothing changed\n", name, state));
+  } else if (verb == "revoke") {
+    printOut(fmt::format("device {} revoked: its certificates and unused tokens are revoked and its live sessions "
+                         "closed (the name stays taken)\n",
+                         name));
+  } else if (verb == "quarantine") {
+    printOut(fmt::format("device {} quarantined: it keeps only what rules for the quarantine segment allow; live "
+                         "sessions were restricted or closed\n",
+                         name));
+  } else {
+    printOut(fmt::format("device {} released: state {}\n", name, state));
+  }
+}
+
+// deviceStateChange: `device revoke|quarantine|release NAME...`. Every name
+// is checked before anything is sent. Several devices are changed
+// concurrently, each on its own connection; the results are printed in the
+// order given, and the exit code is that of the first name that failed (the
+// others are changed all the same).
 int deviceStateChange(const DeviceFlags& f, const GlobalFlags& global, std::string_view verb) {
-  if (auto st = core::checkName("device name", f.name); !st.isOk()) return reportError(st, nullptr);
-  return withSession(f.client, global, [&](Session& s) -> core::Status {
-    WARDEN_ASSIGN_OR_RETURN(json answer, s.client->call("POST", fmt::format("/v1/devices/{}/{}", f.name, verb), json::object()));
-    json out = {{"name", f.name}, {"state", nullptr}, {"changed", nullptr}};
-    if (answer.is_object()) {
-      if (answer.contains("state")) out["state"] = answer["state"];
-      if (answer.contains("changed")) out["changed"] = answer["changed"];
-    }
-    if (s.json) {
-      printJson(out);
+  std::vector<std::string> names;
+  for (const std::string& name : f.names) {
+    if (auto st = core::checkName("device name", name); !st.isOk()) return reportError(st, nullptr);
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  if (names.size() == 1) {
+    return withSession(f.client, global, [&](Session& s) -> core::Status {
+      WARDEN_ASSIGN_OR_RETURN(json out, stateChange(s, names.front(), verb));
+      printStateChange(out, verb, s.json);
       return core::Status::ok();
+    });
+  }
+  auto session = openSession(f.client, global);
+  if (!session.isOk()) return reportError(session.status(), nullptr);
+  std::vector<std::optional<core::Result<json>>> results(names.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    auto own = openSession(f.client, global);
+    for (size_t i; (i = next.fetch_add(1)) < names.size();) {
+      results[i] = own.isOk() ? stateChange(*own, names[i], verb) : core::Result<json>(own.status());
     }
-    std::string state = out["state"].is_string() ? out["state"].get<std::string>() : std::string(verb);
-    bool changed = !out["changed"].is_boolean() || out["changed"].get<bool>();
-    if (!changed) {
-      printOut(fmt::format("device {} is already {}; nothing changed\n", f.name, state));
-    } else if (verb == "revoke") {
-      printOut(fmt::format("device {} revoked: its certificates and unused tokens are revoked and its live sessions "
-                           "closed (the name stays taken)\n",
-                           f.name));
-    } else if (verb == "quarantine") {
-      printOut(fmt::format("device {} quarantined: it keeps only what rules for the quarantine segment allow; live "
-                           "sessions were restricted or closed\n",
-                           f.name));
+  };
+  std::vector<std::thread> workers;
+  for (size_t i = 0; i < std::min(names.size(), kMaxConcurrentStateChanges); ++i) workers.emplace_back(worker);
+  for (std::thread& t : workers) t.join();
+  int exit_code = api::kExitOk;
+  for (const auto& result : results) {
+    if (result->isOk()) {
+      printStateChange(result->value(), verb, session->json);
     } else {
-      printOut(fmt::format("device {} released: state {}\n", f.name, state));
+      int code = reportError(result->status(), &*session);
+      if (exit_code == api::kExitOk) exit_code = code;
     }
-    return core::Status::ok();
-  });
+  }
+  return exit_code;
 }
 
 }  // namespace
@@ -331,16 +387,21 @@ void addDeviceCommands(CLI::App& app, CommandTable& table, GlobalFlags& global) 
     const char* example;
   };
   for (const Verb& v : {
-           Verb{"revoke", "revoke a device for good: certificates, unused tokens, live sessions",
-                "  warden device revoke sensor-1\nReturns once every live session of the device is closed. Revoking "
-                "again is a no-op (exit 0)."},
-           Verb{"quarantine", "restrict a device to the rules of the quarantine segment",
+           Verb{"revoke", "revoke devices for good: certificates, unused tokens, live sessions",
+                "  warden device revoke sensor-1\n  warden device revoke sensor-1 sensor-2 valve-7\n"
+                "Returns once every live session of the device is closed and the CRL lists its certificates. "
+                "Revoking again is a no-op (exit 0). CRLs are remade at most once a second: revoke a batch in one "
+                "command (or in parallel), not one after another."},
+           Verb{"quarantine", "restrict devices to the rules of the quarantine segment",
                 "  warden device quarantine sensor-1\nReturns once its live sessions are restricted or closed."},
            Verb{"release", "lift a quarantine", "  warden device release sensor-1\nRestores the device's "
                                                  "subscriptions before it returns."},
        }) {
     CLI::App* cmd = named(v.name, v.help);
-    cmd->add_option("NAME", flags->name, "device name")->required();
+    cmd->add_option("NAME", flags->names,
+                    "device names: several are changed concurrently (64 at a time), printed in the order given "
+                    "(-o json: one object a line); the exit code is the first failure's, the others change anyway")
+        ->required();
     cmd->footer(footer(v.example));
     std::string verb = v.name;
     table.add(cmd, [flags, &global, verb] { return deviceStateChange(*flags, global, verb); });

@@ -70,6 +70,44 @@ class CliTest(FleetTestCase):
         self.assertEqual(self.fleet.cli("device", "show", "no-such-device").returncode, 1)
         self.assertEqual(self.fleet.cli("device", "revoke", "no-such-device").returncode, 1)
 
+    def test_revoke_several_devices_in_one_command(self):
+        enrolled = [self.fleet.device(f"cli-batch-{i}", "sensor") for i in range(2)]
+        clients = [self.live(d) for d in enrolled]
+        pending = [f"cli-batch-p{i}" for i in range(18)]
+        for name in pending:
+            self.fleet.add_device(name, "sensor")
+        names = [d.name for d in enrolled] + pending
+
+        def states():
+            return {d["name"]: d["state"] for d in self.fleet.cli_json("device", "list")}
+
+        # One invalid name anywhere: exit 2 and nothing is sent.
+        self.assertEqual(self.fleet.cli("device", "revoke", *names, "Bad_Name").returncode, 2)
+        self.assertFalse([n for n in names if states()[n] == "revoked"])
+        for c in clients:
+            self.assertFalse(c.disconnected.is_set())
+
+        # An unknown name among them: its error, exit 1, and every other device is
+        # revoked; one result a line in the order given, a repeated name once.
+        r = self.fleet.cli("-o", "json", "device", "revoke", *names[:10], "cli-batch-nobody", *names[10:],
+                           names[0])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cli-batch-nobody", r.stderr)
+        results = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        self.assertEqual([x["name"] for x in results], names)
+        self.assertTrue(all(x["state"] == "revoked" and x["changed"] is True for x in results), results)
+        self.assertEqual({n for n, s in states().items() if n in names and s == "revoked"}, set(names))
+        # The live sessions were closed before the command returned.
+        for c in clients:
+            self.assertTrue(c.disconnected.is_set() or c.disconnected.wait(1.0))
+            self.assertEqual(c.rc_value(c.disconnect_rc), 0x87)
+
+        # Again: nothing changes, exit 0, text in the order given.
+        r = self.fleet.cli("device", "revoke", *names[:3])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([line.split()[1] for line in r.stdout.splitlines()], names[:3])
+        self.assertTrue(all("already revoked" in line for line in r.stdout.splitlines()), r.stdout)
+
     def test_unreachable_server_exits_3(self):
         r = self.fleet.run(WARDEN, "device", "list", "--server", "https://127.0.0.1:1",
                            "--cert", os.path.join(self.fleet.dir, "pki", "admin.pem"),
