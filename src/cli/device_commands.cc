@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -283,11 +284,15 @@ int deviceStateChange(const DeviceFlags& f, const GlobalFlags& global, std::stri
   for (size_t i = 0; i < std::min(names.size(), kMaxConcurrentStateChanges); ++i) workers.emplace_back(worker);
   for (std::thread& t : workers) t.join();
   int exit_code = api::kExitOk;
+  std::set<std::string> reported;  // an unreachable server is said once, not once a name
   for (const auto& result : results) {
     if (result->isOk()) {
       printStateChange(result->value(), verb, session->json);
-    } else {
-      int code = reportError(result->status(), &*session);
+      continue;
+    }
+    const core::Status& failed = result->status();
+    if (reported.insert(failed.toString()).second) {
+      int code = reportError(failed, &*session);
       if (exit_code == api::kExitOk) exit_code = code;
     }
   }

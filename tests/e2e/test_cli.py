@@ -109,11 +109,16 @@ class CliTest(FleetTestCase):
         self.assertTrue(all("already revoked" in line for line in r.stdout.splitlines()), r.stdout)
 
     def test_unreachable_server_exits_3(self):
-        r = self.fleet.run(WARDEN, "device", "list", "--server", "https://127.0.0.1:1",
-                           "--cert", os.path.join(self.fleet.dir, "pki", "admin.pem"),
-                           "--key", os.path.join(self.fleet.dir, "pki", "admin.key"),
-                           "--ca", os.path.join(self.fleet.dir, "pki", "ca-bundle.pem"))
+        creds = ["--server", "https://127.0.0.1:1",
+                 "--cert", os.path.join(self.fleet.dir, "pki", "admin.pem"),
+                 "--key", os.path.join(self.fleet.dir, "pki", "admin.key"),
+                 "--ca", os.path.join(self.fleet.dir, "pki", "ca-bundle.pem")]
+        r = self.fleet.run(WARDEN, "device", "list", *creds)
         self.assertEqual(r.returncode, 3)
+        # Several names: exit 3 too, and the server is said to be unreachable once.
+        r = self.fleet.run(WARDEN, "device", "revoke", "a-1", "a-2", "a-3", *creds)
+        self.assertEqual(r.returncode, 3)
+        self.assertEqual(r.stderr.count("cannot reach the Warden API"), 1, r.stderr)
 
     def test_policy_error_reports_file_line_col(self):
         path = os.path.join(self.fleet.tmp, "bad.yaml")
