@@ -1,11 +1,13 @@
 """CA keys in an HSM (SoftHSM2 through libp11's engine): `warden init
 --ca-key-generate --ca-key pkcs11:... --root-key pkcs11:...` creates both CA
 keys in the token, non-extractable; `warden serve` signs device certificates
-with them; a device enrolled that way connects through the gateway. Every
-refusal (PIN file readable by others, pin-value, a missing key, a URI
-without a module) is tested too."""
+with them; a device enrolled that way connects through the gateway; the
+root rotates with its key in the token (`ca rotate --root --root-key
+pkcs11:...`). Every refusal (PIN file readable by others, pin-value, a
+missing key, a URI without a module) is tested too."""
 
 import os
+import stat
 import subprocess
 import unittest
 
@@ -31,11 +33,15 @@ def spki_of_hsm_pub(der):
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-class HsmCaTest(unittest.TestCase):
+class HsmFleetTestCase(unittest.TestCase):
+    """A fleet whose issuing and root CA keys were made in a SoftHSM token
+    (`warden init --ca-key-generate --ca-key pkcs11:... --root-key pkcs11:...`)."""
+
+    token_label = "warden-ca"
 
     @classmethod
     def setUpClass(cls):
-        cls.hsm = SoftHsm(label="warden-ca")
+        cls.hsm = SoftHsm(label=cls.token_label)
         cls.addClassCleanup(cls.hsm.close)
         # warden init, warden serve and pkcs11-tool all read SOFTHSM2_CONF.
         cls._saved_env = os.environ.get("SOFTHSM2_CONF")
@@ -52,6 +58,45 @@ class HsmCaTest(unittest.TestCase):
             os.environ.pop("SOFTHSM2_CONF", None)
         else:
             os.environ["SOFTHSM2_CONF"] = cls._saved_env
+
+
+class HsmRootRotationTest(HsmFleetTestCase):
+    """`warden ca rotate --root --root-key pkcs11:...`: the active root's key
+    stays in the token and signs NewWithOld there; the new root key goes
+    where --new-root-key says; the fleet keeps working."""
+
+    token_label = "warden-root"
+
+    def test_root_rotation_with_the_root_key_in_the_token(self):
+        f = self.fleet
+        before = f.device("hsmroot-before", "sensor")
+        offline = os.path.join(f.tmp, "offline")
+        os.makedirs(offline, mode=0o700)
+        new_key = os.path.join(offline, "root-2.key")
+        out = f.cli_json("ca", "rotate", "--root", "--root-key", self.hsm.uri("root-ca"), "--new-root-key", new_key)
+        self.assertEqual((out["root"], out["previous_root"]), ("root-2", "root"))
+        self.assertEqual(stat.S_IMODE(os.stat(new_key).st_mode), 0o600)
+        self.assertIn("never extractable", self.hsm.private_key_access("root-ca"))
+        # NewWithOld carries the new root's key and is signed by the old root's
+        # key, which only the token holds.
+        with open(out["new_with_old"], "rb") as fh:
+            nwo = x509.load_pem_x509_certificate(fh.read())
+        with open(out["root_cert"], "rb") as fh:
+            new_root = x509.load_pem_x509_certificate(fh.read())
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.assertEqual(nwo.public_key().public_bytes(*spki), new_root.public_key().public_bytes(*spki))
+        old_root_key = serialization.load_der_public_key(self.hsm.public_key_der("root-ca"))
+        old_root_key.verify(nwo.signature, nwo.tbs_certificate_bytes, ec.ECDSA(nwo.signature_hash_algorithm))
+        cas = {c["name"]: c["state"] for c in f.cli_json("ca", "list")}
+        self.assertEqual((cas["root"], cas["root-2"]), ("retiring", "active"))
+        # Devices from before and after the rotation both get through the gateway.
+        after = f.device("hsmroot-after", "sensor")
+        for dev in (before, after):
+            r = f.pub(dev, f"factory/telemetry/{dev.name}/t", "1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class HsmCaTest(HsmFleetTestCase):
 
     def init_dir(self, *args):
         d = os.path.join(self.fleet.tmp, f"init-{free_port()}")
