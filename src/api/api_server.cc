@@ -8,6 +8,7 @@
 
 #include "api/api_json.h"
 #include "api/api_server_impl.h"
+#include "api/lingering_close.h"
 #include "crypto/crypto.h"
 #include "gateway/gateway.h"
 #include "monitor/event_log.h"
@@ -347,10 +348,11 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
         res.keep_alive(false);
         co_await writeResponse(stream, res);
       } else if (hec == http::error::body_limit) {
+        // A Content-Length over every route's limit, refused with the header.
         ServerResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
                                          "request body is too large");
         res.keep_alive(false);
-        co_await writeResponse(stream, res);
+        if (co_await writeResponse(stream, res)) co_await drainRequest(stream, kMaxDrainBytes);
       } else if (isHttpParseError(hec)) {
         ServerResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
         res.keep_alive(false);
@@ -370,7 +372,10 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
           http::status::payload_too_large, "invalid_argument",
           fmt::format("request body is larger than {} bytes", limit));
       res.keep_alive(false);
-      co_await writeResponse(stream, res);
+      if (co_await writeResponse(stream, res)) {
+        const uint64_t declared = *parser.content_length();
+        co_await drainRequest(stream, declared - std::min<uint64_t>(declared, buffer.size()));
+      }
       break;
     }
     parser.body_limit(limit);
@@ -388,7 +393,7 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
           ServerResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
                                            fmt::format("request body is larger than {} bytes", limit));
           res.keep_alive(false);
-          co_await writeResponse(stream, res);
+          if (co_await writeResponse(stream, res)) co_await drainRequest(stream, kMaxDrainBytes);
         } else if (isHttpParseError(bec)) {
           ServerResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
           res.keep_alive(false);

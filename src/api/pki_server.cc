@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "api/lingering_close.h"
 #include "core/names.h"
 #include "gateway/connect_rate_limiter.h"
 #include "pki/ocsp_request.h"
@@ -151,7 +152,9 @@ class PkiServer::Impl : public std::enable_shared_from_this<PkiServer::Impl> {
           Response res = text(http::status::payload_too_large, "request too large");
           res.keep_alive(false);
           res.prepare_payload();
-          co_await http::async_write(stream, res, kNoThrow);
+          auto [wec, wn] = co_await http::async_write(stream, res, kNoThrow);
+          (void)wn;
+          if (!wec) co_await drainRequest(stream, kMaxDrainBytes);
         } else if (rec.category() == http::make_error_code(http::error::bad_target).category() &&
                    rec != http::error::end_of_stream && rec != http::error::partial_message) {
           Response res = text(http::status::bad_request, "malformed HTTP request");
