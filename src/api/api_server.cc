@@ -267,6 +267,17 @@ asio::awaitable<bool> writeResponse(SslStream& stream, ServerResponse& res) {
   co_return !ec;
 }
 
+// refuseAndClose answers |status| ("invalid_argument", |message|) on a
+// connection that closes next. With |unread| > 0 (a 413 while the refused
+// body may still be arriving) it then lingers, reading and discarding at
+// most that much (drainRequest), so that the client reads the answer.
+asio::awaitable<void> refuseAndClose(SslStream& stream, http::status status, std::string_view message,
+                                     uint64_t unread = 0) {
+  ServerResponse res = errorResponse(status, "invalid_argument", message);
+  res.keep_alive(false);
+  if (co_await writeResponse(stream, res) && unread > 0) co_await drainRequest(stream, unread);
+}
+
 }  // namespace
 
 asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket socket) {
@@ -343,20 +354,13 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
     (void)hn;
     if (hec) {
       if (hec == http::error::header_limit) {
-        ServerResponse res = errorResponse(http::status::request_header_fields_too_large, "invalid_argument",
-                                         "request headers are larger than 8 KiB");
-        res.keep_alive(false);
-        co_await writeResponse(stream, res);
+        co_await refuseAndClose(stream, http::status::request_header_fields_too_large,
+                                "request headers are larger than 8 KiB");
       } else if (hec == http::error::body_limit) {
         // A Content-Length over every route's limit, refused with the header.
-        ServerResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
-                                         "request body is too large");
-        res.keep_alive(false);
-        if (co_await writeResponse(stream, res)) co_await drainRequest(stream, kMaxDrainBytes);
+        co_await refuseAndClose(stream, http::status::payload_too_large, "request body is too large", kMaxDrainBytes);
       } else if (isHttpParseError(hec)) {
-        ServerResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
-        res.keep_alive(false);
-        co_await writeResponse(stream, res);
+        co_await refuseAndClose(stream, http::status::bad_request, "malformed HTTP request");
       }
       break;
     }
@@ -368,14 +372,10 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
                            : evidence_upload ? config_.limits.max_evidence_body_bytes
                                              : config_.limits.max_body_bytes;
     if (parser.content_length() && *parser.content_length() > limit) {
-      ServerResponse res = errorResponse(
-          http::status::payload_too_large, "invalid_argument",
-          fmt::format("request body is larger than {} bytes", limit));
-      res.keep_alive(false);
-      if (co_await writeResponse(stream, res)) {
-        const uint64_t declared = *parser.content_length();
-        co_await drainRequest(stream, declared - std::min<uint64_t>(declared, buffer.size()));
-      }
+      const uint64_t declared = *parser.content_length();
+      co_await refuseAndClose(stream, http::status::payload_too_large,
+                              fmt::format("request body is larger than {} bytes", limit),
+                              declared - std::min<uint64_t>(declared, buffer.size()));
       break;
     }
     parser.body_limit(limit);
@@ -390,14 +390,10 @@ asio::awaitable<void> ApiServer::Impl::serveConnection(asio::ip::tcp::socket soc
       (void)bn;
       if (bec) {
         if (bec == http::error::body_limit) {
-          ServerResponse res = errorResponse(http::status::payload_too_large, "invalid_argument",
-                                           fmt::format("request body is larger than {} bytes", limit));
-          res.keep_alive(false);
-          if (co_await writeResponse(stream, res)) co_await drainRequest(stream, kMaxDrainBytes);
+          co_await refuseAndClose(stream, http::status::payload_too_large,
+                                  fmt::format("request body is larger than {} bytes", limit), kMaxDrainBytes);
         } else if (isHttpParseError(bec)) {
-          ServerResponse res = errorResponse(http::status::bad_request, "invalid_argument", "malformed HTTP request");
-          res.keep_alive(false);
-          co_await writeResponse(stream, res);
+          co_await refuseAndClose(stream, http::status::bad_request, "malformed HTTP request");
         }
         break;
       }
