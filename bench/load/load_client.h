@@ -64,6 +64,26 @@ inline int64_t cpuTicks(int pid) {
   return utime + stime;
 }
 
+// MachineTicks is the whole machine's CPU time from /proc/stat's "cpu" line
+// (all CPUs, clock ticks): busy (user, nice, system, irq, softirq, steal)
+// and total (busy plus idle and iowait).
+struct MachineTicks {
+  int64_t busy = 0, total = 0;
+};
+inline MachineTicks machineTicks() {
+  std::ifstream in("/proc/stat");
+  std::string label;
+  int64_t v[8] = {};
+  in >> label;
+  for (int64_t& x : v) in >> x;
+  MachineTicks t;
+  if (label != "cpu") return t;
+  // user nice system idle iowait irq softirq steal
+  t.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  t.total = t.busy + v[3] + v[4];
+  return t;
+}
+
 // CpuMeter reads the CPU time of |pids| when made; fields() returns what
 // they used since, as the RESULT lines' " cpu_s_PID=S" fields.
 class CpuMeter {

@@ -120,6 +120,8 @@ int latency(const LatencyOptions& o) {
   pair.startSubscriber(r, true);
 
   std::vector<int64_t> cpu_before, cpu_after;
+  int64_t self_before = 0;
+  MachineTicks machine_before;
   int64_t pub_start = 0, pub_end = 0;
   std::exception_ptr pub_error;
   DeviceConnection pub(pair.pub_io.get_executor(), *pair.ctx);
@@ -131,6 +133,8 @@ int latency(const LatencyOptions& o) {
         std::string batch;
         asio::steady_timer timer(pair.pub_io);
         for (int pid : o.cpu_pids) cpu_before.push_back(cpuTicks(pid));
+        self_before = cpuTicks(::getpid());
+        machine_before = machineTicks();
         pub_start = nowNs();
         const double per_ns = o.rate / 1e9;
         int64_t sent = 0;
@@ -166,6 +170,8 @@ int latency(const LatencyOptions& o) {
     }
   }
   for (int pid : o.cpu_pids) cpu_after.push_back(cpuTicks(pid));
+  const int64_t self_after = cpuTicks(::getpid());
+  const MachineTicks machine_after = machineTicks();
   pair.stopSubscriber();
   pub.closeNow();
 
@@ -179,10 +185,20 @@ int latency(const LatencyOptions& o) {
     cpu += fmt::format(" cpu_us_{}={:.0f} cpu_us_per_msg_{}={:.3f}", o.cpu_pids[i], us, o.cpu_pids[i],
                        v.empty() ? 0.0 : us / static_cast<double>(v.size()));
   }
+  // The load generator's own CPU and how busy the whole machine was: on a
+  // small box the clients compete with the servers they measure.
+  const double self_us = static_cast<double>(self_after - self_before) * tick_us;
+  const int64_t machine_total = machine_after.total - machine_before.total;
+  cpu += fmt::format(" load_cpu_us_per_msg={:.3f} machine_busy_pct={:.1f}",
+                     v.empty() ? 0.0 : self_us / static_cast<double>(v.size()),
+                     machine_total > 0 ? 100.0 * static_cast<double>(machine_after.busy - machine_before.busy) /
+                                             static_cast<double>(machine_total)
+                                       : 0.0);
   fmt::print("RESULT latency target={}:{} payload={} rate={:.0f} duration_s={:.2f} sent={} received={} p50_us={:.1f} "
-             "p99_us={:.1f} max_us={:.1f} mean_us={:.1f}{}\n",
+             "p90_us={:.1f} p99_us={:.1f} p999_us={:.1f} max_us={:.1f} mean_us={:.1f}{}\n",
              o.target.host, o.target.port, o.payload, o.rate, secs, total, v.size(),
-             static_cast<double>(percentileNs(v, 0.50)) / 1e3, static_cast<double>(percentileNs(v, 0.99)) / 1e3,
+             static_cast<double>(percentileNs(v, 0.50)) / 1e3, static_cast<double>(percentileNs(v, 0.90)) / 1e3,
+             static_cast<double>(percentileNs(v, 0.99)) / 1e3, static_cast<double>(percentileNs(v, 0.999)) / 1e3,
              v.empty() ? 0.0 : static_cast<double>(v.back()) / 1e3,
              v.empty() ? 0.0 : static_cast<double>(std::accumulate(v.begin(), v.end(), int64_t{0})) / 1e3 /
                                    static_cast<double>(v.size()),
