@@ -176,7 +176,7 @@ void Gateway::Impl::purgeNewlyRevoked(const DecisionSnapshot& snap, const std::v
     if (before == nullptr || before->state == store::DeviceState::kRevoked) return;
     if (registry_.findDevice(name)) return;  // the live session purges on its cut
     // Offline device: drop its broker session (queued messages, will) now.
-    registry_.forgetFilters(name);
+    registry_.forgetSession(name);
     asio::co_spawn(io_, purgeBrokerSession(*this, name), asio::detached);
   };
   if (devices != nullptr) {

@@ -518,9 +518,10 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
   }
 
   state_ = State::kConnecting;
-  // Session takeover (MQTT 5.0 §3.1.4-3): the old session ends first, its
-  // upstream connection with DISCONNECT 0x00, so no will fires and the broker
-  // never sees two connections of one client id.
+  // Session takeover (MQTT 5.0 §3.1.4-3): the old session ends first, so the
+  // broker never sees two connections of one client id. As with Mosquitto
+  // alone, the old connection's will goes out (after its Will Delay, which
+  // the new connection cancels by resuming the session), if still permitted.
   auto old = gw_.registry().bindDevice(device_, self);
   if (old && old.get() != this) {
     struct Waiter {
@@ -535,7 +536,7 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
     });
     if (old->state_ < State::kClosing) {
       old->recordEvent(monitor::event_type::kSessionTakeover, er::kSessionTakeover);
-      old->terminate(rc::kSessionTakenOver, UpstreamEnd::kNoWill, std::string(er::kSessionTakeover));
+      old->terminate(rc::kSessionTakenOver, UpstreamEnd::kWillIfPermitted, std::string(er::kSessionTakeover));
     }
     if (!waiter->closed) {
       waiter->timer.expires_after(kCloseGrace + std::chrono::milliseconds(500));
@@ -594,13 +595,15 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
   if (upstream_max_packet_ > 0) max_from_device = std::min(max_from_device, upstream_max_packet_);
   dev_decoder_.setMaxPacketSize(max_from_device);
 
+  // MQTT 3.1.1 has no Receive Maximum; the same bound applies.
+  receive_max_ = std::min<uint16_t>(limits.receive_maximum, bp.receive_maximum.value_or(65535));
   mqtt::Connack ack;
   ack.session_present = up_->connack.session_present;
   ack.reason_code = rc::kSuccess;
   if (version_ == ProtocolVersion::k5) {
     ack.properties.topic_alias_maximum = limits.topic_alias_max;
     ack.properties.maximum_packet_size = max_from_device;
-    ack.properties.receive_maximum = std::min<uint16_t>(limits.receive_maximum, bp.receive_maximum.value_or(65535));
+    ack.properties.receive_maximum = receive_max_;
     ack.properties.shared_subscription_available = 1;
     ack.properties.wildcard_subscription_available = 1;
     ack.properties.subscription_identifier_available = bp.subscription_identifier_available;
@@ -636,14 +639,15 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
 
   // A resumed broker session keeps the subscriptions of the last connection.
   if (ack.session_present) {
-    auto remembered = gw_.registry().takeFilters(device_);
+    auto remembered = gw_.registry().takeSession(device_);
     if (remembered) {
-      filters_ = std::move(*remembered);
+      filters_ = std::move(remembered->filters);
+      staged_qos2_ = std::move(remembered->staged);
     } else {
       filters_known_ = false;  // e.g. the gateway restarted: receive is still authorized per message
     }
   } else {
-    gw_.registry().forgetFilters(device_);
+    gw_.registry().forgetSession(device_);
   }
   asio::co_spawn(gw_.io(), writer(Side::kUpstream), asio::detached);
   asio::co_spawn(gw_.io(), upstreamReadLoop(), asio::detached);
@@ -718,17 +722,7 @@ void MqttSession::handleDeviceFrame(const mqtt::FrameView& frame) {
   } else if (auto* c = std::get_if<mqtt::Pubcomp>(&packet)) {
     sendUpstream(*c);
   } else if (auto* rel = std::get_if<mqtt::Pubrel>(&packet)) {
-    if (denied_qos2_from_device_.erase(rel->packet_id) != 0) {
-      // The gateway answered this denied QoS 2 PUBLISH itself.
-      mqtt::Pubcomp comp;
-      comp.packet_id = rel->packet_id;
-      sendDevice(comp);
-      return;
-    }
-    auto it = dev_to_up_.find(rel->packet_id);
-    mqtt::Pubrel out = *rel;
-    out.packet_id = it != dev_to_up_.end() ? it->second : mapDeviceId(rel->packet_id);
-    sendUpstream(out);
+    handleDevicePubrel(*rel);
   } else if (auto* s = std::get_if<mqtt::Subscribe>(&packet)) {
     handleDeviceSubscribe(*s);
   } else if (auto* u = std::get_if<mqtt::Unsubscribe>(&packet)) {
@@ -802,8 +796,61 @@ void MqttSession::handleDevicePublish(mqtt::Publish& p) {
     }
     return;
   }
+  if (p.qos == 2) {
+    if (staged_qos2_.count(p.packet_id) == 0 && staged_qos2_.size() >= receive_max_) {
+      // MQTT 5.0 §3.3.4: more QoS 2 PUBLISHes in flight than Receive Maximum.
+      protocolViolation(rc::kReceiveMaximumExceeded, er::kProtocolError,
+                        fmt::format("more than {} QoS 2 PUBLISHes awaiting PUBCOMP", receive_max_));
+      return;
+    }
+    staged_qos2_[p.packet_id] = StagedPublish{p.topic, p.retain};
+  }
   if (p.qos > 0) p.packet_id = mapDeviceId(p.packet_id);
   sendUpstream(p);
+}
+
+void MqttSession::handleDevicePubrel(const mqtt::Pubrel& rel) {
+  mqtt::Pubcomp comp;
+  comp.packet_id = rel.packet_id;
+  if (denied_qos2_from_device_.erase(rel.packet_id) != 0) {
+    // The gateway answered this denied QoS 2 PUBLISH itself (MQTT 3.1.1).
+    sendDevice(comp);
+    return;
+  }
+  auto staged = staged_qos2_.find(rel.packet_id);
+  if (staged == staged_qos2_.end()) {
+    // A PUBREL for a PUBLISH the gateway never saw (it restarted in between,
+    // or the device invents one): the topic cannot be checked, so the
+    // message is not released.
+    spdlog::info("MQTT session of {}: PUBREL {} for an unknown QoS 2 PUBLISH: not released", device_, rel.packet_id);
+    comp.reason_code = rc::kPacketIdentifierNotFound;
+    sendDevice(comp);
+    return;
+  }
+  // The broker hands the message to subscribers only now: what the device
+  // may publish is decided now, as for a new PUBLISH (a cut in between
+  // stops it).
+  std::string_view action = "mqtt:publish";
+  const policy::Decision* d = &authorize(action, staged->second.topic);
+  if (d->permit && staged->second.retain) {
+    action = "mqtt:retain";
+    d = &authorize(action, staged->second.topic);
+  }
+  if (!d->permit) {
+    recordDeny(action, staged->second.topic, *d, {}, /*own=*/false);
+    staged_qos2_.erase(staged);
+    // Not released: the broker drops it when the id is used again or the
+    // session ends. The device learns that nothing was delivered.
+    auto up = dev_to_up_.find(rel.packet_id);
+    if (up != dev_to_up_.end()) releaseUpstreamId(up->second);
+    comp.reason_code = rc::kPacketIdentifierNotFound;
+    sendDevice(comp);
+    return;
+  }
+  auto it = dev_to_up_.find(rel.packet_id);
+  mqtt::Pubrel out = rel;
+  out.packet_id = it != dev_to_up_.end() ? it->second : mapDeviceId(rel.packet_id);
+  sendUpstream(out);
 }
 
 void MqttSession::handleDeviceSubscribe(mqtt::Subscribe& s) {
@@ -818,7 +865,17 @@ void MqttSession::handleDeviceSubscribe(mqtt::Subscribe& s) {
   mqtt::Subscribe up;
   up.properties = s.properties;
   const bool too_many = s.subscriptions.size() > limits.max_filters_per_subscribe;
+  // Filters of SUBSCRIBEs still waiting for their SUBACK count too: a device
+  // that pipelines SUBSCRIBEs gets no more than one that waits.
   size_t session_count = filters_.size();
+  for (const auto& [_, pending_sub] : pending_subs_) {
+    for (size_t i : pending_sub.forwarded) {
+      const std::string& f = pending_sub.subs[i].filter;
+      if (std::none_of(filters_.begin(), filters_.end(), [&](const SessionFilter& x) { return x.sub.filter == f; })) {
+        ++session_count;
+      }
+    }
+  }
   for (size_t i = 0; i < s.subscriptions.size(); ++i) {
     const mqtt::Subscription& sub = s.subscriptions[i];
     if (too_many) {
@@ -1000,13 +1057,17 @@ void MqttSession::handleUpstreamFrame(const mqtt::FrameView& frame) {
     if (it != up_ids_.end() && it->second.gateway) return;
     uint16_t id = r->packet_id;
     r->packet_id = it != up_ids_.end() ? it->second.device_id : id;
-    if (r->reason_code >= 0x80) releaseUpstreamId(id);
+    if (r->reason_code >= 0x80) {
+      staged_qos2_.erase(r->packet_id);
+      releaseUpstreamId(id);
+    }
     sendDevice(*r);
   } else if (auto* c = std::get_if<mqtt::Pubcomp>(&packet)) {
     auto it = up_ids_.find(c->packet_id);
     if (it != up_ids_.end() && it->second.gateway) return;
     uint16_t id = c->packet_id;
     c->packet_id = it != up_ids_.end() ? it->second.device_id : id;
+    staged_qos2_.erase(c->packet_id);
     releaseUpstreamId(id);
     sendDevice(*c);
   } else if (auto* rel = std::get_if<mqtt::Pubrel>(&packet)) {
@@ -1441,9 +1502,9 @@ void MqttSession::finalize() {
     spdlog::debug("MQTT session of {} closed: {}", device_, close_reason_);
     // The broker keeps the session (and its subscriptions) if it has an expiry.
     if (session_expiry_ > 0 && !purge_) {
-      gw_.registry().rememberFilters(device_, filters_);
+      gw_.registry().rememberSession(device_, RememberedSession{filters_, std::move(staged_qos2_)});
     } else {
-      gw_.registry().forgetFilters(device_);
+      gw_.registry().forgetSession(device_);
     }
   }
   gateway_ops_.clear();

@@ -93,6 +93,10 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void handleDeviceSubscribe(mqtt::Subscribe& s);
   void handleDeviceUnsubscribe(mqtt::Unsubscribe& u);
   void handleDeviceDisconnect(mqtt::Disconnect& d);
+  // handleDevicePubrel releases a staged QoS 2 PUBLISH only if its topic is
+  // still permitted; otherwise (or if the gateway does not know it) the
+  // device gets PUBCOMP 0x92 and the broker never delivers the message.
+  void handleDevicePubrel(const mqtt::Pubrel& rel);
   void handleUpstreamFrame(const mqtt::FrameView& frame);
   void handleBrokerPublish(mqtt::Publish& p);
   // takeAcknowledged resolves the upstream packet id of a SUBACK/UNSUBACK:
@@ -143,7 +147,6 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // Subscription suspension / restoration.
   void reevaluateFilters(std::function<void()> done);
   bool filterActiveFor(std::string_view topic) const;
-  void rememberFilters();
 
   // Ending the session.
   void protocolViolation(uint8_t reason_code, std::string_view reason, std::string message);
@@ -196,6 +199,8 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   std::unordered_map<uint16_t, uint16_t> dev_to_up_;   // device id -> upstream id
   uint16_t next_gateway_id_ = 0xFFFF;
   std::unordered_set<uint16_t> denied_qos2_from_device_;  // PUBREC sent by the gateway
+  std::unordered_map<uint16_t, StagedPublish> staged_qos2_;  // device id -> forwarded QoS 2, not completed
+  uint16_t receive_max_ = 0;  // QoS 2 PUBLISHes a device may have staged (Receive Maximum)
   std::unordered_set<uint16_t> dropped_qos2_from_broker_; // PUBREC sent upstream by the gateway
   std::unordered_map<uint16_t, PendingSubscribe> pending_subs_;            // by upstream id
   std::unordered_map<uint16_t, PendingSubscribe> pending_unsubs_;          // by upstream id

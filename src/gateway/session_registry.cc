@@ -53,14 +53,14 @@ std::vector<std::string> SessionRegistry::deviceNames() const {
   return out;
 }
 
-void SessionRegistry::rememberFilters(const std::string& device, std::vector<SessionFilter> filters) {
-  remembered_[device] = std::move(filters);
+void SessionRegistry::rememberSession(const std::string& device, RememberedSession session) {
+  remembered_[device] = std::move(session);
 }
 
-std::optional<std::vector<SessionFilter>> SessionRegistry::takeFilters(const std::string& device) {
+std::optional<RememberedSession> SessionRegistry::takeSession(const std::string& device) {
   auto it = remembered_.find(device);
   if (it == remembered_.end()) return std::nullopt;
-  std::vector<SessionFilter> out = std::move(it->second);
+  RememberedSession out = std::move(it->second);
   remembered_.erase(it);
   return out;
 }

@@ -25,6 +25,25 @@ struct SessionFilter {
   bool suspended = false;
 };
 
+// StagedPublish is a QoS 2 PUBLISH of a device that the gateway forwarded
+// and the broker acknowledged with PUBREC: the broker holds it and hands it
+// to subscribers only when the device's PUBREL arrives, so the gateway
+// checks the topic again then.
+struct StagedPublish {
+  std::string topic;
+  bool retain = false;
+};
+
+// RememberedSession is what the gateway keeps of a device's broker session
+// that outlives its connection (Session Expiry > 0), for the next
+// connection that resumes it (Session Present): its filters, so that they
+// are still enforced and can be suspended and restored, and its staged QoS
+// 2 PUBLISHes, so that their PUBRELs are checked.
+struct RememberedSession {
+  std::vector<SessionFilter> filters;
+  std::unordered_map<uint16_t, StagedPublish> staged;
+};
+
 class SessionRegistry {
  public:
   // add tracks |session| from accept on; remove forgets it (and its device
@@ -43,18 +62,17 @@ class SessionRegistry {
   std::vector<std::shared_ptr<MqttSession>> bound() const;
   std::vector<std::string> deviceNames() const;
 
-  // remember keeps the filters of a device whose broker session outlives its
-  // connection (Session Expiry > 0), so that the next connection that resumes
-  // it (Session Present) still enforces and can suspend/restore them.
-  void rememberFilters(const std::string& device, std::vector<SessionFilter> filters);
-  std::optional<std::vector<SessionFilter>> takeFilters(const std::string& device);
-  void forgetFilters(const std::string& device) { remembered_.erase(device); }
+  // rememberSession keeps |session| for device |device| until takeSession
+  // (the next connection resumes the broker session) or forgetSession.
+  void rememberSession(const std::string& device, RememberedSession session);
+  std::optional<RememberedSession> takeSession(const std::string& device);
+  void forgetSession(const std::string& device) { remembered_.erase(device); }
   size_t size() const { return sessions_.size(); }
 
  private:
   std::unordered_map<const MqttSession*, std::shared_ptr<MqttSession>> sessions_;
   std::unordered_map<std::string, std::shared_ptr<MqttSession>> by_device_;
-  std::unordered_map<std::string, std::vector<SessionFilter>> remembered_;
+  std::unordered_map<std::string, RememberedSession> remembered_;
 };
 
 }  // namespace warden::gateway

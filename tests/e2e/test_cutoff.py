@@ -6,6 +6,7 @@ import struct
 import time
 import unittest
 
+import mqtt_raw as m
 from policies import FACTORY, factory_plus
 from warden_fixture import FleetTestCase
 
@@ -119,6 +120,98 @@ class CutoffTest(FleetTestCase):
         self.fleet.pub(self.controller, "factory/commands/valve-p/open", "3", "-q", "1")
         got = v.wait_messages(2)
         self.assertEqual([m.payload for m in got], [b"1", b"3"])
+
+    # --- QoS 2: the broker delivers on PUBREL, so the PUBREL is checked ------------
+    SENSOR_PUBLISH = """  - id: sensors-publish-own-telemetry
+    effect: permit
+    principals: {role: sensor}
+    actions: [mqtt:publish]
+    resources: ["factory/telemetry/${principal.id}/#"]
+"""
+
+    def _stage_qos2(self, sensor, topic, ids, props=b""):
+        """Connects |sensor| raw, sends QoS 2 PUBLISHes with |ids| on |topic|
+        and reads their PUBRECs; returns the client."""
+        c = m.RawClient(self.fleet, sensor)
+        self.addCleanup(c.close)
+        c.send(m.connect(sensor.name, props=props))
+        ack = c.read_packet()
+        self.assertEqual((ack[0], ack[1][1]), (0x20, 0), ack)
+        for i in ids:
+            c.send(m.publish(topic, b"staged-%d" % i, qos=2, pid=i))
+        for i in ids:
+            rec = c.read_packet()
+            self.assertEqual(rec[0] & 0xF0, 0x50, rec)
+            self.assertEqual(struct.unpack("!H", rec[1][:2])[0], i)
+        return c
+
+    def _release(self, c, ids):
+        """Sends PUBREL for |ids|; returns {id: PUBCOMP reason code}."""
+        for i in ids:
+            c.send(bytes([0x62, 2]) + struct.pack("!H", i))
+        out = {}
+        for _ in ids:
+            comp = c.read_packet()
+            self.assertIsNotNone(comp)
+            self.assertEqual(comp[0], 0x70, comp)
+            out[struct.unpack("!H", comp[1][:2])[0]] = comp[1][2] if len(comp[1]) > 2 else 0
+        return out
+
+    def test_staged_qos2_is_not_released_after_the_policy_denies_it(self):
+        sensor = self.fleet.device("qos2-sensor-1", "sensor")
+        ctl = self.closing(self.fleet.paho(self.controller))
+        self.assertEqual(ctl.subscribe("factory/telemetry/qos2-sensor-1/#"), [1])
+        topic = "factory/telemetry/qos2-sensor-1/staged"
+        c = self._stage_qos2(sensor, topic, [1, 2, 3])
+        # Released while permitted: delivered.
+        self.assertEqual(self._release(c, [1]), {1: 0})
+        self.assertEqual([x.payload for x in ctl.wait_messages(1, topic=topic)], [b"staged-1"])
+
+        no_publish = factory_plus(QUARANTINE_RULES).replace(self.SENSOR_PUBLISH, "")
+        self.assertNotEqual(no_publish, factory_plus(QUARANTINE_RULES))
+        self.assertEqual(self.fleet.apply_policy(no_publish).returncode, 0)
+        # The session stays (connect is still allowed); the staged messages
+        # are not released: PUBCOMP 0x92, nothing delivered.
+        self.assertEqual(self._release(c, [2, 3]), {2: 0x92, 3: 0x92})
+        time.sleep(1.0)
+        self.assertEqual([x.payload for x in ctl.messages], [b"staged-1"])
+        self.fleet.wait_event(lambda e: e["type"] == "deny" and e["resource"] == topic
+                              and e["principal"].endswith("/device/qos2-sensor-1"))
+
+    def test_staged_qos2_is_checked_when_a_resumed_session_releases_it(self):
+        sensor = self.fleet.device("qos2-sensor-2", "sensor")
+        ctl = self.closing(self.fleet.paho(self.controller))
+        self.assertEqual(ctl.subscribe("factory/telemetry/qos2-sensor-2/#"), [1])
+        topic = "factory/telemetry/qos2-sensor-2/staged"
+        expiry = b"\x11" + struct.pack("!I", 300)  # Session Expiry 300 s
+        c = self._stage_qos2(sensor, topic, [7, 8], props=expiry)
+        c.close()  # unclean: the broker keeps the session and the staged messages
+        time.sleep(0.5)
+
+        # Resumed while still permitted: released and delivered.
+        c = m.RawClient(self.fleet, sensor)
+        self.addCleanup(c.close)
+        c.send(m.connect(sensor.name, clean=False, props=expiry))
+        ack = c.read_packet()
+        self.assertEqual((ack[0], ack[1][0] & 1, ack[1][1]), (0x20, 1, 0), ack)
+        self.assertEqual(self._release(c, [7]), {7: 0})
+        self.assertEqual([x.payload for x in ctl.wait_messages(1, topic=topic)], [b"staged-7"])
+        c.close()
+        time.sleep(0.5)
+
+        no_publish = factory_plus(QUARANTINE_RULES).replace(self.SENSOR_PUBLISH, "")
+        self.assertEqual(self.fleet.apply_policy(no_publish).returncode, 0)
+        c = m.RawClient(self.fleet, sensor)
+        self.addCleanup(c.close)
+        c.send(m.connect(sensor.name, clean=False, props=expiry))
+        ack = c.read_packet()
+        self.assertEqual((ack[0], ack[1][0] & 1, ack[1][1]), (0x20, 1, 0), ack)
+        # The PUBREL of the earlier connection is checked against the new policy.
+        self.assertEqual(self._release(c, [8]), {8: 0x92})
+        # An id the gateway never saw is not released either.
+        self.assertEqual(self._release(c, [999]), {999: 0x92})
+        time.sleep(1.0)
+        self.assertEqual([x.payload for x in ctl.messages], [b"staged-7"])
 
     def test_policy_removing_connect_closes_session(self):
         valve = self.fleet.device("valve-c", "actuator")

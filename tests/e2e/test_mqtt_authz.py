@@ -255,6 +255,21 @@ class MqttAuthorizationTest(FleetTestCase):
         self.fleet.wait_event(lambda e: e["type"] == "session_takeover"
                               and e["principal"].endswith("/device/valve-a"))
 
+    def test_takeover_sends_the_old_connections_will_if_permitted(self):
+        # As with Mosquitto alone: the connection that is taken over ends
+        # without DISCONNECT, so its will goes out (no Will Delay here).
+        ctl = self.closing(self.fleet.paho(self.controller))
+        self.assertEqual(ctl.subscribe("factory/telemetry/#"), [1])
+        first = self.closing(self.fleet.paho(self.sensor2, will={"topic": "factory/telemetry/sensor-b/takeover",
+                                                                 "payload": "old", "qos": 1}))
+        self.assertEqual(first.rc_value(first.connack[0]), 0)
+        second = self.closing(self.fleet.paho(self.sensor2))
+        self.assertEqual(second.rc_value(second.connack[0]), 0)
+        self.assertTrue(first.disconnected.wait(5))
+        self.assertEqual(first.rc_value(first.disconnect_rc), 0x8E)
+        got = ctl.wait_messages(1, topic="factory/telemetry/sensor-b/takeover", timeout=10)
+        self.assertEqual([x.payload for x in got], [b"old"])
+
 
 if __name__ == "__main__":
     unittest.main()

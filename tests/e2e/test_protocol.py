@@ -174,6 +174,58 @@ class ProtocolTest(FleetTestCase):
         self.assertEqual(codes[:100], [0x00] * 100)
         self.assertEqual(codes[100:], [0x97] * 12)
 
+    def test_pipelined_subscribes_count_against_the_session_quota(self):
+        c = self.closing(m.RawClient(self.fleet, self.controller))
+        c.send(m.connect("proto-ctl"))
+        self.assertEqual(c.read_packet()[0], 0x20)
+        # 7 x 16 = 112 distinct filters in one write, no SUBACK awaited.
+        c.send(b"".join(m.subscribe([(f"factory/telemetry/p{batch}-{i}", 0) for i in range(16)], pid=30 + batch)
+                        for batch in range(7)))
+        codes = []
+        for batch in range(7):
+            codes += self.suback_codes(c, 30 + batch)
+        self.assertEqual(codes.count(0x00), 100, codes)
+        self.assertEqual(codes[100:], [0x97] * 12)
+
+    @staticmethod
+    def connack_property(body, wanted):
+        """The value of property |wanted| in a CONNACK body (ints only)."""
+        length, off = m.read_varint(body, 2)
+        end = off + length
+        sizes = {0x24: 1, 0x25: 1, 0x28: 1, 0x29: 1, 0x2A: 1, 0x13: 2, 0x21: 2, 0x22: 2, 0x11: 4, 0x27: 4}
+        while off < end:
+            pid = body[off]
+            off += 1
+            if pid in sizes:
+                value = int.from_bytes(body[off:off + sizes[pid]], "big")
+                if pid == wanted:
+                    return value
+                off += sizes[pid]
+            elif pid == 0x26:  # user property: two strings
+                for _ in range(2):
+                    off += 2 + struct.unpack("!H", body[off:off + 2])[0]
+            else:  # a string
+                off += 2 + struct.unpack("!H", body[off:off + 2])[0]
+        return None
+
+    def test_more_qos2_in_flight_than_receive_maximum_disconnects(self):
+        c = self.client()
+        c.send(m.connect("proto-sensor"))
+        first, body = c.read_packet()
+        self.assertEqual((first, body[1]), (0x20, 0))
+        limit = self.connack_property(body, 0x21)
+        self.assertIsNotNone(limit, "CONNACK without Receive Maximum")
+        topic = "factory/telemetry/proto-sensor/staged"
+        # |limit| QoS 2 PUBLISHes awaiting PUBREL are allowed ...
+        c.send(b"".join(m.publish(topic, qos=2, pid=i) for i in range(1, limit + 1)))
+        for _ in range(limit):
+            self.assertEqual(c.read_packet()[0] & 0xF0, 0x50)
+        # ... one more is DISCONNECT 0x93 (MQTT 5.0 §3.3.4).
+        c.send(m.publish(topic, qos=2, pid=limit + 1))
+        packets = c.read_until_closed()
+        self.assertEqual([p[0] for p in packets], [0xE0], packets)
+        self.assertEqual(packets[0][1][0], 0x93)
+
     def test_connect_timeout_closes_idle_tls(self):
         c = self.closing(m.RawClient(self.fleet, self.sensor, timeout=30))
         start = time.time()
