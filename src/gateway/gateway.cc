@@ -159,6 +159,15 @@ void Gateway::Impl::reevaluate(const identity::ChangeScope& scope, std::function
   for (auto& s : sessions) {
     s->reevaluate([countdown] {});
   }
+  // Closed sessions whose delayed will the broker still holds: a will that
+  // is no longer permitted is cancelled before the change completes.
+  if (scope.everything) {
+    for (auto& w : registry_.parkedWills()) w->recheckParkedWill([countdown] {});
+  } else {
+    for (const std::string& name : scope.devices) {
+      if (auto w = registry_.findWill(name)) w->recheckParkedWill([countdown] {});
+    }
+  }
   // Cuts have queued their DISCONNECT and suspended filters deliver nothing
   // from here on.
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -518,6 +518,19 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
   }
 
   state_ = State::kConnecting;
+  // A new connection cancels a delayed will at the broker by itself
+  // (MQTT 5.0 §3.1.3.2.2); one that the gateway is cancelling must finish
+  // first, or its upstream connection would take over this one's.
+  if (auto parked = gw_.registry().takeWill(device_)) {
+    auto settled = std::make_shared<asio::steady_timer>(gw_.io(), kForever);
+    auto is_settled = std::make_shared<bool>(false);
+    parked->whenWillSettled([settled, is_settled] {
+      *is_settled = true;
+      settled->cancel();
+    });
+    if (!*is_settled) co_await settled->async_wait(kNoThrow);
+  }
+  if (state_ >= State::kClosing) co_return;
   // Session takeover (MQTT 5.0 §3.1.4-3): the old session ends first, so the
   // broker never sees two connections of one client id. As with Mosquitto
   // alone, the old connection's will goes out (after its Will Delay, which
@@ -543,6 +556,9 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
       co_await waiter->timer.async_wait(kNoThrow);
     }
     old.reset();
+    // The old connection may have parked a delayed will: this connection
+    // resumes the session, which cancels it at the broker.
+    gw_.registry().takeWill(device_);
   }
   if (state_ >= State::kClosing) co_return;
 
@@ -1372,7 +1388,7 @@ void MqttSession::cut(uint8_t reason_code, std::string reason, bool purge, std::
   terminate(device_reason, UpstreamEnd::kNoWill, std::move(reason), std::nullopt, purge);
 }
 
-bool MqttSession::willStillPermitted() {
+bool MqttSession::willStillPermitted(bool own) {
   if (!will_sent_upstream_ || !connect_.will) return false;
   const mqtt::Will& will = *connect_.will;
   policy::Decision d = authorize("mqtt:publish", will.topic);
@@ -1381,8 +1397,59 @@ bool MqttSession::willStillPermitted() {
     action = "mqtt:retain";
     d = authorize(action, will.topic);
   }
-  if (!d.permit) recordDeny(action, will.topic, d, er::kWillDenied);
+  if (!d.permit) recordDeny(action, will.topic, d, er::kWillDenied, own);
   return d.permit;
+}
+
+void MqttSession::recheckParkedWill(std::function<void()> done) {
+  if (will_cancel_running_) {
+    whenWillSettled(std::move(done));
+    return;
+  }
+  auto finish = [&] {
+    gw_.registry().dropWill(device_, this);
+    if (done) done();
+  };
+  if (std::chrono::steady_clock::now() >= will_deadline_) {
+    finish();  // the broker has sent it already
+    return;
+  }
+  if (gw_.registry().findDevice(device_)) {
+    finish();  // the device connected again, which cancelled the will
+    return;
+  }
+  auto snap = gw_.snapshots().get();
+  const identity::DeviceEntry* dev = snap && snap->fleet ? snap->fleet->findDevice(device_) : nullptr;
+  if (dev != nullptr && dev->state == store::DeviceState::kRevoked) {
+    finish();  // the revocation purges the broker session, will included
+    return;
+  }
+  if (willStillPermitted(/*own=*/false)) {
+    if (done) done();
+    return;
+  }
+  will_cancel_running_ = true;
+  whenWillSettled(std::move(done));
+  asio::co_spawn(gw_.io(), cancelParkedWill(), asio::detached);
+}
+
+asio::awaitable<void> MqttSession::cancelParkedWill() {
+  auto self = shared_from_this();
+  co_await cancelBrokerWill(gw_, device_, session_expiry_);
+  will_cancel_running_ = false;
+  gw_.registry().dropWill(device_, this);
+  auto callbacks = std::move(on_will_settled_);
+  on_will_settled_.clear();
+  for (auto& f : callbacks) f();
+}
+
+void MqttSession::whenWillSettled(std::function<void()> f) {
+  if (!f) return;
+  if (!will_cancel_running_) {
+    asio::post(gw_.io(), std::move(f));
+    return;
+  }
+  on_will_settled_.push_back(std::move(f));
 }
 
 void MqttSession::terminate(std::optional<uint8_t> device_reason, UpstreamEnd upstream_end, std::string reason,
@@ -1413,10 +1480,18 @@ void MqttSession::terminate(std::optional<uint8_t> device_reason, UpstreamEnd up
       case UpstreamEnd::kForward:
         d = forwarded.value_or(mqtt::Disconnect{});
         break;
-      case UpstreamEnd::kWillIfPermitted:
+      case UpstreamEnd::kWillIfPermitted: {
         // 0x04: the broker publishes the will (MQTT 5.0 §3.14.2.1).
-        d.reason_code = willStillPermitted() ? rc::kDisconnectWithWill : rc::kSuccess;
+        const bool send = willStillPermitted();
+        d.reason_code = send ? rc::kDisconnectWithWill : rc::kSuccess;
+        const uint32_t delay = send ? connect_.will->properties.will_delay_interval.value_or(0) : 0;
+        if (delay > 0 && session_expiry_ > 0) {
+          // The broker holds it until the delay ends (or the session does):
+          // a change before then must still be able to stop it.
+          will_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(std::min(delay, session_expiry_));
+        }
         break;
+      }
       case UpstreamEnd::kNoWill:
         d.reason_code = rc::kSuccess;
         // Session Expiry 0 ends the broker session (revocation purges it).
@@ -1510,6 +1585,9 @@ void MqttSession::finalize() {
   gateway_ops_.clear();
   pending_subs_.clear();
   pending_unsubs_.clear();
+  if (will_deadline_ > std::chrono::steady_clock::now() && !purge_) {
+    gw_.registry().parkWill(device_, shared_from_this());
+  }
   auto callbacks = std::move(on_closed_);
   on_closed_.clear();
   gw_.registry().remove(this);  // may drop the last owner but for the posted handler's |self|

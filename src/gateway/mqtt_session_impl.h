@@ -49,6 +49,14 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   std::optional<SessionImpact> dryRun(const policy::Policy& candidate);
   // abort closes both sockets at once (gateway destruction).
   void abort();
+  // recheckParkedWill: this session is closed and the broker holds its will
+  // for its Will Delay. If the will is no longer permitted, the gateway
+  // cancels it at the broker; |done| runs once that is done (or nothing was
+  // needed).
+  void recheckParkedWill(std::function<void()> done);
+  // whenWillSettled runs |f| once no cancellation of this parked will is
+  // running (a new connection of the device must not race it).
+  void whenWillSettled(std::function<void()> f);
   const std::string& device() const { return device_; }
 
  private:
@@ -155,7 +163,10 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void onSideFinished();
   void finalize();
   void closeSocket(Side side);
-  bool willStillPermitted();
+  // willStillPermitted re-authorizes the will; a denial is recorded
+  // (reason will_denied) and counts as the device's own unless |own| is false.
+  bool willStillPermitted(bool own = true);
+  asio::awaitable<void> cancelParkedWill();
   void refuseConnect(uint8_t v311_code, uint8_t v5_code, std::string_view reason);
   void whenClosed(std::function<void()> f);
 
@@ -225,6 +236,11 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   bool purge_ = false;
   std::optional<uint8_t> sent_disconnect_code_;
   std::vector<std::function<void()>> on_closed_;
+  // The broker holds this session's will until then (Will Delay); zero: no
+  // delayed will.
+  std::chrono::steady_clock::time_point will_deadline_{};
+  bool will_cancel_running_ = false;
+  std::vector<std::function<void()>> on_will_settled_;
 };
 
 }  // namespace warden::gateway

@@ -65,4 +65,29 @@ std::optional<RememberedSession> SessionRegistry::takeSession(const std::string&
   return out;
 }
 
+std::shared_ptr<MqttSession> SessionRegistry::takeWill(const std::string& device) {
+  auto it = parked_wills_.find(device);
+  if (it == parked_wills_.end()) return nullptr;
+  auto out = std::move(it->second);
+  parked_wills_.erase(it);
+  return out;
+}
+
+void SessionRegistry::dropWill(const std::string& device, const MqttSession* holder) {
+  auto it = parked_wills_.find(device);
+  if (it != parked_wills_.end() && it->second.get() == holder) parked_wills_.erase(it);
+}
+
+std::vector<std::shared_ptr<MqttSession>> SessionRegistry::parkedWills() const {
+  std::vector<std::shared_ptr<MqttSession>> out;
+  out.reserve(parked_wills_.size());
+  for (const auto& [_, s] : parked_wills_) out.push_back(s);
+  return out;
+}
+
+std::shared_ptr<MqttSession> SessionRegistry::findWill(const std::string& device) const {
+  auto it = parked_wills_.find(device);
+  return it == parked_wills_.end() ? nullptr : it->second;
+}
+
 }  // namespace warden::gateway

@@ -69,10 +69,22 @@ class SessionRegistry {
   void forgetSession(const std::string& device) { remembered_.erase(device); }
   size_t size() const { return sessions_.size(); }
 
+  // A closed session whose will the broker holds for its Will Delay stays
+  // here (parkWill) until the delay ends or the device connects again, so
+  // that a change which no longer permits the will can cancel it.
+  void parkWill(const std::string& device, std::shared_ptr<MqttSession> holder) {
+    parked_wills_[device] = std::move(holder);
+  }
+  std::shared_ptr<MqttSession> takeWill(const std::string& device);
+  void dropWill(const std::string& device, const MqttSession* holder);
+  std::vector<std::shared_ptr<MqttSession>> parkedWills() const;
+  std::shared_ptr<MqttSession> findWill(const std::string& device) const;
+
  private:
   std::unordered_map<const MqttSession*, std::shared_ptr<MqttSession>> sessions_;
   std::unordered_map<std::string, std::shared_ptr<MqttSession>> by_device_;
   std::unordered_map<std::string, RememberedSession> remembered_;
+  std::unordered_map<std::string, std::shared_ptr<MqttSession>> parked_wills_;
 };
 
 }  // namespace warden::gateway

@@ -90,16 +90,15 @@ asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstream(Gat
   co_return std::move(link);
 }
 
-asio::awaitable<void> purgeBrokerSession(Gateway::Impl& gw, std::string device) {
-  mqtt::Connect connect;
-  connect.version = mqtt::ProtocolVersion::k5;
-  connect.clean_start = true;
-  connect.keep_alive = 10;
-  connect.client_id = device;
+namespace {
+
+// connectAndDisconnect opens a connection with |connect| and ends it at once
+// with DISCONNECT 0x00 (no will); |what| names the purpose in the log.
+asio::awaitable<bool> connectAndDisconnect(Gateway::Impl& gw, const mqtt::Connect& connect, std::string_view what) {
   auto link = co_await connectUpstream(gw, connect);
   if (!link) {
-    spdlog::warn("could not purge the broker session of revoked device {}: {}", device, link.status().message());
-    co_return;
+    spdlog::warn("could not {} of device {}: {}", what, connect.client_id, link.status().message());
+    co_return false;
   }
   mqtt::Disconnect disconnect;
   disconnect.reason_code = mqtt::reason::kSuccess;
@@ -107,7 +106,29 @@ asio::awaitable<void> purgeBrokerSession(Gateway::Impl& gw, std::string device) 
   TlsStream& stream = *(*link)->stream;
   co_await stream.writeAll(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   stream.close();
-  spdlog::info("purged the broker session of revoked device {}", device);
+  spdlog::info("{}: device {}", what, connect.client_id);
+  co_return true;
+}
+
+}  // namespace
+
+asio::awaitable<void> purgeBrokerSession(Gateway::Impl& gw, std::string device) {
+  mqtt::Connect connect;
+  connect.version = mqtt::ProtocolVersion::k5;
+  connect.clean_start = true;
+  connect.keep_alive = 10;
+  connect.client_id = std::move(device);
+  co_await connectAndDisconnect(gw, connect, "purge the broker session");
+}
+
+asio::awaitable<bool> cancelBrokerWill(Gateway::Impl& gw, std::string device, uint32_t session_expiry) {
+  mqtt::Connect connect;
+  connect.version = mqtt::ProtocolVersion::k5;
+  connect.clean_start = false;
+  connect.keep_alive = 10;
+  connect.client_id = std::move(device);
+  if (session_expiry > 0) connect.properties.session_expiry_interval = session_expiry;
+  co_return co_await connectAndDisconnect(gw, connect, "cancel the delayed will");
 }
 
 }  // namespace warden::gateway

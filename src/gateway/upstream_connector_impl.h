@@ -39,4 +39,10 @@ boost::asio::awaitable<core::Result<std::unique_ptr<UpstreamLink>>> connectUpstr
 // its queued messages and its will (used after `device revoke`).
 boost::asio::awaitable<void> purgeBrokerSession(Gateway::Impl& gw, std::string device);
 
+// cancelBrokerWill connects as device |device| resuming its session (Clean
+// Start 0, Session Expiry |session_expiry|) and disconnects with 0x00: a new
+// connection before the Will Delay ends cancels the will (MQTT 5.0
+// §3.1.3.2.2) and the session stays. False if the broker could not be reached.
+boost::asio::awaitable<bool> cancelBrokerWill(Gateway::Impl& gw, std::string device, uint32_t session_expiry);
+
 }  // namespace warden::gateway

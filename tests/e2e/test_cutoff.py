@@ -213,6 +213,46 @@ class CutoffTest(FleetTestCase):
         time.sleep(1.0)
         self.assertEqual([x.payload for x in ctl.messages], [b"staged-7"])
 
+    # --- a will the broker holds for its Will Delay ------------------------------
+    def _disconnect_with_delayed_will(self, name, topic):
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.packettypes import PacketTypes
+        sensor = self.fleet.device(name, "sensor")
+        wp = Properties(PacketTypes.WILLMESSAGE)
+        wp.WillDelayInterval = 3
+        cp = Properties(PacketTypes.CONNECT)
+        cp.SessionExpiryInterval = 60
+        s = self.fleet.paho(sensor, properties=cp,
+                            will={"topic": topic, "payload": "gone", "qos": 1, "properties": wp})
+        self.assertEqual(s.rc_value(s.connack[0]), 0)
+        s.c.loop_stop()
+        s.c.socket().close()  # unclean: the broker will send the will 3 s later
+        time.sleep(0.5)
+        return time.time()
+
+    def test_delayed_will_goes_out_when_a_change_still_permits_it(self):
+        ctl = self.closing(self.fleet.paho(self.controller))
+        self.assertEqual(ctl.subscribe("factory/telemetry/#"), [1])
+        topic = "factory/telemetry/will-sensor-1/will"
+        self._disconnect_with_delayed_will("will-sensor-1", topic)
+        # A change that re-checks every session (and parked will) but changes nothing for it.
+        self.assertEqual(self.fleet.apply_policy(factory_plus(QUARANTINE_RULES) + "\n").returncode, 0)
+        got = ctl.wait_messages(1, topic=topic, timeout=10)
+        self.assertEqual([x.payload for x in got], [b"gone"])
+
+    def test_delayed_will_is_cancelled_when_a_change_denies_it(self):
+        ctl = self.closing(self.fleet.paho(self.controller))
+        self.assertEqual(ctl.subscribe("factory/telemetry/#"), [1])
+        topic = "factory/telemetry/will-sensor-2/will"
+        t0 = self._disconnect_with_delayed_will("will-sensor-2", topic)
+        no_publish = factory_plus(QUARANTINE_RULES).replace(self.SENSOR_PUBLISH, "")
+        self.assertEqual(self.fleet.apply_policy(no_publish).returncode, 0)
+        self.assertLess(time.time() - t0, 2.5, "the change must land inside the Will Delay")
+        time.sleep(max(0.0, t0 + 5 - time.time()))
+        self.assertEqual([x for x in ctl.messages if x.topic == topic], [])
+        self.fleet.wait_event(lambda e: e["type"] == "deny" and e["reason"] == "will_denied"
+                              and e["resource"] == topic)
+
     def test_policy_removing_connect_closes_session(self):
         valve = self.fleet.device("valve-c", "actuator")
         v = self.closing(self.fleet.paho(valve))
