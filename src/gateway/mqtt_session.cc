@@ -801,12 +801,12 @@ void MqttSession::handleDevicePublish(mqtt::Publish& p) {
       mqtt::Puback ack;
       ack.packet_id = p.packet_id;
       ack.reason_code = rc::kNotAuthorized;
-      sendDevice(ack);
+      answerPublish(p.packet_id, ack);
     } else if (p.qos == 2) {
       mqtt::Pubrec rec;
       rec.packet_id = p.packet_id;
       rec.reason_code = rc::kNotAuthorized;
-      sendDevice(rec);
+      answerPublish(p.packet_id, rec);
       // MQTT 5: a PUBREC >= 0x80 ends the exchange; 3.1.1 continues with PUBREL.
       if (version_ == ProtocolVersion::k311) denied_qos2_from_device_.insert(p.packet_id);
     }
@@ -821,8 +821,41 @@ void MqttSession::handleDevicePublish(mqtt::Publish& p) {
     }
     staged_qos2_[p.packet_id] = StagedPublish{p.topic, p.retain};
   }
-  if (p.qos > 0) p.packet_id = mapDeviceId(p.packet_id);
+  if (p.qos > 0) {
+    awaitAnswer(p.packet_id);
+    p.packet_id = mapDeviceId(p.packet_id);
+  }
   sendUpstream(p);
+}
+
+void MqttSession::answerPublish(uint16_t device_id, mqtt::Packet answer) {
+  if (ack_order_.empty()) {
+    sendDevice(answer);
+    return;
+  }
+  ack_order_.push_back(AckSlot{device_id, std::move(answer)});
+}
+
+void MqttSession::awaitAnswer(uint16_t device_id) {
+  // A PUBLISH sent again (DUP) while its answer is awaited keeps its place.
+  for (const AckSlot& slot : ack_order_) {
+    if (slot.device_id == device_id && !slot.answer) return;
+  }
+  ack_order_.push_back(AckSlot{device_id, std::nullopt});
+}
+
+void MqttSession::brokerAnswered(uint16_t device_id, mqtt::Packet answer) {
+  auto slot = std::find_if(ack_order_.begin(), ack_order_.end(),
+                           [&](const AckSlot& s) { return s.device_id == device_id && !s.answer; });
+  if (slot == ack_order_.end()) {
+    sendDevice(answer);  // e.g. a PUBLISH of an earlier connection of this session
+    return;
+  }
+  slot->answer = std::move(answer);
+  while (!ack_order_.empty() && ack_order_.front().answer) {
+    sendDevice(*ack_order_.front().answer);
+    ack_order_.pop_front();
+  }
 }
 
 void MqttSession::handleDevicePubrel(const mqtt::Pubrel& rel) {
@@ -1067,7 +1100,7 @@ void MqttSession::handleUpstreamFrame(const mqtt::FrameView& frame) {
     uint16_t id = a->packet_id;
     a->packet_id = it != up_ids_.end() ? it->second.device_id : id;
     releaseUpstreamId(id);
-    sendDevice(*a);
+    brokerAnswered(a->packet_id, *a);
   } else if (auto* r = std::get_if<mqtt::Pubrec>(&packet)) {
     auto it = up_ids_.find(r->packet_id);
     if (it != up_ids_.end() && it->second.gateway) return;
@@ -1077,7 +1110,7 @@ void MqttSession::handleUpstreamFrame(const mqtt::FrameView& frame) {
       staged_qos2_.erase(r->packet_id);
       releaseUpstreamId(id);
     }
-    sendDevice(*r);
+    brokerAnswered(r->packet_id, *r);
   } else if (auto* c = std::get_if<mqtt::Pubcomp>(&packet)) {
     auto it = up_ids_.find(c->packet_id);
     if (it != up_ids_.end() && it->second.gateway) return;

@@ -7,6 +7,7 @@
 // the single io thread; every packet is decoded, authorized and re-encoded.
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -80,6 +81,14 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
     uint16_t device_id = 0;
   };
 
+  // AckSlot is the answer to one device QoS 1/2 PUBLISH, in the order the
+  // PUBLISHes arrived (MQTT 5.0 §4.6): a denial the gateway answers itself
+  // waits behind answers the broker still owes for earlier PUBLISHes.
+  struct AckSlot {
+    uint16_t device_id = 0;
+    std::optional<mqtt::Packet> answer;  // PUBACK or PUBREC; empty while the broker's is awaited
+  };
+
   // PendingSubscribe is a device SUBSCRIBE waiting for the broker's SUBACK.
   struct PendingSubscribe {
     uint16_t device_id = 0;
@@ -105,6 +114,13 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // still permitted; otherwise (or if the gateway does not know it) the
   // device gets PUBCOMP 0x92 and the broker never delivers the message.
   void handleDevicePubrel(const mqtt::Pubrel& rel);
+  // answerPublish sends the PUBACK/PUBREC |answer| for device PUBLISH
+  // |device_id| once every earlier PUBLISH has had its answer.
+  // awaitAnswer reserves the place of a forwarded PUBLISH; brokerAnswered
+  // fills it with the broker's answer (sent at once if it has no place).
+  void answerPublish(uint16_t device_id, mqtt::Packet answer);
+  void awaitAnswer(uint16_t device_id);
+  void brokerAnswered(uint16_t device_id, mqtt::Packet answer);
   void handleUpstreamFrame(const mqtt::FrameView& frame);
   void handleBrokerPublish(mqtt::Publish& p);
   // takeAcknowledged resolves the upstream packet id of a SUBACK/UNSUBACK:
@@ -211,6 +227,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   uint16_t next_gateway_id_ = 0xFFFF;
   std::unordered_set<uint16_t> denied_qos2_from_device_;  // PUBREC sent by the gateway
   std::unordered_map<uint16_t, StagedPublish> staged_qos2_;  // device id -> forwarded QoS 2, not completed
+  std::deque<AckSlot> ack_order_;                            // answers to device PUBLISHes, in order
   uint16_t receive_max_ = 0;  // QoS 2 PUBLISHes a device may have staged (Receive Maximum)
   std::unordered_set<uint16_t> dropped_qos2_from_broker_; // PUBREC sent upstream by the gateway
   std::unordered_map<uint16_t, PendingSubscribe> pending_subs_;            // by upstream id

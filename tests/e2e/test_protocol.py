@@ -226,6 +226,24 @@ class ProtocolTest(FleetTestCase):
         self.assertEqual([p[0] for p in packets], [0xE0], packets)
         self.assertEqual(packets[0][1][0], 0x93)
 
+    def test_answers_come_in_the_order_of_the_publishes(self):
+        # MQTT 5.0 §4.6: PUBACKs (and PUBRECs) in the order the PUBLISHes
+        # arrived, also when the gateway answers a denial itself while the
+        # broker still owes the answer to an earlier, permitted PUBLISH.
+        c = self.connected()
+        allowed, denied = "factory/telemetry/proto-sensor/order", "factory/commands/order"
+        c.send(m.publish(allowed, qos=1, pid=1) + m.publish(denied, qos=1, pid=2)
+               + m.publish(allowed, qos=2, pid=3) + m.publish(denied, qos=2, pid=4)
+               + m.publish(denied, qos=1, pid=5))
+        answers = []
+        for _ in range(5):
+            first, body = c.read_packet()
+            code = body[2] if len(body) > 2 else 0
+            # Permitted: the broker's success code (0x10 "no matching subscribers" counts).
+            answers.append((first & 0xF0, struct.unpack("!H", body[:2])[0], code if code >= 0x80 else "ok"))
+        self.assertEqual(answers, [(0x40, 1, "ok"), (0x40, 2, 0x87), (0x50, 3, "ok"), (0x50, 4, 0x87),
+                                   (0x40, 5, 0x87)])
+
     def test_connect_timeout_closes_idle_tls(self):
         c = self.closing(m.RawClient(self.fleet, self.sensor, timeout=30))
         start = time.time()
