@@ -660,7 +660,7 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
       filters_ = std::move(remembered->filters);
       staged_qos2_ = std::move(remembered->staged);
     } else {
-      filters_known_ = false;  // e.g. the gateway restarted: receive is still authorized per message
+      filters_known_ = false;  // e.g. the gateway restarted: see filterActiveFor
     }
   } else {
     gw_.registry().forgetSession(device_);
@@ -1144,12 +1144,17 @@ void MqttSession::handleUpstreamFrame(const mqtt::FrameView& frame) {
   }
 }
 
-bool MqttSession::filterActiveFor(std::string_view topic) const {
-  if (!filters_known_) return true;
+bool MqttSession::filterActiveFor(std::string_view topic) {
   for (const SessionFilter& f : filters_) {
     if (!f.suspended && policy::topicMatchesFilter(filterForMatching(f.sub.filter), topic)) return true;
   }
-  return false;
+  if (filters_known_) return false;
+  // A resumed broker session whose earlier filters the gateway never saw (it
+  // restarted since): it cannot suspend them, so it delivers only what a
+  // filter the device may subscribe to now could have matched. A filter that
+  // matches |topic| and is a subset of a permit (overlapping no forbid)
+  // exists only if subscribing to |topic| itself is permitted.
+  return authorize("mqtt:subscribe", topic).permit;
 }
 
 void MqttSession::handleBrokerPublish(mqtt::Publish& p) {

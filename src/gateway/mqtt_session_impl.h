@@ -170,7 +170,7 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
 
   // Subscription suspension / restoration.
   void reevaluateFilters(std::function<void()> done);
-  bool filterActiveFor(std::string_view topic) const;
+  bool filterActiveFor(std::string_view topic);
 
   // Ending the session.
   void protocolViolation(uint8_t reason_code, std::string_view reason, std::string message);

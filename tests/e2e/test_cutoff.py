@@ -253,6 +253,60 @@ class CutoffTest(FleetTestCase):
         self.fleet.wait_event(lambda e: e["type"] == "deny" and e["reason"] == "will_denied"
                               and e["resource"] == topic)
 
+    def test_resumed_session_after_a_restart_delivers_only_what_may_be_subscribed(self):
+        # After `warden serve` restarts it no longer knows the filters of a
+        # broker session that a device resumes, so it cannot suspend them:
+        # it delivers only topics the device may subscribe to now.
+        auditor_rules = (
+            "  - id: auditors-subscribe\n"
+            "    effect: permit\n"
+            "    principals: {role: auditor}\n"
+            "    actions: [mqtt:subscribe]\n"
+            "    resources: [\"factory/#\"]\n"
+            "  - id: auditors-receive\n"
+            "    effect: permit\n"
+            "    principals: {role: auditor}\n"
+            "    actions: [mqtt:receive]\n"
+            "    resources: [\"factory/#\"]\n")
+        with_subscribe = factory_plus(QUARANTINE_RULES + auditor_rules)
+        only_telemetry = with_subscribe.replace(
+            "actions: [mqtt:subscribe]\n    resources: [\"factory/#\"]",
+            "actions: [mqtt:subscribe]\n    resources: [\"factory/telemetry/#\"]")
+        self.assertNotEqual(only_telemetry, with_subscribe)
+        self.assertEqual(self.fleet.apply_policy(with_subscribe).returncode, 0)
+        auditor = self.fleet.device("restart-auditor", "auditor")
+        sensor = self.fleet.device("restart-sensor", "sensor")
+        expiry = b"\x11" + struct.pack("!I", 600)
+        a = m.RawClient(self.fleet, auditor)
+        a.send(m.connect(auditor.name, props=expiry))
+        self.assertEqual(a.read_packet()[0], 0x20)
+        a.send(m.subscribe([("factory/#", 1)], pid=1))
+        self.assertEqual(a.read_packet()[1][-1], 1)  # granted QoS 1
+        a.send(bytes([0xE0, 0]))  # clean DISCONNECT; the broker keeps the session 600 s
+        a.close()
+        time.sleep(0.3)
+
+        self.fleet.stop_serve()
+        self.fleet.start_serve()
+        self.assertEqual(self.fleet.apply_policy(only_telemetry).returncode, 0)
+        a = m.RawClient(self.fleet, auditor)
+        self.addCleanup(a.close)
+        a.send(m.connect(auditor.name, clean=False, props=expiry))
+        ack = a.read_packet()
+        self.assertEqual((ack[0], ack[1][0] & 1), (0x20, 1), "the broker session must be resumed")
+        self.fleet.pub(self.controller, "factory/commands/valve-x/open", "cmd", "-q", "1")
+        self.fleet.pub(sensor, "factory/telemetry/restart-sensor/t", "21", "-q", "1")
+        got = []
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(body.endswith(b"21") for body in got):
+            p = a.read_packet()
+            if p is None:
+                break
+            if p[0] & 0xF0 == 0x30:
+                got.append(p[1])
+        topics = [body[2:2 + struct.unpack("!H", body[:2])[0]].decode() for body in got]
+        self.assertEqual(topics, ["factory/telemetry/restart-sensor/t"])
+
     def test_policy_removing_connect_closes_session(self):
         valve = self.fleet.device("valve-c", "actuator")
         v = self.closing(self.fleet.paho(valve))
