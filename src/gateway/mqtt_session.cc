@@ -1222,6 +1222,7 @@ void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
   std::optional<PendingSubscribe> acked = takeAcknowledged(pending_subs_, s.packet_id, s.reason_codes);
   if (!acked) return;
   PendingSubscribe& pending = *acked;
+  std::vector<std::string> to_suspend;
   for (size_t k = 0; k < pending.forwarded.size(); ++k) {
     size_t i = pending.forwarded[k];
     uint8_t code = k < s.reason_codes.size() ? s.reason_codes[k] : rc::kUnspecifiedError;
@@ -1231,7 +1232,11 @@ void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
       const mqtt::Subscription& sub = pending.subs[i];
       auto f = std::find_if(filters_.begin(), filters_.end(),
                             [&](const SessionFilter& x) { return x.sub.filter == sub.filter; });
-      SessionFilter entry{sub, pending.subscription_id, false};
+      // A change that came while the broker was subscribing did not see this
+      // filter: if it no longer allows it, the filter starts suspended.
+      const bool suspended = !authorize("mqtt:subscribe", sub.filter).permit;
+      if (suspended) to_suspend.push_back(sub.filter);
+      SessionFilter entry{sub, pending.subscription_id, suspended};
       if (f != filters_.end()) {
         *f = std::move(entry);
       } else {
@@ -1245,6 +1250,18 @@ void MqttSession::handleUpstreamSuback(mqtt::Suback& s) {
   ack.properties.reason_string = s.properties.reason_string;
   ack.properties.user_properties = s.properties.user_properties;
   sendDevice(ack);
+  suspendUpstream(std::move(to_suspend));
+}
+
+void MqttSession::suspendUpstream(std::vector<std::string> filters) {
+  if (filters.empty()) return;
+  mqtt::Unsubscribe u;
+  u.packet_id = allocGatewayId();
+  u.filters = std::move(filters);
+  up_ids_[u.packet_id] = UpstreamId{true, 0};
+  gateway_ops_[u.packet_id] = [](const std::vector<uint8_t>&) {};
+  spdlog::info("MQTT session of {}: suspended {} subscription(s)", device_, u.filters.size());
+  sendUpstream(u);
 }
 
 void MqttSession::handleUpstreamUnsuback(mqtt::Unsuback& u) {
@@ -1348,15 +1365,7 @@ void MqttSession::reevaluateFilters(std::function<void()> done) {
       to_restore.push_back(i);
     }
   }
-  if (!to_unsubscribe.empty()) {
-    mqtt::Unsubscribe u;
-    u.packet_id = allocGatewayId();
-    u.filters = to_unsubscribe;
-    up_ids_[u.packet_id] = UpstreamId{true, 0};
-    gateway_ops_[u.packet_id] = [](const std::vector<uint8_t>&) {};
-    sendUpstream(u);
-    spdlog::info("MQTT session of {}: suspended {} subscription(s)", device_, to_unsubscribe.size());
-  }
+  suspendUpstream(std::move(to_unsubscribe));
   if (to_restore.empty()) {
     if (done) done();
     return;

@@ -170,6 +170,10 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
 
   // Subscription suspension / restoration.
   void reevaluateFilters(std::function<void()> done);
+  // suspendUpstream unsubscribes |filters| upstream on the gateway's own
+  // packet id (the UNSUBACK is not forwarded); the caller has marked them
+  // suspended.
+  void suspendUpstream(std::vector<std::string> filters);
   bool filterActiveFor(std::string_view topic);
 
   // Ending the session.

@@ -1,6 +1,7 @@
 """Instant cut-off: revocation, quarantine, release and policy changes act on
 live sessions before the command returns; TLS resumption is re-checked."""
 
+import signal
 import ssl
 import struct
 import time
@@ -23,12 +24,13 @@ QUARANTINE_RULES = """
     resources: ["quarantine/${principal.id}/#"]
 """
 
-WITHOUT_VALVE_COMMANDS = FACTORY.replace("""  - id: actuators-receive-own-commands
+ACTUATOR_COMMANDS = """  - id: actuators-receive-own-commands
     effect: permit
     principals: {role: actuator}
     actions: [mqtt:subscribe, mqtt:receive]
     resources: ["factory/commands/${principal.id}/#"]
-""", "")
+"""
+WITHOUT_VALVE_COMMANDS = FACTORY.replace(ACTUATOR_COMMANDS, "")
 
 
 def connect_packet(client_id, version=5):
@@ -306,6 +308,35 @@ class CutoffTest(FleetTestCase):
                 got.append(p[1])
         topics = [body[2:2 + struct.unpack("!H", body[:2])[0]].decode() for body in got]
         self.assertEqual(topics, ["factory/telemetry/restart-sensor/t"])
+
+    def test_subscribe_in_flight_during_a_change_starts_suspended(self):
+        # A SUBSCRIBE the broker has not acknowledged yet when a change
+        # lands: the change cannot see it, so the SUBACK is checked again.
+        valve = self.fleet.device("valve-race", "actuator")
+        v = self.closing(self.fleet.paho(valve))
+        self.assertEqual(v.rc_value(v.connack[0]), 0)
+        self.fleet.broker.send_signal(signal.SIGSTOP)  # the broker holds the SUBACK
+        try:
+            mid = v.c.subscribe("factory/commands/valve-race/#", qos=1)[1]
+            time.sleep(0.3)
+            # Receive stays permitted: only the subscription check can stop the delivery.
+            receive_only = ACTUATOR_COMMANDS.replace("[mqtt:subscribe, mqtt:receive]", "[mqtt:receive]")
+            r = self.fleet.apply_policy(factory_plus(QUARANTINE_RULES).replace(ACTUATOR_COMMANDS, receive_only))
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            self.fleet.broker.send_signal(signal.SIGCONT)
+        deadline = time.time() + 5
+        while time.time() < deadline and mid not in v.suback:
+            time.sleep(0.02)
+        self.assertIn(mid, v.suback, "no SUBACK after the broker resumed")
+        time.sleep(0.3)
+        self.fleet.pub(self.controller, "factory/commands/valve-race/open", "1", "-q", "1")
+        time.sleep(0.7)
+        self.assertEqual([x.payload for x in v.messages], [])
+        # Allowed again: restored without resubscribing.
+        self.assertEqual(self.fleet.apply_policy(factory_plus(QUARANTINE_RULES)).returncode, 0)
+        self.fleet.pub(self.controller, "factory/commands/valve-race/open", "2", "-q", "1")
+        self.assertEqual([x.payload for x in v.wait_messages(1)], [b"2"])
 
     def test_policy_removing_connect_closes_session(self):
         valve = self.fleet.device("valve-c", "actuator")
