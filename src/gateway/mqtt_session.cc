@@ -696,6 +696,10 @@ asio::awaitable<void> MqttSession::deviceReadLoop() {
     for (;;) {
       auto next = dev_decoder_.nextView();
       if (!next) {
+        if (state_ == State::kAwaitConnect && next.error().reason_code == rc::kPacketTooLarge) {
+          refuseOversizedConnect(std::span<const uint8_t>(buf.data(), n));
+          co_return;
+        }
         protocolViolation(next.error().reason_code, eventReasonForDecodeError(next.error().reason_code),
                           next.error().message);
         co_return;
@@ -712,6 +716,33 @@ asio::awaitable<void> MqttSession::deviceReadLoop() {
       if (state_ >= State::kClosing) co_return;
     }
   }
+}
+
+void MqttSession::refuseOversizedConnect(std::span<const uint8_t> first_bytes) {
+  // The CONNECT is refused from its Remaining Length, before its body is
+  // read. An MQTT 5 client is told why (CONNACK 0x95, MQTT 5.0 §3.2.2.2) if
+  // the bytes at hand show its Protocol Level; 3.1.1 has no code for it.
+  size_t off = 1, value = 0;
+  bool header_done = false;
+  for (int shift = 0; off < first_bytes.size() && off <= 4; ++off, shift += 7) {
+    value |= static_cast<size_t>(first_bytes[off] & 0x7F) << shift;
+    if ((first_bytes[off] & 0x80) == 0) {
+      header_done = true;
+      ++off;
+      break;
+    }
+  }
+  if (header_done && !first_bytes.empty() && first_bytes[0] == 0x10) {
+    auto version = mqtt::peekConnectVersion(first_bytes.subspan(off));
+    if (version && version.value() == ProtocolVersion::k5) {
+      mqtt::Connack ack;
+      ack.reason_code = rc::kPacketTooLarge;
+      enqueue(Side::kDevice, mqtt::encode(ack, ProtocolVersion::k5));
+    }
+  }
+  spdlog::info("MQTT session of {} from {}: CONNECT larger than {} bytes", device_, remote_,
+               dev_decoder_.maxPacketSize());
+  terminate(std::nullopt, UpstreamEnd::kNoWill, std::string(er::kPacketTooLarge));
 }
 
 void MqttSession::protocolViolation(uint8_t reason_code, std::string_view reason, std::string message) {

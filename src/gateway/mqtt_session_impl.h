@@ -178,6 +178,9 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
 
   // Ending the session.
   void protocolViolation(uint8_t reason_code, std::string_view reason, std::string message);
+  // refuseOversizedConnect ends a session whose first packet is over the
+  // size limit; |first_bytes| is the read that held its fixed header.
+  void refuseOversizedConnect(std::span<const uint8_t> first_bytes);
   void terminate(std::optional<uint8_t> device_reason, UpstreamEnd upstream_end, std::string reason,
                  std::optional<mqtt::Disconnect> forwarded = std::nullopt, bool purge = false);
   void onSideFinished();

@@ -244,6 +244,17 @@ class ProtocolTest(FleetTestCase):
         self.assertEqual(answers, [(0x40, 1, "ok"), (0x40, 2, 0x87), (0x50, 3, "ok"), (0x50, 4, 0x87),
                                    (0x40, 5, 0x87)])
 
+    def test_oversized_connect_is_refused_from_its_header(self):
+        # Remaining Length 300 KiB, over the 256 KiB limit: refused before
+        # the body is read. MQTT 5 is told why (CONNACK 0x95); 3.1.1 has no
+        # code for it and is closed.
+        for level, expected in ((5, [(0x20, 0x95)]), (4, [])):
+            c = self.client()
+            var = m.s("MQTT") + bytes([level, 0x02, 0x00, 0x3C])
+            c.send(bytes([0x10]) + m.varint(300 * 1024) + var)
+            packets = c.read_until_closed()
+            self.assertEqual([(p[0], p[1][1]) for p in packets], expected, f"protocol level {level}")
+
     def test_connect_timeout_closes_idle_tls(self):
         c = self.closing(m.RawClient(self.fleet, self.sensor, timeout=30))
         start = time.time()
