@@ -1377,6 +1377,53 @@ void MqttSession::reevaluate(std::function<void()> done) {
   reevaluateFilters(std::move(done));
 }
 
+void MqttSession::recallDeliveries() {
+  OutQueue& q = dev_out_;
+  if (q.pending.empty()) return;
+  // Deliveries queued for the device but not yet handed to its socket are
+  // decided again: what the change no longer allows is not forwarded (and
+  // acknowledged upstream, as for a delivery refused on arrival).
+  mqtt::FrameDecoder decoder(q.pending.size() + 16);
+  decoder.append(std::span(reinterpret_cast<const uint8_t*>(q.pending.data()), q.pending.size()));
+  std::string kept;
+  size_t offset = 0, recalled = 0;
+  for (;;) {
+    auto next = decoder.nextView();
+    if (!next || !next.value()) break;  // the queue holds only packets the gateway encoded
+    const mqtt::FrameView view = *next.value();
+    const size_t at = offset;
+    offset += view.size;
+    bool keep = true;
+    if ((view.first_byte >> 4) == static_cast<uint8_t>(mqtt::PacketType::kPublish)) {
+      auto decoded = mqtt::decodePacket(view.first_byte, view.body, version_);
+      if (decoded) {
+        if (auto* p = std::get_if<mqtt::Publish>(&decoded.value())) {
+          keep = filterActiveFor(p->topic) && authorize("mqtt:receive", p->topic).permit;
+          if (!keep) {
+            ++recalled;
+            if (p->qos == 1) {
+              mqtt::Puback ack;
+              ack.packet_id = p->packet_id;
+              sendUpstream(ack);
+            } else if (p->qos == 2) {
+              mqtt::Pubrec rec;
+              rec.packet_id = p->packet_id;
+              sendUpstream(rec);
+              dropped_qos2_from_broker_.insert(p->packet_id);
+            }
+          }
+        }
+      }
+    }
+    if (keep) kept.append(q.pending, at, view.size);
+  }
+  if (recalled == 0) return;
+  kept.append(q.pending, offset, std::string::npos);  // nothing, unless a packet was cut short
+  q.bytes -= std::min(q.bytes, q.pending.size() - kept.size());
+  q.pending = std::move(kept);
+  spdlog::info("MQTT session of {}: {} queued deliveries no longer allowed, not forwarded", device_, recalled);
+}
+
 void MqttSession::reevaluateFilters(std::function<void()> done) {
   if (state_ != State::kConnected) {
     if (done) done();
@@ -1397,6 +1444,7 @@ void MqttSession::reevaluateFilters(std::function<void()> done) {
     }
   }
   suspendUpstream(std::move(to_unsubscribe));
+  recallDeliveries();
   if (to_restore.empty()) {
     if (done) done();
     return;

@@ -174,6 +174,9 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // packet id (the UNSUBACK is not forwarded); the caller has marked them
   // suspended.
   void suspendUpstream(std::vector<std::string> filters);
+  // recallDeliveries drops from the device's output queue the deliveries the
+  // current snapshot no longer allows (after a re-evaluation).
+  void recallDeliveries();
   bool filterActiveFor(std::string_view topic);
 
   // Ending the session.

@@ -152,6 +152,51 @@ class BackpressureTest(FleetClass):
         self.assertEqual(seqs, sorted(seqs))
         self.assertEqual(seqs[0], 0)
 
+    def test_queued_deliveries_are_recalled_when_a_change_denies_them(self):
+        # Deliveries waiting in the gateway for a subscriber that does not
+        # read are decided again by a change: after `policy apply` returns,
+        # none of them is forwarded.
+        f = self.fleet
+        sensor = f.device("recall-sensor", "sensor")
+        reader = f.device("recall-reader", "controller")
+        slow = self.connected(reader)
+        slow.send(m.subscribe([("factory/telemetry/recall-sensor/#", 0)]))
+        self.assertEqual(slow.read_packet()[0], 0x90)
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        pub = self.connected(sensor)
+        payload = b"r" * (64 * 1024)
+        for i in range(320):  # 20 MiB: the socket buffers fill, then the gateway's queue
+            pub.send(m.publish("factory/telemetry/recall-sensor/bulk", struct.pack(">I", i) + payload))
+        time.sleep(1.0)
+        no_receive = FACTORY.replace("""  - id: controllers-read-telemetry
+    effect: permit
+    principals: {role: controller}
+    actions: [mqtt:subscribe, mqtt:receive]
+    resources: ["factory/telemetry/#"]
+""", "")
+        self.assertNotEqual(no_receive, FACTORY)
+        try:
+            self.assertEqual(f.apply_policy(no_receive).returncode, 0)
+            line = re.search(r"recall-reader: (\d+) queued deliveries no longer allowed, not forwarded", f.log())
+            self.assertIsNotNone(line, "nothing was recalled from the gateway's queue")
+            self.assertGreater(int(line.group(1)), 0)
+        finally:
+            self.assertEqual(f.apply_policy(FACTORY).returncode, 0)
+        # The session is intact; what it still reads was on its way before the change.
+        slow.sock.settimeout(3)
+        seqs = []
+        while True:
+            p = slow.read_packet()
+            if p is None:
+                break
+            if p[0] & 0xF0 == PUBLISH:
+                body = p[1]
+                off = 2 + struct.unpack(">H", body[:2])[0]
+                plen, off = m.read_varint(body, off)
+                seqs.append(struct.unpack(">I", body[off + plen:off + plen + 4])[0])
+        self.assertEqual(seqs, sorted(seqs), "in publish order")
+        self.assertLess(len(seqs), 320 - int(line.group(1)) + 1)
+
 
 class ConnectRateTest(FleetClass):
     """gateway.limits.connect_rate: new connections per source address."""
