@@ -9,6 +9,7 @@ missing key, a URI without a module) is tested too."""
 import os
 import stat
 import subprocess
+import time
 import unittest
 
 from cryptography import x509
@@ -73,6 +74,9 @@ class HsmRootRotationTest(HsmFleetTestCase):
         offline = os.path.join(f.tmp, "offline")
         os.makedirs(offline, mode=0o700)
         new_key = os.path.join(offline, "root-2.key")
+        # The new root must have a later notBefore (whole seconds) than the
+        # root `warden init` made moments ago.
+        time.sleep(1.1)
         out = f.cli_json("ca", "rotate", "--root", "--root-key", self.hsm.uri("root-ca"), "--new-root-key", new_key)
         self.assertEqual((out["root"], out["previous_root"]), ("root-2", "root"))
         self.assertEqual(stat.S_IMODE(os.stat(new_key).st_mode), 0o600)
