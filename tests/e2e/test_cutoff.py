@@ -147,6 +147,15 @@ class CutoffTest(FleetTestCase):
             self.assertEqual(struct.unpack("!H", rec[1][:2])[0], i)
         return c
 
+    def _resume(self, dev, props):
+        """Connects |dev| raw with Clean Start 0; asserts the broker session was resumed."""
+        c = m.RawClient(self.fleet, dev)
+        self.addCleanup(c.close)
+        c.send(m.connect(dev.name, clean=False, props=props))
+        ack = c.read_packet()
+        self.assertEqual((ack[0], ack[1][0] & 1, ack[1][1]), (0x20, 1, 0), ack)
+        return c
+
     def _release(self, c, ids):
         """Sends PUBREL for |ids|; returns {id: PUBCOMP reason code}."""
         for i in ids:
@@ -191,11 +200,7 @@ class CutoffTest(FleetTestCase):
         time.sleep(0.5)
 
         # Resumed while still permitted: released and delivered.
-        c = m.RawClient(self.fleet, sensor)
-        self.addCleanup(c.close)
-        c.send(m.connect(sensor.name, clean=False, props=expiry))
-        ack = c.read_packet()
-        self.assertEqual((ack[0], ack[1][0] & 1, ack[1][1]), (0x20, 1, 0), ack)
+        c = self._resume(sensor, expiry)
         self.assertEqual(self._release(c, [7]), {7: 0})
         self.assertEqual([x.payload for x in ctl.wait_messages(1, topic=topic)], [b"staged-7"])
         c.close()
@@ -203,11 +208,7 @@ class CutoffTest(FleetTestCase):
 
         no_publish = factory_plus(QUARANTINE_RULES).replace(self.SENSOR_PUBLISH, "")
         self.assertEqual(self.fleet.apply_policy(no_publish).returncode, 0)
-        c = m.RawClient(self.fleet, sensor)
-        self.addCleanup(c.close)
-        c.send(m.connect(sensor.name, clean=False, props=expiry))
-        ack = c.read_packet()
-        self.assertEqual((ack[0], ack[1][0] & 1, ack[1][1]), (0x20, 1, 0), ack)
+        c = self._resume(sensor, expiry)
         # The PUBREL of the earlier connection is checked against the new policy.
         self.assertEqual(self._release(c, [8]), {8: 0x92})
         # An id the gateway never saw is not released either.
