@@ -1712,6 +1712,16 @@ void MqttSession::finalize() {
   pending_subs_.clear();
   pending_unsubs_.clear();
   if (will_deadline_ > std::chrono::steady_clock::now() && !purge_) {
+    // Parked until the Will Delay ends: keep what authorizing the will needs
+    // (identity, will, context), not a pin on today's snapshot.
+    held_snap_.reset();
+    principal_snap_ = nullptr;
+    held_generation_ = 0;
+    decision_cache_.clear();
+    cache_policy_ = nullptr;
+    aliases_.clear();
+    filters_.clear();
+    ack_order_.clear();
     gw_.registry().parkWill(device_, shared_from_this());
   }
   auto callbacks = std::move(on_closed_);
