@@ -58,6 +58,9 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // whenWillSettled runs |f| once no cancellation of this parked will is
   // running (a new connection of the device must not race it).
   void whenWillSettled(std::function<void()> f);
+  // willDeadline is when the broker sends this closed session's delayed will
+  // (the epoch if it holds none).
+  std::chrono::steady_clock::time_point willDeadline() const { return will_deadline_; }
   const std::string& device() const { return device_; }
 
  private:

@@ -1,5 +1,9 @@
 #include "gateway/session_registry_impl.h"
 
+#include <chrono>
+
+#include "gateway/mqtt_session_impl.h"
+
 namespace warden::gateway {
 
 void SessionRegistry::add(const std::shared_ptr<MqttSession>& session) { sessions_[session.get()] = session; }
@@ -63,6 +67,12 @@ std::optional<RememberedSession> SessionRegistry::takeSession(const std::string&
   RememberedSession out = std::move(it->second);
   remembered_.erase(it);
   return out;
+}
+
+void SessionRegistry::parkWill(const std::string& device, std::shared_ptr<MqttSession> holder) {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(parked_wills_, [&](const auto& entry) { return entry.second->willDeadline() <= now; });
+  parked_wills_[device] = std::move(holder);
 }
 
 std::shared_ptr<MqttSession> SessionRegistry::takeWill(const std::string& device) {

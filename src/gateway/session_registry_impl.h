@@ -72,9 +72,9 @@ class SessionRegistry {
   // A closed session whose will the broker holds for its Will Delay stays
   // here (parkWill) until the delay ends or the device connects again, so
   // that a change which no longer permits the will can cancel it.
-  void parkWill(const std::string& device, std::shared_ptr<MqttSession> holder) {
-    parked_wills_[device] = std::move(holder);
-  }
+  // Parking also forgets the wills whose delay has ended (the broker has
+  // sent them), so the map holds at most the devices with a will pending.
+  void parkWill(const std::string& device, std::shared_ptr<MqttSession> holder);
   std::shared_ptr<MqttSession> takeWill(const std::string& device);
   void dropWill(const std::string& device, const MqttSession* holder);
   std::vector<std::shared_ptr<MqttSession>> parkedWills() const;
