@@ -17,6 +17,27 @@ namespace {
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto kForever = std::chrono::steady_clock::time_point::max();
+
+// OneShot lets a coroutine wait for a callback: fire() may come before or
+// during wait(), which returns then, or after |limit|.
+class OneShot {
+ public:
+  explicit OneShot(asio::io_context& io) : timer_(io, kForever) {}
+  void fire() {
+    fired_ = true;
+    timer_.cancel();
+  }
+  asio::awaitable<void> wait(std::optional<std::chrono::steady_clock::duration> limit = std::nullopt) {
+    if (fired_) co_return;
+    if (limit) timer_.expires_after(*limit);
+    co_await timer_.async_wait(kNoThrow);
+  }
+
+ private:
+  asio::steady_timer timer_;
+  bool fired_ = false;
+};
+
 // The gateway keeps its upstream connection alive on its own; device
 // PINGREQs are answered by the gateway.
 constexpr uint16_t kUpstreamKeepAlive = 60;
@@ -206,6 +227,16 @@ const policy::Decision& MqttSession::authorize(std::string_view action, std::str
   const policy::Decision& d = decision_cache_.insert(held_snap_->policy->authorize(principal_, action, resource, context_));
   if (d.valid_until) noteDeadline(*d.valid_until);
   return d;
+}
+
+const policy::Decision& MqttSession::authorizePublish(std::string_view topic, bool retain, std::string_view& action) {
+  action = "mqtt:publish";
+  const policy::Decision* d = &authorize(action, topic);
+  if (d->permit && retain) {
+    action = "mqtt:retain";
+    d = &authorize(action, topic);
+  }
+  return *d;
 }
 
 void MqttSession::stampNow(policy::Principal& principal, policy::Context& context, core::SystemTime now) const {
@@ -492,12 +523,8 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
       refuseConnect(rc::kV311NotAuthorized, rc::kTopicNameInvalid, er::kWillDenied);
       co_return;
     }
-    policy::Decision wd = authorize("mqtt:publish", will.topic);
-    std::string_view action = "mqtt:publish";
-    if (wd.permit && will.retain) {
-      wd = authorize("mqtt:retain", will.topic);
-      action = "mqtt:retain";
-    }
+    std::string_view action;
+    const policy::Decision& wd = authorizePublish(will.topic, will.retain, action);
     if (!wd.permit) {
       recordDeny(action, will.topic, wd, er::kWillDenied);
       refuseConnect(rc::kV311NotAuthorized, rc::kNotAuthorized, er::kWillDenied);
@@ -522,13 +549,9 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
   // (MQTT 5.0 §3.1.3.2.2); one that the gateway is cancelling must finish
   // first, or its upstream connection would take over this one's.
   if (auto parked = gw_.registry().takeWill(device_)) {
-    auto settled = std::make_shared<asio::steady_timer>(gw_.io(), kForever);
-    auto is_settled = std::make_shared<bool>(false);
-    parked->whenWillSettled([settled, is_settled] {
-      *is_settled = true;
-      settled->cancel();
-    });
-    if (!*is_settled) co_await settled->async_wait(kNoThrow);
+    auto settled = std::make_shared<OneShot>(gw_.io());
+    parked->whenWillSettled([settled] { settled->fire(); });
+    co_await settled->wait();  // the cancellation's upstream connection has its own timeout
   }
   if (state_ >= State::kClosing) co_return;
   // Session takeover (MQTT 5.0 §3.1.4-3): the old session ends first, so the
@@ -537,24 +560,13 @@ asio::awaitable<void> MqttSession::handleConnect(mqtt::Frame frame) {
   // the new connection cancels by resuming the session), if still permitted.
   auto old = gw_.registry().bindDevice(device_, self);
   if (old && old.get() != this) {
-    struct Waiter {
-      explicit Waiter(asio::io_context& io) : timer(io, kForever) {}
-      asio::steady_timer timer;
-      bool closed = false;
-    };
-    auto waiter = std::make_shared<Waiter>(gw_.io());
-    old->whenClosed([waiter] {
-      waiter->closed = true;
-      waiter->timer.cancel();
-    });
+    auto closed = std::make_shared<OneShot>(gw_.io());
+    old->whenClosed([closed] { closed->fire(); });
     if (old->state_ < State::kClosing) {
       old->recordEvent(monitor::event_type::kSessionTakeover, er::kSessionTakeover);
       old->terminate(rc::kSessionTakenOver, UpstreamEnd::kWillIfPermitted, std::string(er::kSessionTakeover));
     }
-    if (!waiter->closed) {
-      waiter->timer.expires_after(kCloseGrace + std::chrono::milliseconds(500));
-      co_await waiter->timer.async_wait(kNoThrow);
-    }
+    co_await closed->wait(kCloseGrace + std::chrono::milliseconds(500));
     old.reset();
     // The old connection may have parked a delayed will: this connection
     // resumes the session, which cancels it at the broker.
@@ -697,7 +709,7 @@ asio::awaitable<void> MqttSession::deviceReadLoop() {
       auto next = dev_decoder_.nextView();
       if (!next) {
         if (state_ == State::kAwaitConnect && next.error().reason_code == rc::kPacketTooLarge) {
-          refuseOversizedConnect(std::span<const uint8_t>(buf.data(), n));
+          refuseOversizedConnect();
           co_return;
         }
         protocolViolation(next.error().reason_code, eventReasonForDecodeError(next.error().reason_code),
@@ -718,22 +730,13 @@ asio::awaitable<void> MqttSession::deviceReadLoop() {
   }
 }
 
-void MqttSession::refuseOversizedConnect(std::span<const uint8_t> first_bytes) {
+void MqttSession::refuseOversizedConnect() {
   // The CONNECT is refused from its Remaining Length, before its body is
   // read. An MQTT 5 client is told why (CONNACK 0x95, MQTT 5.0 §3.2.2.2) if
-  // the bytes at hand show its Protocol Level; 3.1.1 has no code for it.
-  size_t off = 1, value = 0;
-  bool header_done = false;
-  for (int shift = 0; off < first_bytes.size() && off <= 4; ++off, shift += 7) {
-    value |= static_cast<size_t>(first_bytes[off] & 0x7F) << shift;
-    if ((first_bytes[off] & 0x80) == 0) {
-      header_done = true;
-      ++off;
-      break;
-    }
-  }
-  if (header_done && !first_bytes.empty() && first_bytes[0] == 0x10) {
-    auto version = mqtt::peekConnectVersion(first_bytes.subspan(off));
+  // the bytes that arrived show its Protocol Level; 3.1.1 has no code for it.
+  auto refused = dev_decoder_.refusedFrame();
+  if (refused && refused->first_byte == 0x10) {
+    auto version = mqtt::peekConnectVersion(refused->body);
     if (version && version.value() == ProtocolVersion::k5) {
       mqtt::Connack ack;
       ack.reason_code = rc::kPacketTooLarge;
@@ -820,14 +823,10 @@ void MqttSession::handleDevicePublish(mqtt::Publish& p) {
     protocolViolation(rc::kTopicNameInvalid, "topic_invalid", "invalid topic name");
     return;
   }
-  std::string_view action = "mqtt:publish";
-  const policy::Decision* d = &authorize(action, p.topic);
-  if (d->permit && p.retain) {
-    action = "mqtt:retain";
-    d = &authorize(action, p.topic);
-  }
-  if (!d->permit) {
-    recordDeny(action, p.topic, *d);
+  std::string_view action;
+  const policy::Decision& d = authorizePublish(p.topic, p.retain, action);
+  if (!d.permit) {
+    recordDeny(action, p.topic, d);
     if (p.qos == 1) {
       mqtt::Puback ack;
       ack.packet_id = p.packet_id;
@@ -910,14 +909,10 @@ void MqttSession::handleDevicePubrel(const mqtt::Pubrel& rel) {
   // The broker hands the message to subscribers only now: what the device
   // may publish is decided now, as for a new PUBLISH (a cut in between
   // stops it).
-  std::string_view action = "mqtt:publish";
-  const policy::Decision* d = &authorize(action, staged->second.topic);
-  if (d->permit && staged->second.retain) {
-    action = "mqtt:retain";
-    d = &authorize(action, staged->second.topic);
-  }
-  if (!d->permit) {
-    recordDeny(action, staged->second.topic, *d, {}, /*own=*/false);
+  std::string_view action;
+  const policy::Decision& d = authorizePublish(staged->second.topic, staged->second.retain, action);
+  if (!d.permit) {
+    recordDeny(action, staged->second.topic, d, {}, /*own=*/false);
     staged_qos2_.erase(staged);
     // Not released: the broker drops it when the id is used again or the
     // session ends. The device learns that nothing was delivered.
@@ -1205,20 +1200,23 @@ void MqttSession::handleBrokerPublish(mqtt::Publish& p) {
     if (bytes.empty() || (device_max_packet_ > 0 && bytes.size() > device_max_packet_)) deliver = false;
   }
   if (!deliver) {
-    // Acknowledged upstream by the gateway, never forwarded.
-    if (p.qos == 1) {
-      mqtt::Puback ack;
-      ack.packet_id = p.packet_id;
-      sendUpstream(ack);
-    } else if (p.qos == 2) {
-      mqtt::Pubrec rec;
-      rec.packet_id = p.packet_id;
-      sendUpstream(rec);
-      dropped_qos2_from_broker_.insert(p.packet_id);
-    }
+    acknowledgeUndelivered(p);
     return;
   }
   enqueue(Side::kDevice, std::move(bytes));
+}
+
+void MqttSession::acknowledgeUndelivered(const mqtt::Publish& p) {
+  if (p.qos == 1) {
+    mqtt::Puback ack;
+    ack.packet_id = p.packet_id;
+    sendUpstream(ack);
+  } else if (p.qos == 2) {
+    mqtt::Pubrec rec;
+    rec.packet_id = p.packet_id;
+    sendUpstream(rec);
+    dropped_qos2_from_broker_.insert(p.packet_id);
+  }
 }
 
 void MqttSession::completeGatewayOp(uint16_t upstream_id, const std::vector<uint8_t>& codes) {
@@ -1401,16 +1399,7 @@ void MqttSession::recallDeliveries() {
           keep = filterActiveFor(p->topic) && authorize("mqtt:receive", p->topic).permit;
           if (!keep) {
             ++recalled;
-            if (p->qos == 1) {
-              mqtt::Puback ack;
-              ack.packet_id = p->packet_id;
-              sendUpstream(ack);
-            } else if (p->qos == 2) {
-              mqtt::Pubrec rec;
-              rec.packet_id = p->packet_id;
-              sendUpstream(rec);
-              dropped_qos2_from_broker_.insert(p->packet_id);
-            }
+            acknowledgeUndelivered(*p);
           }
         }
       }
@@ -1517,14 +1506,11 @@ void MqttSession::cut(uint8_t reason_code, std::string reason, bool purge, std::
 bool MqttSession::willStillPermitted(bool own) {
   if (!will_sent_upstream_ || !connect_.will) return false;
   const mqtt::Will& will = *connect_.will;
-  policy::Decision d = authorize("mqtt:publish", will.topic);
-  std::string_view action = "mqtt:publish";
-  if (d.permit && will.retain) {
-    action = "mqtt:retain";
-    d = authorize(action, will.topic);
-  }
-  if (!d.permit) recordDeny(action, will.topic, d, er::kWillDenied, own);
-  return d.permit;
+  std::string_view action;
+  const policy::Decision& d = authorizePublish(will.topic, will.retain, action);
+  const bool permit = d.permit;
+  if (!permit) recordDeny(action, will.topic, d, er::kWillDenied, own);
+  return permit;
 }
 
 void MqttSession::recheckParkedWill(std::function<void()> done) {

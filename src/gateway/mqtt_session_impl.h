@@ -126,6 +126,10 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   void brokerAnswered(uint16_t device_id, mqtt::Packet answer);
   void handleUpstreamFrame(const mqtt::FrameView& frame);
   void handleBrokerPublish(mqtt::Publish& p);
+  // acknowledgeUndelivered answers the broker for a delivery the gateway
+  // does not forward (PUBACK, or PUBREC and later PUBCOMP), so it is not
+  // redelivered.
+  void acknowledgeUndelivered(const mqtt::Publish& p);
   // takeAcknowledged resolves the upstream packet id of a SUBACK/UNSUBACK:
   // a gateway-originated operation is completed here (nullopt); otherwise it
   // returns the device's pending request from |pending| (nullopt if none).
@@ -139,6 +143,10 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // authorize decides (action, resource) for this session through its
   // decision cache. The reference stays valid until the next authorize call.
   const policy::Decision& authorize(std::string_view action, std::string_view resource);
+  // authorizePublish decides a publish to |topic| (a PUBLISH, its release,
+  // a will): mqtt:publish, and mqtt:retain too if |retain|. |action| is set
+  // to the action decided last (the one to name in a denial).
+  const policy::Decision& authorizePublish(std::string_view topic, bool retain, std::string_view& action);
   // refreshPrincipal rebuilds principal_ from |snap|; false if the device may
   // no longer hold a session (gone, revoked, pending, serial no longer valid).
   bool refreshPrincipal(const std::shared_ptr<const DecisionSnapshot>& snap, std::string* why = nullptr);
@@ -185,8 +193,8 @@ class MqttSession : public std::enable_shared_from_this<MqttSession> {
   // Ending the session.
   void protocolViolation(uint8_t reason_code, std::string_view reason, std::string message);
   // refuseOversizedConnect ends a session whose first packet is over the
-  // size limit; |first_bytes| is the read that held its fixed header.
-  void refuseOversizedConnect(std::span<const uint8_t> first_bytes);
+  // size limit (the device decoder's refused frame).
+  void refuseOversizedConnect();
   void terminate(std::optional<uint8_t> device_reason, UpstreamEnd upstream_end, std::string reason,
                  std::optional<mqtt::Disconnect> forwarded = std::nullopt, bool purge = false);
   void onSideFinished();

@@ -886,6 +886,12 @@ void FrameDecoder::checkHeader() {
           error_ = DecodeError{reason::kPacketTooLarge,
                                std::to_string(header_len + value) + "-byte packet exceeds the maximum packet size of " +
                                    std::to_string(max_packet_size_)};
+          const size_t body_at = start_ + header_len;
+          const size_t kept = std::min(FrameDecoder::kRefusedBodyKept, buffer_.size() - body_at);
+          refused_body_.assign(buffer_.begin() + static_cast<std::ptrdiff_t>(body_at),
+                               buffer_.begin() + static_cast<std::ptrdiff_t>(body_at + kept));
+          refused_first_ = first;
+          refused_size_ = header_len + value;
         } else {
           header_len_ = header_len;
           remaining_len_ = value;
@@ -901,6 +907,11 @@ void FrameDecoder::checkHeader() {
     buffer_.shrink_to_fit();
     start_ = 0;
   }
+}
+
+std::optional<FrameView> FrameDecoder::refusedFrame() const {
+  if (refused_size_ == 0) return std::nullopt;
+  return FrameView{refused_first_, std::span<const uint8_t>(refused_body_), refused_size_};
 }
 
 void FrameDecoder::compact() {

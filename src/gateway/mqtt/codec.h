@@ -112,6 +112,13 @@ class FrameDecoder {
   size_t buffered() const { return buffer_.size() - start_; }
   bool failed() const { return error_.has_value(); }
 
+  // refusedFrame describes the frame refused as too large (0x95), for a
+  // caller that wants to tell its peer why (a CONNECT's Protocol Level):
+  // its first byte, its declared size, and the first bytes of its body that
+  // had arrived (at most kRefusedBodyKept). nullopt unless that error.
+  static constexpr size_t kRefusedBodyKept = 16;
+  std::optional<FrameView> refusedFrame() const;
+
  private:
   // checkHeader parses the fixed header at the front of the buffer, if
   // complete, into header_len_/remaining_len_, setting error_ on a violation.
@@ -125,6 +132,10 @@ class FrameDecoder {
   size_t header_len_ = 0;         // 0 while the pending fixed header is incomplete
   size_t remaining_len_ = 0;      // of the pending frame, once header_len_ != 0
   std::optional<DecodeError> error_;
+  // The frame refused as too large: first byte, declared size (0: none), start of its body.
+  uint8_t refused_first_ = 0;
+  size_t refused_size_ = 0;
+  std::vector<uint8_t> refused_body_;
 };
 
 // decodePacket decodes and fully validates one frame of a session speaking

@@ -396,6 +396,30 @@ TEST(FrameDecoder, RejectsOversizedPacketFromHeaderAlone) {
   EXPECT_EQ(fd.buffered(), 0u);  // nothing of the body is buffered
 }
 
+TEST(FrameDecoder, RefusedFrameKeepsItsStartOnly) {
+  FrameDecoder fd(256 * 1024);
+  EXPECT_FALSE(fd.refusedFrame().has_value());
+  // An oversized CONNECT whose header arrives in two reads, then some body.
+  std::string wire = bytes({0x10}) + varint(300 * 1024);
+  std::string body = bytes({0x00, 0x04}) + "MQTT" + bytes({0x05, 0x02, 0x00, 0x3C}) + std::string(40, 'x');
+  fd.append(wire.substr(0, 2));
+  EXPECT_FALSE(fd.refusedFrame().has_value());  // header incomplete: nothing refused yet
+  fd.append(wire.substr(2) + body);
+  EXPECT_EQ(fd.next().error().reason_code, reason::kPacketTooLarge);
+  EXPECT_EQ(fd.buffered(), 0u);
+  auto refused = fd.refusedFrame();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->first_byte, 0x10);
+  EXPECT_EQ(refused->size, wire.size() + 300 * 1024);
+  EXPECT_EQ(std::string(refused->body.begin(), refused->body.end()), body.substr(0, FrameDecoder::kRefusedBodyKept));
+  EXPECT_EQ(peekConnectVersion(refused->body).value(), ProtocolVersion::k5);
+
+  FrameDecoder malformed_header(256 * 1024);
+  malformed_header.append(bytes({0xC0, 0x80, 0x00}));
+  EXPECT_EQ(malformed_header.next().error().reason_code, reason::kMalformedPacket);
+  EXPECT_FALSE(malformed_header.refusedFrame().has_value());
+}
+
 TEST(FrameDecoder, AcceptsPacketOfExactlyTheMaximum) {
   std::string wire = encode(Publish{false, 0, false, "t", 0, {}, std::string(100, 'x')}, k311);
   FrameDecoder exact(wire.size());
