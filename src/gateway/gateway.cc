@@ -138,12 +138,15 @@ void Gateway::Impl::reevaluate(std::function<void()> done) { reevaluate(identity
 
 void Gateway::Impl::reevaluate(const identity::ChangeScope& scope, std::function<void()> done) {
   const auto start = std::chrono::steady_clock::now();
-  std::vector<std::shared_ptr<MqttSession>> sessions;
+  // Live sessions, and closed ones whose delayed will the broker still holds.
+  std::vector<std::shared_ptr<MqttSession>> sessions, wills;
   if (scope.everything) {
     sessions = registry_.all();
+    wills = registry_.parkedWills();
   } else {
     for (const std::string& name : scope.devices) {
       if (auto s = registry_.findDevice(name)) sessions.push_back(std::move(s));
+      if (auto w = registry_.findWill(name)) wills.push_back(std::move(w));
     }
   }
   const bool log = scope.everything;  // a device's own change is not worth two log lines
@@ -159,15 +162,8 @@ void Gateway::Impl::reevaluate(const identity::ChangeScope& scope, std::function
   for (auto& s : sessions) {
     s->reevaluate([countdown] {});
   }
-  // Closed sessions whose delayed will the broker still holds: a will that
-  // is no longer permitted is cancelled before the change completes.
-  if (scope.everything) {
-    for (auto& w : registry_.parkedWills()) w->recheckParkedWill([countdown] {});
-  } else {
-    for (const std::string& name : scope.devices) {
-      if (auto w = registry_.findWill(name)) w->recheckParkedWill([countdown] {});
-    }
-  }
+  // A will that is no longer permitted is cancelled before the change completes.
+  for (auto& w : wills) w->recheckParkedWill([countdown] {});
   // Cuts have queued their DISCONNECT and suspended filters deliver nothing
   // from here on.
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
